@@ -1,0 +1,721 @@
+# -*- test-case-name: tests.test_c2s -*-
+"""
+The receiving side of a client stream (RFC 6120): stream headers, features,
+STARTTLS, SASL, resource binding, and the bound stream's stanza handling.
+
+Twisted and wokkel only ship the initiating side of these. The shape follows
+Twisted's C{TLSInitiatingInitializer} and wokkel's
+C{ListenComponentAuthenticator}: an authenticator checks headers and sends
+features; each negotiable feature is a small object of its own
+(L{ReceivingTLSFeature}, L{ReceivingSASLFeature}, L{ReceivingBindFeature}).
+Once a resource is bound, stanzas are stamped, routed through the
+L{SessionManager}, or handed to the stream's wokkel handlers.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from twisted.cred.portal import Portal
+from twisted.internet import defer, task
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, ISSLTransport
+from twisted.logger import Logger
+from twisted.python import failure
+from twisted.words.protocols.jabber import error, jid, xmlstream
+from twisted.words.protocols.jabber.sasl import SASLIncorrectEncodingError, fromBase64
+from twisted.words.xish import domish, utility
+
+from xmppcert.config import Config
+from xmppcert.cred import Account
+from xmppcert.sasl import (
+    NS_SASL,
+    Challenge,
+    MechanismContext,
+    MechanismRegistry,
+    SASLFailure,
+    SASLResult,
+    Success,
+)
+from xmppcert.sessions import Session, SessionManager
+from xmppcert.store.interfaces import IAccountStore
+from xmppcert.xmlstream import HardenedXmlStream
+
+log = Logger()
+
+NS_CLIENT = "jabber:client"
+NS_STREAMS = xmlstream.NS_STREAMS
+NS_TLS = xmlstream.NS_XMPP_TLS
+NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
+
+#: RFC 7622 section 3.4: a resourcepart is at most 1023 octets.
+MAX_RESOURCE_OCTETS = 1023
+
+
+#: Called once a resource is bound; returns the wokkel handlers for that stream.
+HandlerFactory = Callable[["C2SAuthenticator"], "Iterable[Any]"]
+
+
+class C2SServer:
+    """
+    Everything the client streams of one server share: configuration,
+    portal, store, session registry, TLS context, SASL mechanisms, the
+    clock, and the factories of per-stream handlers.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        portal: Portal,
+        store: IAccountStore,
+        sessions: SessionManager,
+        tlsFactory: Any,
+        registry: MechanismRegistry,
+        clock: IReactorTime,
+        handlerFactories: Sequence[HandlerFactory] = (),
+    ) -> None:
+        self.config = config
+        self.portal = portal
+        self.store = store
+        self.sessions = sessions
+        self.tlsFactory = tlsFactory
+        self.registry = registry
+        self.clock = clock
+        self.handlerFactories = list(handlerFactories)
+        #: Every connected stream, bound or not.
+        self.streams: set[C2SAuthenticator] = set()
+
+    def streamFactory(self) -> xmlstream.XmlStreamServerFactory:
+        """
+        A protocol factory for client streams. Wrap it with
+        C{tlsFactory.wrapFactory} for direct TLS.
+        """
+        factory = xmlstream.XmlStreamServerFactory(lambda: C2SAuthenticator(self))
+        factory.protocol = C2SStream
+        return factory
+
+
+class C2SStream(HardenedXmlStream):
+    """
+    A client stream with the hardened parser, as the receiving entity.
+    """
+
+    initiating = False
+
+    def reset(self) -> None:
+        # Bytes that arrived in the same read as <starttls/> or after
+        # <success/> must not be parsed as part of the new stream (that is
+        # the STARTTLS command injection attack): silence the old parser.
+        old = self.stream
+        super().reset()
+        if old is not None:
+            old.DocumentStartEvent = self._dataBeforeRestart
+            old.ElementEvent = self._dataBeforeRestart
+            old.DocumentEndEvent = self._dataBeforeRestart
+
+    def _dataBeforeRestart(self, *args: object) -> None:
+        log.warn("Data pipelined across a stream restart; closing", peer=_peer(self))
+        self.transport.abortConnection()
+
+    def onDocumentEnd(self) -> None:
+        # RFC 6120 section 4.4: answer the closing tag with ours.
+        if self._headerSent:
+            self.sendFooter()
+        self.transport.loseConnection()
+
+
+def _peer(xs: Any) -> str:
+    try:
+        address = xs.transport.getPeer()
+        return f"{address.host}:{address.port}"
+    except Exception:
+        return "?"
+
+
+def _element(uri: str, name: str, content: str | None = None) -> domish.Element:
+    element = domish.Element((uri, name))
+    if content is not None:
+        element.addContent(content)
+    return element
+
+
+class ReceivingTLSFeature:
+    """
+    STARTTLS as the receiving entity (RFC 6120 section 5.4): offered, and
+    required, until TLS is up.
+    """
+
+    def __init__(self, authenticator: C2SAuthenticator) -> None:
+        self.authenticator = authenticator
+
+    def featureElement(self) -> domish.Element:
+        starttls = domish.Element((NS_TLS, "starttls"))
+        starttls.addElement("required")
+        return starttls
+
+    def onElement(self, element: domish.Element) -> bool:
+        if (element.uri, element.name) != (NS_TLS, "starttls"):
+            return False
+        xs = self.authenticator.xmlstream
+        xs.send(domish.Element((NS_TLS, "proceed")))
+        # Twisted writes the <proceed/> in the clear, then starts TLS.
+        xs.transport.startTLS(self.authenticator.server.tlsFactory)
+        xs.reset()
+        self.authenticator.tlsStarted()
+        return True
+
+
+class ReceivingSASLFeature:
+    """
+    SASL as the receiving entity (RFC 6120 section 6.4).
+    """
+
+    def __init__(self, authenticator: C2SAuthenticator) -> None:
+        self.authenticator = authenticator
+        self.failures = 0
+        self._mechanism: Any = None
+        self._mechanismName = ""
+        self._busy = False
+
+    def _context(self) -> MechanismContext:
+        a = self.authenticator
+        return MechanismContext(
+            portal=a.server.portal,
+            store=a.server.store,
+            domain=a.domain,
+            secure=a.secure,
+            peerAddress=_peer(a.xmlstream),
+        )
+
+    def offeredNames(self) -> list[str]:
+        server = self.authenticator.server
+        return [f.name for f in server.registry.offered(server.config.sasl.mechanisms, self._context())]
+
+    def featureElement(self) -> domish.Element:
+        mechanisms = domish.Element((NS_SASL, "mechanisms"))
+        for name in self.offeredNames():
+            mechanisms.addElement("mechanism", content=name)
+        return mechanisms
+
+    def onElement(self, element: domish.Element) -> bool:
+        if element.uri != NS_SASL or element.name not in ("auth", "response", "abort"):
+            return False
+        if self._busy:
+            # A step is still being checked; RFC 6120 has no pipelining here.
+            self._fail(SASLFailure("malformed-request", "wait for the server's answer"))
+            return True
+        if element.name == "abort":
+            self._mechanism = None
+            self._fail(SASLFailure("aborted"))
+        elif element.name == "auth":
+            self._onAuth(element)
+        else:
+            self._onResponse(element)
+        return True
+
+    def _decode(self, element: domish.Element, initial: bool) -> bytes | None:
+        text = str(element)
+        if initial and text == "":
+            return None
+        if text == "=":
+            return b""
+        try:
+            return bytes(fromBase64(text))
+        except SASLIncorrectEncodingError:
+            raise SASLFailure("incorrect-encoding") from None
+
+    def _onAuth(self, element: domish.Element) -> None:
+        name = element.getAttribute("mechanism", "")
+        if self._mechanism is not None:
+            self._mechanism = None
+        if name not in self.offeredNames():
+            self._fail(SASLFailure("invalid-mechanism"))
+            return
+        factory = self.authenticator.server.registry.get(name)
+        assert factory is not None
+        try:
+            data = self._decode(element, initial=True)
+        except SASLFailure as e:
+            self._fail(e)
+            return
+        self._mechanism = factory(self._context())
+        self._mechanismName = name
+        self._run(self._mechanism.start(data))
+
+    def _onResponse(self, element: domish.Element) -> None:
+        if self._mechanism is None:
+            self._fail(SASLFailure("malformed-request", "no authentication in progress"))
+            return
+        try:
+            data = self._decode(element, initial=False)
+        except SASLFailure as e:
+            self._mechanism = None
+            self._fail(e)
+            return
+        assert data is not None
+        self._run(self._mechanism.step(data))
+
+    def _run(self, d: defer.Deferred[SASLResult]) -> None:
+        self._busy = True
+
+        def done(result: SASLResult) -> None:
+            self._busy = False
+            if not self.authenticator.connected:
+                return
+            if isinstance(result, Challenge):
+                challenge = domish.Element((NS_SASL, "challenge"))
+                if result.data:
+                    challenge.addContent(base64.b64encode(result.data).decode("ascii"))
+                self.authenticator.xmlstream.send(challenge)
+            else:
+                self._succeed(result)
+
+        def failed(f: failure.Failure) -> None:
+            self._busy = False
+            self._mechanism = None
+            if not self.authenticator.connected:
+                return
+            if f.check(SASLFailure):
+                self._fail(f.value)
+            else:
+                log.failure("SASL mechanism {mechanism} failed unexpectedly", f, mechanism=self._mechanismName)
+                self._fail(SASLFailure("temporary-auth-failure"))
+
+        d.addCallbacks(done, failed)
+
+    def _succeed(self, result: Success) -> None:
+        self._mechanism = None
+        success = domish.Element((NS_SASL, "success"))
+        if result.additionalData:
+            success.addContent(base64.b64encode(result.additionalData).decode("ascii"))
+        log.info(
+            "Authenticated {jid} with {mechanism} from {peer}",
+            jid=result.account.jid.userhost(),
+            mechanism=self._mechanismName,
+            peer=_peer(self.authenticator.xmlstream),
+        )
+        xs = self.authenticator.xmlstream
+        xs.send(success)
+        xs.reset()
+        self.authenticator.authenticated(result.account, self._mechanismName)
+
+    def _fail(self, reason: SASLFailure) -> None:
+        a = self.authenticator
+        self.failures += 1
+        log.info(
+            "SASL failure {condition} for {mechanism} from {peer} ({count} of {limit})",
+            condition=reason.condition,
+            mechanism=self._mechanismName or "-",
+            peer=_peer(a.xmlstream),
+            count=self.failures,
+            limit=a.server.config.sasl.max_failures,
+        )
+        f = domish.Element((NS_SASL, "failure"))
+        f.addElement(reason.condition)
+        if reason.text:
+            f.addElement("text", content=reason.text)
+        a.xmlstream.send(f)
+        if reason.closeStream:
+            a.xmlstream.sendFooter()
+            a.xmlstream.transport.loseConnection()
+        elif self.failures >= a.server.config.sasl.max_failures:
+            # RFC 6120 section 6.4.5: past the retry limit, policy-violation.
+            a.streamError("policy-violation", "Too many failed authentication attempts")
+
+
+class ReceivingBindFeature:
+    """
+    Resource binding as the receiving entity (RFC 6120 section 7).
+    """
+
+    def __init__(self, authenticator: C2SAuthenticator) -> None:
+        self.authenticator = authenticator
+
+    def featureElement(self) -> domish.Element:
+        return domish.Element((NS_BIND, "bind"))
+
+    @staticmethod
+    def isBindRequest(element: domish.Element) -> bool:
+        return (
+            element.name == "iq"
+            and element.uri == NS_CLIENT
+            and element.getAttribute("type") == "set"
+            and any(c.uri == NS_BIND and c.name == "bind" for c in element.elements())
+        )
+
+    def onElement(self, element: domish.Element) -> bool:
+        if not self.isBindRequest(element):
+            return False
+        a = self.authenticator
+        assert a.account is not None
+        bind = next(c for c in element.elements() if c.uri == NS_BIND and c.name == "bind")
+        resource = None
+        for child in bind.elements(NS_BIND, "resource"):
+            resource = str(child)
+        if not resource:
+            resource = a.server.sessions.newResource(a.account.jid)
+        try:
+            if len(resource.encode("utf-8")) > MAX_RESOURCE_OCTETS:
+                raise jid.InvalidFormat("resource too long")
+            full = jid.JID(tuple=(a.account.jid.user, a.account.jid.host, resource))
+        except (jid.InvalidFormat, UnicodeError, ValueError):
+            a.xmlstream.send(error.StanzaError("bad-request", text="Invalid resource").toResponse(element))
+            return True
+        a.bound(full, element)
+        return True
+
+
+class LocalStream(utility.EventDispatcher):
+    """
+    What the per-stream wokkel handlers see as their C{xmlstream}: stanzas
+    the server handles itself are dispatched here, so a handler never sees a
+    stanza that was routed to someone else. Everything else is the real
+    stream's.
+    """
+
+    def __init__(self, xs: xmlstream.XmlStream) -> None:
+        utility.EventDispatcher.__init__(self)
+        self._xs = xs
+
+    def send(self, obj: Any) -> None:
+        self._xs.send(obj)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._xs, name)
+
+
+class StreamHandlers(xmlstream.XMPPHandlerCollection):
+    """
+    The wokkel handlers of one bound stream (ping, disco, XEP-0257, ...).
+    """
+
+    def __init__(self, local: LocalStream) -> None:
+        xmlstream.XMPPHandlerCollection.__init__(self)
+        self.local = local
+
+    def send(self, obj: Any) -> None:
+        self.local.send(obj)
+
+    def initialize(self) -> None:
+        for handler in list(self):
+            handler.makeConnection(self.local)
+            handler.connectionInitialized()
+
+    def lost(self, reason: failure.Failure) -> None:
+        for handler in list(self):
+            handler.connectionLost(reason)
+
+
+class C2SAuthenticator(xmlstream.ListenAuthenticator):
+    """
+    Drives one client stream from connection to bound session.
+
+    @ivar state: C{"tls"}, C{"sasl"}, C{"bind"} or C{"bound"}.
+    @ivar domain: the served domain the client addressed.
+    @ivar account: set by SASL.
+    @ivar session: set by resource binding.
+    """
+
+    namespace = NS_CLIENT
+
+    def __init__(self, server: C2SServer) -> None:
+        self.server = server
+        self.state = "tls"
+        self.secure = False
+        self.domain = ""
+        self.account: Account | None = None
+        self.mechanism = ""
+        self.session: Session | None = None
+        self.connected = False
+        self.handlers: StreamHandlers | None = None
+        self.local: LocalStream | None = None
+        self.tlsFeature = ReceivingTLSFeature(self)
+        self.saslFeature = ReceivingSASLFeature(self)
+        self.bindFeature = ReceivingBindFeature(self)
+        self._timeout: IDelayedCall | None = None
+        self._keepalive: task.LoopingCall | None = None
+        #: Fires when the connection is gone.
+        self.closed: defer.Deferred[None] = defer.Deferred()
+
+    # --- connection lifecycle ------------------------------------------------
+
+    def associateWithStream(self, xs: Any) -> None:
+        super().associateWithStream(xs)
+        limits = self.server.config.limits
+        xs.maxStanzaSize = limits.max_stanza_size
+        xs.maxStanzaElements = limits.max_stanza_elements
+
+    def connectionMade(self) -> None:
+        xs = self.xmlstream
+        self.connected = True
+        self.server.streams.add(self)
+        xs.addObserver("/*", self._onElement)
+        xs.addObserver(xmlstream.STREAM_END_EVENT, self._onStreamEnd)
+        if ISSLTransport.providedBy(xs.transport):
+            # Direct TLS (XEP-0368): the handshake precedes the stream header.
+            self.secure = True
+            self.state = "sasl"
+        self._timeout = self.server.clock.callLater(
+            self.server.config.limits.auth_timeout, self._authTimedOut
+        )
+
+    def _authTimedOut(self) -> None:
+        self._timeout = None
+        if self.state != "bound":
+            log.info("Closing stream from {peer}: not authenticated in time", peer=_peer(self.xmlstream))
+            self.streamError("connection-timeout")
+
+    def _onStreamEnd(self, reason: object) -> None:
+        self.connected = False
+        self.server.streams.discard(self)
+        if self._timeout is not None and self._timeout.active():
+            self._timeout.cancel()
+        self._timeout = None
+        if self._keepalive is not None and self._keepalive.running:
+            self._keepalive.stop()
+        if self.session is not None:
+            self.server.sessions.unbind(self.session)
+            self.session.closed = True
+        if self.handlers is not None:
+            self.handlers.lost(failure.Failure(Exception("connection lost")))
+        self.closed.callback(None)
+
+    def streamError(self, condition: str, text: str | None = None) -> None:
+        """
+        Send a stream error and close (RFC 6120 section 4.9).
+        """
+        if not self.connected:
+            return
+        if condition not in ("system-shutdown", "conflict", "connection-timeout"):
+            log.warn(
+                "Stream error {condition} to {peer}: {text}",
+                condition=condition,
+                peer=_peer(self.xmlstream),
+                text=text or "",
+            )
+        self.xmlstream.sendStreamError(error.StreamError(condition, text=text))
+
+    # --- stream header ------------------------------------------------------
+
+    def streamStarted(self, rootElement: domish.Element) -> None:
+        xs = self.xmlstream
+        xs.namespace = NS_CLIENT
+        xs.prefixes = {NS_STREAMS: "stream"}
+        xs.sid = base64.b32encode(os.urandom(10)).decode("ascii").lower()
+        domain = self._checkHeader(rootElement)
+        if domain is None:
+            return
+        xs.thisEntity = jid.internJID(domain)
+        xs.otherEntity = None
+        xs.sendHeader()
+        features = domish.Element((NS_STREAMS, "features"))
+        for feature in self._currentFeatures():
+            features.addChild(feature.featureElement())
+        xs.send(features)
+
+    def _checkHeader(self, root: domish.Element) -> str | None:
+        served = self.server.config.domains
+        if (root.uri, root.name) != (NS_STREAMS, "stream"):
+            self._headerError("invalid-namespace", "the root element must be stream:stream")
+            return None
+        if root.defaultUri != NS_CLIENT:
+            self._headerError("invalid-namespace", "the content namespace must be jabber:client")
+            return None
+        version = root.getAttribute("version", "0.0")
+        try:
+            major = int(version.split(".")[0])
+        except ValueError:
+            major = 0
+        if major < 1:
+            self._headerError("unsupported-version", "XMPP 1.0 is required")
+            return None
+        to = root.getAttribute("to")
+        if to is None:
+            if len(served) != 1 or self.domain:
+                self._headerError("host-unknown", "the stream header needs a 'to'")
+                return None
+            to = served[0]
+        try:
+            domain = jid.JID(to).host
+        except (jid.InvalidFormat, UnicodeError, ValueError):
+            self._headerError("host-unknown", "not a domain")
+            return None
+        if domain not in served or "@" in to or "/" in to:
+            self._headerError("host-unknown", f"{to} is not served here")
+            return None
+        if self.domain and domain != self.domain:
+            self._headerError("host-unknown", "the domain changed across a stream restart")
+            return None
+        self.domain = domain
+        return domain
+
+    def _headerError(self, condition: str, text: str) -> None:
+        # Our header must precede the error (RFC 6120 section 4.9.1.2), and
+        # it must name a domain we serve, never one the peer made up.
+        self.xmlstream.thisEntity = jid.internJID(self.domain or self.server.config.domains[0])
+        self.streamError(condition, text)
+
+    def _currentFeatures(self) -> list[Any]:
+        if self.state == "tls":
+            return [self.tlsFeature]
+        if self.state == "sasl":
+            return [self.saslFeature]
+        if self.state == "bind":
+            return [self.bindFeature]
+        return []
+
+    # --- negotiation steps --------------------------------------------------
+
+    def tlsStarted(self) -> None:
+        self.secure = True
+        self.state = "sasl"
+
+    def authenticated(self, account: Account, mechanism: str) -> None:
+        self.account = account
+        self.mechanism = mechanism
+        self.state = "bind"
+
+    def bound(self, fullJID: jid.JID, request: domish.Element) -> None:
+        xs = self.xmlstream
+        assert self.account is not None
+        self.session = self.server.sessions.bind(fullJID, xs.send, self._closeSession)
+        self.session.info["mechanism"] = self.mechanism
+        self.state = "bound"
+        if self._timeout is not None and self._timeout.active():
+            self._timeout.cancel()
+        self._timeout = None
+        response = xmlstream.toResponse(request, "result")
+        response.addElement((NS_BIND, "bind")).addElement("jid", content=fullJID.full())
+        xs.send(response)
+        self.local = LocalStream(xs)
+        self.handlers = StreamHandlers(self.local)
+        for makeHandlers in self.server.handlerFactories:
+            for handler in makeHandlers(self):
+                handler.setHandlerParent(self.handlers)
+        self.handlers.initialize()
+        interval = self.server.config.keepalive_interval
+        if interval:
+            self._keepalive = task.LoopingCall(self._sendKeepalive)
+            self._keepalive.clock = self.server.clock
+            self._keepalive.start(interval, now=False)
+        xs.dispatch(xs, xmlstream.STREAM_AUTHD_EVENT)
+
+    def _sendKeepalive(self) -> None:
+        # RFC 6120 section 4.6.1: whitespace between stanzas keeps NATs open.
+        if self.connected:
+            self.xmlstream.send(" ")
+
+    def _closeSession(self, streamError: error.StreamError) -> None:
+        self.streamError(streamError.condition, streamError.text)
+
+    # --- element dispatch ---------------------------------------------------
+
+    def _onElement(self, element: domish.Element) -> None:
+        if element.uri == NS_STREAMS and element.name == "error":
+            return  # XmlStream.onStreamError closes the connection.
+        if self.state == "bound":
+            self._onStanza(element)
+            return
+        if self.state == "tls":
+            if self.tlsFeature.onElement(element):
+                return
+            if element.uri == NS_SASL and element.name == "auth":
+                # RFC 6120 section 6.4.1 / 5.3.1: no SASL before TLS.
+                self.saslFeature._fail(SASLFailure("encryption-required"))
+                return
+        elif self.state == "sasl":
+            if self.saslFeature.onElement(element):
+                return
+        elif self.state == "bind":
+            if self.bindFeature.onElement(element):
+                return
+        self.streamError("not-authorized", "Authenticate and bind a resource first")
+
+    def _onStanza(self, stanza: domish.Element) -> None:
+        assert self.session is not None
+        if stanza.uri != NS_CLIENT or stanza.name not in ("message", "presence", "iq"):
+            self.streamError("unsupported-stanza-type")
+            return
+        full = self.session.jid
+        sender = stanza.getAttribute("from")
+        if sender is not None and sender not in (full.full(), full.userhost()):
+            # RFC 6120 section 8.1.2.1: the server stamps 'from'.
+            self.streamError("invalid-from")
+            return
+        stanza["from"] = full.full()
+        if stanza.name == "iq" and not self._checkIQ(stanza):
+            return
+        to = stanza.getAttribute("to")
+        target: jid.JID | None = None
+        if to is not None:
+            try:
+                target = jid.internJID(to)
+            except (jid.InvalidFormat, UnicodeError, ValueError):
+                self._reply(stanza, "jid-malformed")
+                return
+        if stanza.name == "iq" and ReceivingBindFeature.isBindRequest(stanza):
+            self._reply(stanza, "not-allowed", "A resource is already bound")
+            return
+        if target is None:
+            self._handleLocalFromNoTo(stanza)
+        elif target.user is None and target.host in self.server.sessions.domains and target.resource is None:
+            self._handleLocal(stanza)
+        elif stanza.name == "iq" and target.resource is None and target.userhost() == full.userhost():
+            self._handleLocal(stanza)
+        else:
+            self.server.sessions.route(stanza, self.session)
+
+    def _checkIQ(self, iq: domish.Element) -> bool:
+        kind = iq.getAttribute("type")
+        if kind not in ("get", "set", "result", "error") or not iq.getAttribute("id"):
+            # RFC 6120 section 8.2.3: id and type are required.
+            self._reply(iq, "bad-request", "An iq needs an 'id' and a valid 'type'")
+            return False
+        if kind in ("get", "set") and len(list(iq.elements())) != 1:
+            self._reply(iq, "bad-request", "An iq get or set has exactly one child")
+            return False
+        return True
+
+    def _handleLocalFromNoTo(self, stanza: domish.Element) -> None:
+        assert self.session is not None
+        if stanza.name == "presence":
+            self.server.sessions.broadcastPresence(self.session, stanza)
+        elif stanza.name == "message":
+            # RFC 6120 section 10.3.1: as if sent to the sender's bare JID.
+            stanza["to"] = self.session.jid.userhost()
+            self.server.sessions.route(stanza, self.session)
+        else:
+            self._handleLocal(stanza)
+
+    def _handleLocal(self, stanza: domish.Element) -> None:
+        assert self.local is not None
+        stanza.handled = False
+        self.local.dispatch(stanza)
+        if stanza.handled:
+            return
+        kind = stanza.getAttribute("type")
+        if stanza.name == "iq" and kind in ("get", "set"):
+            self._reply(stanza, "service-unavailable")
+        elif stanza.name == "message" and kind not in ("error", "groupchat", "headline"):
+            self._reply(stanza, "service-unavailable")
+
+    def _reply(self, stanza: domish.Element, condition: str, text: str | None = None) -> None:
+        if stanza.getAttribute("type") == "error":
+            return
+        response = error.StanzaError(condition, text=text).toResponse(stanza)
+        response["to"] = stanza.getAttribute("from") or (self.session.jid.full() if self.session else "")
+        self.xmlstream.send(response)
+
+
+__all__ = [
+    "C2SAuthenticator",
+    "C2SServer",
+    "C2SStream",
+    "LocalStream",
+    "ReceivingBindFeature",
+    "ReceivingSASLFeature",
+    "ReceivingTLSFeature",
+    "StreamHandlers",
+]

@@ -1,0 +1,370 @@
+# -*- test-case-name: tests.test_config -*-
+"""
+One typed configuration object, loaded from TOML and validated with errors
+that name the offending key.
+
+Relative paths in the file are resolved against the directory holding the
+file (for C{data_dir}) and against C{data_dir} (for everything else), so a
+generated C{var/xmppcert.toml} keeps working from any working directory.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from twisted.words.protocols.jabber import jid
+
+#: SASL mechanism names this server implements, strongest first
+#: (RFC 6120 section 6.3.3: an ordered list of preferred mechanisms).
+KNOWN_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN")
+
+LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+
+
+class ConfigError(ValueError):
+    """
+    The configuration is not usable; the message names the key.
+    """
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """
+    @ivar certificate: PEM file with the server certificate (and chain).
+    @ivar key: PEM file with the server private key.
+    """
+
+    certificate: Path
+    key: Path
+
+
+@dataclass(frozen=True)
+class ListenConfig:
+    """
+    Listening endpoints as Twisted endpoint descriptions (C{tcp:5222:interface=...}).
+
+    @ivar starttls: plain TCP endpoints on which STARTTLS is offered and required.
+    @ivar direct_tls: plain TCP endpoints on which xmppcert itself layers TLS
+        from the first byte (XEP-0368), with ALPN C{xmpp-client}.
+    """
+
+    starttls: tuple[str, ...] = ("tcp:5222:interface=127.0.0.1",)
+    direct_tls: tuple[str, ...] = ("tcp:5223:interface=127.0.0.1",)
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """
+    @ivar sqlite: the SQLite database file.
+    """
+
+    sqlite: Path
+
+
+@dataclass(frozen=True)
+class SASLConfig:
+    """
+    @ivar mechanisms: enabled mechanisms, in the order they are offered.
+    @ivar max_failures: failed attempts allowed on one stream before it is
+        closed (RFC 6120 section 6.4.5 asks for 2 to 5).
+    @ivar scram_iterations: PBKDF2 iteration count for new SCRAM credentials.
+    """
+
+    mechanisms: tuple[str, ...] = KNOWN_MECHANISMS
+    max_failures: int = 3
+    scram_iterations: int = 4096
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """
+    @ivar max_stanza_size: bytes of one top-level element (and the stream header).
+    @ivar max_stanza_elements: elements in one top-level element.
+    @ivar auth_timeout: seconds a connection may take to authenticate and bind.
+    """
+
+    max_stanza_size: int = 256 * 1024
+    max_stanza_elements: int = 2000
+    auth_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """
+    The whole server configuration.
+
+    @ivar domains: the domains this server serves (RFC 7622 domainparts).
+    @ivar data_dir: directory for the database and generated files.
+    @ivar keepalive_interval: seconds between whitespace keepalives sent to an
+        idle client stream; 0 turns them off.
+    """
+
+    domains: tuple[str, ...]
+    data_dir: Path
+    tls: TLSConfig
+    store: StoreConfig
+    listen: ListenConfig = field(default_factory=ListenConfig)
+    sasl: SASLConfig = field(default_factory=SASLConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    log_level: str = "info"
+    keepalive_interval: float = 0.0
+
+    def replace(self, **changes: Any) -> Config:
+        """
+        @return: a copy with C{changes} applied.
+        """
+        return replace(self, **changes)
+
+
+def _check(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"{key}: {message}")
+
+
+def _table(data: Mapping[str, Any], key: str, prefix: str) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    _check(isinstance(value, dict), prefix + key, "must be a table")
+    return value  # type: ignore[no-any-return]
+
+
+def _noUnknownKeys(data: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
+    for key in data:
+        _check(key in allowed, prefix + key, "unknown key")
+
+
+def _get(
+    data: Mapping[str, Any],
+    key: str,
+    prefix: str,
+    kind: type | tuple[type, ...],
+    default: Any,
+    valid: Callable[[Any], bool] | None = None,
+    hint: str = "",
+) -> Any:
+    if key not in data:
+        return default
+    value = data[key]
+    # TOML booleans are ints in Python; never accept one where a number is meant.
+    ok = isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
+    _check(ok, prefix + key, f"must be {hint or _kindName(kind)}, not {value!r}")
+    if valid is not None:
+        _check(valid(value), prefix + key, f"must be {hint}, not {value!r}")
+    return value
+
+
+def _kindName(kind: type | tuple[type, ...]) -> str:
+    if isinstance(kind, tuple):
+        return " or ".join(k.__name__ for k in kind)
+    return {str: "a string", int: "an integer", list: "a list", bool: "true or false"}.get(
+        kind, kind.__name__
+    )
+
+
+def _stringList(data: Mapping[str, Any], key: str, prefix: str, default: Any) -> Any:
+    value = _get(data, key, prefix, list, default)
+    if value is default:
+        return default
+    for item in value:
+        _check(isinstance(item, str) and item != "", prefix + key, "must be a list of non-empty strings")
+    return tuple(value)
+
+
+def _domain(name: str) -> str:
+    try:
+        parsed = jid.JID(name)
+    except Exception as e:
+        raise ConfigError(f"domains: {name!r} is not a valid domain ({e})") from None
+    _check(
+        parsed.user is None and parsed.resource is None,
+        "domains",
+        f"{name!r} must be a bare domain, not a JID",
+    )
+    return parsed.host
+
+
+def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
+    """
+    Build and validate a L{Config} from parsed TOML.
+
+    @param baseDir: directory that a relative C{data_dir} is resolved against.
+    @raise ConfigError: naming the first offending key.
+    """
+    _noUnknownKeys(
+        data,
+        {"domains", "data_dir", "log_level", "keepalive_interval", "tls", "listen", "store", "sasl", "limits"},
+        "",
+    )
+    domains = _stringList(data, "domains", "", None)
+    _check(bool(domains), "domains", "at least one served domain is required")
+    domains = tuple(dict.fromkeys(_domain(d) for d in domains))
+
+    dataDir = Path(_get(data, "data_dir", "", str, "."))
+    if not dataDir.is_absolute():
+        dataDir = (baseDir / dataDir).resolve()
+
+    def path(value: str) -> Path:
+        p = Path(value)
+        return p if p.is_absolute() else dataDir / p
+
+    tlsData = _table(data, "tls", "")
+    _noUnknownKeys(tlsData, {"certificate", "key"}, "tls.")
+    tls = TLSConfig(
+        certificate=path(_get(tlsData, "certificate", "tls.", str, "server.crt")),
+        key=path(_get(tlsData, "key", "tls.", str, "server.key")),
+    )
+
+    listenData = _table(data, "listen", "")
+    _noUnknownKeys(listenData, {"starttls", "direct_tls"}, "listen.")
+    defaults = ListenConfig()
+    listen = ListenConfig(
+        starttls=_stringList(listenData, "starttls", "listen.", defaults.starttls),
+        direct_tls=_stringList(listenData, "direct_tls", "listen.", defaults.direct_tls),
+    )
+    _check(
+        bool(listen.starttls or listen.direct_tls),
+        "listen",
+        "at least one of starttls or direct_tls must list an endpoint",
+    )
+
+    storeData = _table(data, "store", "")
+    _noUnknownKeys(storeData, {"sqlite"}, "store.")
+    store = StoreConfig(sqlite=path(_get(storeData, "sqlite", "store.", str, "xmppcert.sqlite")))
+
+    saslData = _table(data, "sasl", "")
+    _noUnknownKeys(saslData, {"mechanisms", "max_failures", "scram_iterations"}, "sasl.")
+    saslDefaults = SASLConfig()
+    mechanisms = _stringList(saslData, "mechanisms", "sasl.", saslDefaults.mechanisms)
+    for name in mechanisms:
+        _check(
+            name in KNOWN_MECHANISMS,
+            "sasl.mechanisms",
+            f"unknown mechanism {name!r} (known: {', '.join(KNOWN_MECHANISMS)})",
+        )
+    _check(len(set(mechanisms)) == len(mechanisms), "sasl.mechanisms", "lists a mechanism twice")
+    sasl = SASLConfig(
+        mechanisms=mechanisms,
+        max_failures=_get(
+            saslData, "max_failures", "sasl.", int, saslDefaults.max_failures,
+            lambda v: 1 <= v <= 10, "an integer from 1 to 10",
+        ),
+        scram_iterations=_get(
+            saslData, "scram_iterations", "sasl.", int, saslDefaults.scram_iterations,
+            lambda v: 4096 <= v <= 10_000_000, "an integer of at least 4096",
+        ),
+    )
+
+    limitsData = _table(data, "limits", "")
+    _noUnknownKeys(limitsData, {"max_stanza_size", "max_stanza_elements", "auth_timeout"}, "limits.")
+    limitDefaults = LimitsConfig()
+    limits = LimitsConfig(
+        max_stanza_size=_get(
+            limitsData, "max_stanza_size", "limits.", int, limitDefaults.max_stanza_size,
+            lambda v: 10_000 <= v <= 16 * 1024 * 1024, "an integer from 10000 to 16777216",
+        ),
+        max_stanza_elements=_get(
+            limitsData, "max_stanza_elements", "limits.", int, limitDefaults.max_stanza_elements,
+            lambda v: 10 <= v <= 100_000, "an integer from 10 to 100000",
+        ),
+        auth_timeout=float(_get(
+            limitsData, "auth_timeout", "limits.", (int, float), limitDefaults.auth_timeout,
+            lambda v: 1 <= v <= 3600, "a number of seconds from 1 to 3600",
+        )),
+    )
+
+    logLevel = _get(data, "log_level", "", str, "info", lambda v: v in LOG_LEVELS, "one of " + ", ".join(LOG_LEVELS))
+    keepalive = float(_get(
+        data, "keepalive_interval", "", (int, float), 0,
+        lambda v: v == 0 or 5 <= v <= 3600, "0 or a number of seconds from 5 to 3600",
+    ))
+
+    return Config(
+        domains=domains,
+        data_dir=dataDir,
+        tls=tls,
+        store=store,
+        listen=listen,
+        sasl=sasl,
+        limits=limits,
+        log_level=logLevel,
+        keepalive_interval=keepalive,
+    )
+
+
+def loadConfig(path: Path | str) -> Config:
+    """
+    Read and validate a TOML configuration file.
+
+    @raise ConfigError: the file is missing, is not TOML, or has a bad value.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    return configFromDict(data, path.resolve().parent)
+
+
+def defaultConfigText(domain: str = "localhost") -> str:
+    """
+    The configuration written by C{xmppcert init}: every key with its default,
+    so that an operator can see and edit it.
+    """
+    limits = LimitsConfig()
+    sasl = SASLConfig()
+    listen = ListenConfig()
+
+    def strings(values: tuple[str, ...]) -> str:
+        return "[" + ", ".join(f'"{v}"' for v in values) + "]"
+
+    return f"""\
+# xmppcert configuration; every key is described in docs/configuration.md.
+domains = ["{domain}"]
+# Relative to the directory of this file.
+data_dir = "."
+log_level = "info"
+keepalive_interval = 0
+
+[tls]
+# Relative to data_dir.
+certificate = "server.crt"
+key = "server.key"
+
+[listen]
+starttls = {strings(listen.starttls)}
+direct_tls = {strings(listen.direct_tls)}
+
+[store]
+sqlite = "xmppcert.sqlite"
+
+[sasl]
+mechanisms = {strings(sasl.mechanisms)}
+max_failures = {sasl.max_failures}
+scram_iterations = {sasl.scram_iterations}
+
+[limits]
+max_stanza_size = {limits.max_stanza_size}
+max_stanza_elements = {limits.max_stanza_elements}
+auth_timeout = {limits.auth_timeout:g}
+"""
+
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "LimitsConfig",
+    "ListenConfig",
+    "SASLConfig",
+    "StoreConfig",
+    "TLSConfig",
+    "configFromDict",
+    "defaultConfigText",
+    "loadConfig",
+]

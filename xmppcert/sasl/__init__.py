@@ -1,0 +1,269 @@
+# -*- test-case-name: tests.test_sasl -*-
+"""
+Server-side SASL (RFC 6120 section 6): the mechanism interface, the results a
+mechanism step produces, and the registry that decides which mechanisms a
+stream offers and in which order.
+
+A mechanism is a small object created per authentication attempt. It never
+decides on its own who may log in: it turns the client's data into
+L{twisted.cred} credentials and calls C{Portal.login}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from twisted.cred import error as credError
+from twisted.cred.portal import Portal
+from twisted.internet import defer
+from twisted.words.protocols.jabber import jid as jidmod
+from zope.interface import Attribute, Interface
+
+from xmppcert.cred import Account, IAccount, SASLAuthFailure
+from xmppcert.store.interfaces import IAccountStore
+
+NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+
+#: RFC 6120 section 6.5 conditions.
+CONDITIONS = frozenset(
+    {
+        "aborted",
+        "account-disabled",
+        "credentials-expired",
+        "encryption-required",
+        "incorrect-encoding",
+        "invalid-authzid",
+        "invalid-mechanism",
+        "malformed-request",
+        "mechanism-too-weak",
+        "not-authorized",
+        "temporary-auth-failure",
+    }
+)
+
+
+class SASLFailure(Exception):
+    """
+    The attempt failed; C{<failure><condition/></failure>} is sent.
+
+    @ivar condition: one of L{CONDITIONS}.
+    @ivar closeStream: close the stream after sending the failure.
+    """
+
+    def __init__(self, condition: str, text: str = "", closeStream: bool = False) -> None:
+        assert condition in CONDITIONS, condition
+        super().__init__(condition, text)
+        self.condition = condition
+        self.text = text
+        self.closeStream = closeStream
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """
+    Send C{<challenge/>} with C{data} and wait for a C{<response/>}.
+    """
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Success:
+    """
+    The client is authenticated as C{account}; C{<success/>} carries
+    C{additionalData} when it is not C{None}.
+    """
+
+    account: Account
+    additionalData: bytes | None = None
+
+
+SASLResult = Challenge | Success
+
+
+@dataclass
+class MechanismContext:
+    """
+    What a mechanism may know about the stream it authenticates.
+
+    @ivar domain: the domain the client addressed in its stream header.
+    @ivar secure: whether TLS protects the stream.
+    @ivar peerAddress: for logging.
+    """
+
+    portal: Portal
+    store: IAccountStore
+    domain: str
+    secure: bool
+    peerAddress: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ISASLServerMechanism(Interface):
+    """
+    The server side of one SASL exchange.
+
+    Both methods return a Deferred that fires with a L{Challenge} or a
+    L{Success}, or fails with L{SASLFailure}.
+    """
+
+    name = Attribute("The mechanism name, e.g. C{'PLAIN'}.")
+
+    def start(initialResponse):  # type: ignore[no-untyped-def]
+        """
+        @param initialResponse: the decoded initial response, C{b""} for an
+            empty one (sent as C{=}), or C{None} when the client sent none.
+        """
+
+    def step(response):  # type: ignore[no-untyped-def]
+        """
+        @param response: the decoded data of a C{<response/>}.
+        """
+
+
+class MechanismFactory(Protocol):
+    """
+    What the registry holds: a mechanism class (or any factory) with a name,
+    a priority and a predicate telling whether it can be offered.
+    """
+
+    name: str
+    priority: int
+
+    def isAvailable(self, context: MechanismContext) -> bool: ...
+
+    def __call__(self, context: MechanismContext) -> Any: ...
+
+
+class MechanismRegistry:
+    """
+    The mechanisms a server knows; the configuration picks and orders them.
+    """
+
+    def __init__(self, factories: Iterable[MechanismFactory] = ()) -> None:
+        self._factories: dict[str, MechanismFactory] = {}
+        for factory in factories:
+            self.register(factory)
+
+    def register(self, factory: MechanismFactory) -> None:
+        """
+        Add a mechanism, replacing one of the same name.
+        """
+        self._factories[factory.name] = factory
+
+    def names(self) -> list[str]:
+        """
+        @return: every known mechanism name, highest priority first.
+        """
+        return [f.name for f in sorted(self._factories.values(), key=lambda f: -f.priority)]
+
+    def get(self, name: str) -> MechanismFactory | None:
+        return self._factories.get(name)
+
+    def offered(self, enabled: Sequence[str], context: MechanismContext) -> list[MechanismFactory]:
+        """
+        The mechanisms to offer on one stream: those in C{enabled}, in that
+        order (RFC 6120 section 6.3.3: the server's own preference), that
+        are known and available for this stream.
+        """
+        result = []
+        for name in enabled:
+            factory = self._factories.get(name)
+            if factory is not None and factory.isAvailable(context):
+                result.append(factory)
+        return result
+
+
+def accountJID(authcid: str, domain: str) -> jidmod.JID:
+    """
+    Map a SASL authentication identity to the bare JID of an account.
+
+    RFC 6120 section 6.3.7: for client-to-server streams the simple user name
+    is the localpart; a bare JID of the stream's domain is accepted too.
+
+    @raise SASLFailure: C{not-authorized} when it names no possible account.
+    """
+    try:
+        if "@" in authcid:
+            parsed = jidmod.JID(authcid)
+        else:
+            parsed = jidmod.JID(tuple=(authcid, domain, None))
+    except (jidmod.InvalidFormat, UnicodeError, ValueError):
+        raise SASLFailure("not-authorized") from None
+    if not parsed.user or parsed.resource is not None or parsed.host != domain:
+        raise SASLFailure("not-authorized")
+    return parsed
+
+
+def checkAuthzid(authzid: str, account: jidmod.JID) -> None:
+    """
+    No proxy authorization: an authzid, if given, must name the account
+    itself (RFC 6120 section 6.3.8).
+
+    @raise SASLFailure: C{invalid-authzid}.
+    """
+    if not authzid:
+        return
+    try:
+        wanted = jidmod.JID(authzid)
+    except (jidmod.InvalidFormat, UnicodeError, ValueError):
+        raise SASLFailure("invalid-authzid") from None
+    if wanted.userhost() != account.userhost():
+        raise SASLFailure("invalid-authzid")
+
+
+async def login(context: MechanismContext, credentials: Any) -> Account:
+    """
+    Log in through the portal and translate cred failures into SASL ones.
+    """
+    try:
+        _, avatar, _ = await context.portal.login(credentials, None, IAccount)
+    except SASLAuthFailure as e:
+        raise SASLFailure(e.condition, e.text, e.closeStream) from None
+    except (credError.UnauthorizedLogin, credError.UnhandledCredentials):
+        raise SASLFailure("not-authorized") from None
+    assert isinstance(avatar, Account)
+    return avatar
+
+
+def asDeferred(coroutineFunction: Callable[..., Any]) -> Callable[..., defer.Deferred[Any]]:
+    """
+    Decorate an C{async def} method so that it returns a Deferred.
+    """
+
+    def wrapper(*args: Any, **kwargs: Any) -> defer.Deferred[Any]:
+        return defer.ensureDeferred(coroutineFunction(*args, **kwargs))
+
+    wrapper.__name__ = coroutineFunction.__name__
+    wrapper.__doc__ = coroutineFunction.__doc__
+    return wrapper
+
+
+def defaultRegistry() -> MechanismRegistry:
+    """
+    @return: a registry with every mechanism xmppcert ships.
+    """
+    from xmppcert.sasl.plain import Plain
+    from xmppcert.sasl.scram import ScramSHA1, ScramSHA256
+
+    return MechanismRegistry([ScramSHA256, ScramSHA1, Plain])
+
+
+__all__ = [
+    "CONDITIONS",
+    "Challenge",
+    "ISASLServerMechanism",
+    "MechanismContext",
+    "MechanismFactory",
+    "MechanismRegistry",
+    "NS_SASL",
+    "SASLFailure",
+    "SASLResult",
+    "Success",
+    "accountJID",
+    "checkAuthzid",
+    "defaultRegistry",
+    "login",
+]

@@ -1,0 +1,300 @@
+# -*- test-case-name: tests.test_sessions -*-
+"""
+Who is online, with which resource, and local delivery between them.
+
+wokkel's C{Router} routes by domain and its C{StreamManager} holds one
+stream, so a client server needs this registry: bare JID to resources to
+sessions, and the RFC 6120/6121 delivery rules for full and bare JIDs.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from twisted.application import service
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.words.protocols.jabber import error, jid
+from twisted.words.xish import domish
+
+from xmppcert.store.interfaces import IAccountStore
+
+log = Logger()
+
+NS_CLIENT = "jabber:client"
+
+
+class Session:
+    """
+    One bound resource of an account, backed by one client stream.
+
+    @ivar jid: the full JID.
+    @ivar available: whether the client sent initial presence and not yet
+        unavailable presence (RFC 6121 section 4.2).
+    @ivar priority: from the last available presence.
+    @ivar presence: the last available presence, as broadcast.
+    @ivar info: facts about how the session logged in (e.g. the mechanism);
+        later layers add what they need.
+    """
+
+    def __init__(
+        self,
+        fullJID: jid.JID,
+        send: Callable[[domish.Element], None],
+        close: Callable[[error.StreamError], None],
+    ) -> None:
+        self.jid = fullJID
+        self._send = send
+        self._close = close
+        self.available = False
+        self.priority = 0
+        self.presence: domish.Element | None = None
+        self.info: dict[str, Any] = {}
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"<Session {self.jid.full()}>"
+
+    def send(self, element: domish.Element) -> None:
+        """
+        Deliver a stanza to the client.
+        """
+        if not self.closed:
+            self._send(element)
+
+    def close(self, streamError: error.StreamError) -> None:
+        """
+        End the stream with C{streamError}.
+        """
+        if not self.closed:
+            self.closed = True
+            self._close(streamError)
+
+
+def _errorReply(stanza: domish.Element, condition: str, text: str | None = None) -> domish.Element | None:
+    """
+    The error reply to a stanza, or C{None} where RFC 6120 section 8.3.1 forbids
+    one (never answer an error with an error).
+    """
+    if stanza.getAttribute("type") == "error":
+        return None
+    return error.StanzaError(condition, text=text).toResponse(stanza)
+
+
+class SessionManager(service.Service):
+    """
+    The registry of bound sessions, and local routing.
+
+    @ivar domains: the served domains.
+    """
+
+    def __init__(self, domains: tuple[str, ...], store: IAccountStore) -> None:
+        self.domains = frozenset(domains)
+        self.store = store
+        self._sessions: dict[str, dict[str, Session]] = {}
+
+    # --- registry ---------------------------------------------------------
+
+    def sessionsOf(self, bareJID: jid.JID) -> list[Session]:
+        """
+        @return: every session of the account.
+        """
+        return list(self._sessions.get(bareJID.userhost(), {}).values())
+
+    def sessionFor(self, fullJID: jid.JID) -> Session | None:
+        return self._sessions.get(fullJID.userhost(), {}).get(fullJID.resource or "")
+
+    def allSessions(self) -> Iterator[Session]:
+        for resources in list(self._sessions.values()):
+            yield from list(resources.values())
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self._sessions.values())
+
+    def newResource(self, bareJID: jid.JID) -> str:
+        """
+        A resource the server picks when the client asks for none
+        (RFC 6120 section 7.6).
+        """
+        taken = self._sessions.get(bareJID.userhost(), {})
+        while True:
+            resource = "xmppcert-" + secrets.token_hex(6)
+            if resource not in taken:
+                return resource
+
+    def bind(
+        self,
+        fullJID: jid.JID,
+        send: Callable[[domish.Element], None],
+        close: Callable[[error.StreamError], None],
+    ) -> Session:
+        """
+        Register a session. An existing session with the same full JID is
+        closed with a C{conflict} stream error (RFC 6120 section 7.7.2.2,
+        "terminate the session of the currently connected client").
+        """
+        resources = self._sessions.setdefault(fullJID.userhost(), {})
+        old = resources.pop(fullJID.resource or "", None)
+        if old is not None:
+            log.info("Replacing session {jid} by a new login", jid=fullJID.full())
+            self.unbind(old, replaced=True)
+            old.close(error.StreamError("conflict", text="Replaced by a new connection with the same resource"))
+        session = Session(fullJID, send, close)
+        resources[fullJID.resource or ""] = session
+        log.info("Session bound: {jid}", jid=fullJID.full())
+        return session
+
+    def unbind(self, session: Session, replaced: bool = False) -> None:
+        """
+        Forget a session; if it was available, its other resources are told
+        it went away (RFC 6121 section 4.5.2, on its behalf).
+        """
+        resources = self._sessions.get(session.jid.userhost())
+        if resources is not None and resources.get(session.jid.resource or "") is session:
+            del resources[session.jid.resource or ""]
+            if not resources:
+                del self._sessions[session.jid.userhost()]
+        elif not replaced:
+            return
+        if session.available:
+            session.available = False
+            unavailable = domish.Element((NS_CLIENT, "presence"))
+            unavailable["type"] = "unavailable"
+            unavailable["from"] = session.jid.full()
+            self._broadcastToOwn(session, unavailable)
+        log.info("Session ended: {jid}", jid=session.jid.full())
+
+    def stopService(self) -> defer.Deferred[None] | None:  # type: ignore[override]
+        """
+        Close every stream with C{system-shutdown} (RFC 6120 section 4.9.3.20).
+        """
+        for session in list(self.allSessions()):
+            session.close(error.StreamError("system-shutdown"))
+        return service.Service.stopService(self)
+
+    # --- routing ----------------------------------------------------------
+
+    def isLocal(self, target: jid.JID) -> bool:
+        return target.host in self.domains
+
+    def route(self, stanza: domish.Element, sender: Session) -> defer.Deferred[None]:
+        """
+        Deliver a stanza from a local session addressed to another local
+        entity (anything the sender's own stream does not handle itself).
+
+        The caller has stamped C{from} and checked that C{to} parses.
+        """
+        return defer.ensureDeferred(self._route(stanza, sender))
+
+    async def _route(self, stanza: domish.Element, sender: Session) -> None:
+        target = jid.internJID(stanza["to"])
+        kind = stanza.name
+        if not self.isLocal(target):
+            # No server-to-server yet.
+            self._bounce(stanza, sender, "remote-server-not-found")
+            return
+        if target.user is None:
+            self._bounce(stanza, sender, "service-unavailable")
+            return
+        if target.resource is not None:
+            session = self.sessionFor(target)
+            if session is not None:
+                session.send(stanza)
+                return
+            if kind == "iq" or kind == "presence":
+                # RFC 6121 section 8.5.3.2: no such resource.
+                if kind == "iq":
+                    self._bounce(stanza, sender, "service-unavailable")
+                return
+            # A message to a full JID with no session is treated as sent to the bare JID.
+        await self._deliverToBare(stanza, target.userhostJID(), sender)
+
+    async def _deliverToBare(self, stanza: domish.Element, bare: jid.JID, sender: Session) -> None:
+        kind = stanza.name
+        stanzaType = stanza.getAttribute("type")
+        if kind == "iq":
+            # The server answers iqs to a bare JID on the account's behalf
+            # (RFC 6120 section 10.3.3); without a roster, nothing is shared
+            # with other accounts, and existence is not revealed.
+            self._bounce(stanza, sender, "service-unavailable")
+            return
+        available = [s for s in self.sessionsOf(bare) if s.available and s.priority >= 0]
+        if kind == "presence":
+            for session in available:
+                session.send(stanza)
+            return
+        # message
+        if available and stanzaType != "groupchat":
+            for session in available:
+                session.send(stanza)
+            return
+        if stanzaType in ("error", "headline", "groupchat"):
+            return
+        exists = bool(self.sessionsOf(bare)) or await self.store.accountExists(bare.userhost())
+        if not exists:
+            self._bounce(stanza, sender, "service-unavailable")
+            return
+        # RFC 6121 section 8.5.2.2.1: no offline storage, so an error.
+        self._bounce(stanza, sender, "service-unavailable", "The recipient is offline")
+
+    def _bounce(self, stanza: domish.Element, sender: Session, condition: str, text: str | None = None) -> None:
+        reply = _errorReply(stanza, condition, text)
+        if reply is not None:
+            sender.send(reply)
+
+    # --- presence to one's own resources ------------------------------------
+
+    def broadcastPresence(self, session: Session, presence: domish.Element) -> None:
+        """
+        Handle presence without C{to} (RFC 6121 section 4.2 and 4.5):
+        broadcast to the account's other available resources, and give a
+        newly available resource the presence of the others.
+        """
+        stanzaType = presence.getAttribute("type")
+        if stanzaType not in (None, "unavailable"):
+            # probe/subscribe types without 'to' are meaningless; ignore them.
+            return
+        if stanzaType is None:
+            first = not session.available
+            session.available = True
+            session.priority = _priority(presence)
+            session.presence = presence
+            self._broadcastToOwn(session, presence)
+            if first:
+                for other in self.sessionsOf(session.jid):
+                    if other is not session and other.available and other.presence is not None:
+                        session.send(_copyTo(other.presence, session.jid))
+        else:
+            if not session.available:
+                return
+            session.available = False
+            session.presence = None
+            self._broadcastToOwn(session, presence)
+
+    def _broadcastToOwn(self, session: Session, presence: domish.Element) -> None:
+        for other in self.sessionsOf(session.jid):
+            if other is not session and other.available:
+                other.send(_copyTo(presence, other.jid))
+
+
+def _priority(presence: domish.Element) -> int:
+    for child in presence.elements(NS_CLIENT, "priority"):
+        try:
+            value = int(str(child))
+        except ValueError:
+            return 0
+        return max(-128, min(127, value))
+    return 0
+
+
+def _copyTo(stanza: domish.Element, to: jid.JID) -> domish.Element:
+    # A shallow copy: the children are shared, only 'to' differs.
+    copy = domish.Element((stanza.uri, stanza.name), stanza.defaultUri, dict(stanza.attributes))
+    copy.children = stanza.children
+    copy["to"] = to.full()
+    return copy
+
+
+__all__ = ["Session", "SessionManager"]
