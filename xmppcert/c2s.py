@@ -117,13 +117,13 @@ class C2SStream(HardenedXmlStream):
 
     def _dataBeforeRestart(self, *args: object) -> None:
         log.warn("Data pipelined across a stream restart; closing", peer=_peer(self))
-        self.transport.abortConnection()
+        self.transport.abortConnection()  # type: ignore[union-attr]
 
     def onDocumentEnd(self) -> None:
         # RFC 6120 section 4.4: answer the closing tag with ours.
         if self._headerSent:
             self.sendFooter()
-        self.transport.loseConnection()
+        self.transport.loseConnection()  # type: ignore[union-attr]
 
 
 def _peer(xs: Any) -> str:
@@ -277,7 +277,7 @@ class ReceivingSASLFeature:
             self._mechanism = None
             if not self.authenticator.connected:
                 return
-            if f.check(SASLFailure):
+            if isinstance(f.value, SASLFailure):
                 self._fail(f.value)
             else:
                 log.failure("SASL mechanism {mechanism} failed unexpectedly", f, mechanism=self._mechanismName)
@@ -419,6 +419,7 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
     """
 
     namespace = NS_CLIENT
+    xmlstream: Any
 
     def __init__(self, server: C2SServer) -> None:
         self.server = server
@@ -691,7 +692,7 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
 
     def _handleLocal(self, stanza: domish.Element) -> None:
         assert self.local is not None
-        stanza.handled = False
+        stanza.handled = False  # type: ignore[attr-defined]
         self.local.dispatch(stanza)
         if stanza.handled:
             return

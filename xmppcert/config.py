@@ -128,7 +128,7 @@ def _check(condition: bool, key: str, message: str) -> None:
 def _table(data: Mapping[str, Any], key: str, prefix: str) -> Mapping[str, Any]:
     value = data.get(key, {})
     _check(isinstance(value, dict), prefix + key, "must be a table")
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def _noUnknownKeys(data: Mapping[str, Any], allowed: set[str], prefix: str) -> None:

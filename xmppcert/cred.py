@@ -91,7 +91,7 @@ class IScramProof(credentials.ICredentials):
 
     username = Attribute("The bare JID (str) the client authenticates as.")
 
-    def checkProof() -> bool:  # type: ignore[misc]
+    def checkProof() -> bool:
         """
         @return: whether the client proof matches the stored credential.
         """
@@ -136,9 +136,9 @@ class ScramChecker:
 
     credentialInterfaces = (IScramProof,)
 
-    def requestAvatarId(self, credentials: IScramProof) -> defer.Deferred[str]:
+    def requestAvatarId(self, credentials: IScramProof) -> defer.Deferred[bytes | tuple[()]]:
         if credentials.checkProof():
-            return defer.succeed(credentials.username)
+            return defer.succeed(str(credentials.username).encode("utf-8"))
         return defer.fail(SASLAuthFailure("not-authorized"))
 
 
@@ -158,13 +158,11 @@ class StoredPasswordChecker:
         self.store = store
         self._deferToThread = deferToThread
 
-    async def _check(self, creds: credentials.IUsernamePassword) -> str:
-        username = creds.username
-        if isinstance(username, bytes):
-            username = username.decode("utf-8")
-        password = creds.password
-        if isinstance(password, bytes):
-            password = password.decode("utf-8")
+    async def _check(self, creds: credentials.IUsernamePassword) -> bytes:
+        rawUsername: Any = creds.username
+        rawPassword: Any = creds.password
+        username = rawUsername.decode("utf-8") if isinstance(rawUsername, bytes) else str(rawUsername)
+        password = rawPassword.decode("utf-8") if isinstance(rawPassword, bytes) else str(rawPassword)
         credential = await self.store.getScramCredential(username, "SCRAM-SHA-256")
         if credential is None:
             # Spend the same work as for a real account, so that timing does
@@ -175,9 +173,9 @@ class StoredPasswordChecker:
         ok = await self._deferToThread(passwords.verifyPassword, credential, password)
         if not ok:
             raise SASLAuthFailure("not-authorized")
-        return str(username)
+        return username.encode("utf-8")
 
-    def requestAvatarId(self, credentials: credentials.IUsernamePassword) -> defer.Deferred[str]:
+    def requestAvatarId(self, credentials: credentials.IUsernamePassword) -> defer.Deferred[bytes | tuple[()]]:
         return defer.ensureDeferred(self._check(credentials))
 
 

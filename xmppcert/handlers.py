@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 @implementer(IDisco)
-class ServerInfoHandler(XMPPHandler):  # type: ignore[misc]
+class ServerInfoHandler(XMPPHandler):
     """
     Identities and base features of the server and of the user's account
     (RFC 6120 section 10.3.3: iqs to the bare JID are the server's to answer).

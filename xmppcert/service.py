@@ -45,7 +45,7 @@ class StoreService(service.Service):
     def __init__(self, store: IAccountStore) -> None:
         self.store = store
 
-    def stopService(self) -> defer.Deferred[Any]:  # type: ignore[override]
+    def stopService(self) -> defer.Deferred[Any]:
         service.Service.stopService(self)
         return defer.maybeDeferred(self.store.close)
 
@@ -59,7 +59,7 @@ class C2SService(service.Service):
     def __init__(self, server: C2SServer) -> None:
         self.server = server
 
-    def stopService(self) -> defer.Deferred[None] | None:  # type: ignore[override]
+    def stopService(self) -> defer.Deferred[None] | None:
         service.Service.stopService(self)
         streams = list(self.server.streams)
         if not streams:
@@ -131,7 +131,8 @@ def makeService(
     for description in config.listen.starttls:
         strports.service(description, factory, reactor=reactor).setServiceParent(root)
     for description in config.listen.direct_tls:
-        strports.service(description, tlsFactory.wrapFactory(factory), reactor=reactor).setServiceParent(root)
+        wrapped = tlsFactory.wrapFactory(factory)  # type: ignore[arg-type]
+        strports.service(description, wrapped, reactor=reactor).setServiceParent(root)
     # Added last, so stopped first: streams get their shutdown error before
     # the store goes away.
     C2SService(server).setServiceParent(root)

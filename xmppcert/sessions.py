@@ -166,7 +166,7 @@ class SessionManager(service.Service):
             self._broadcastToOwn(session, unavailable)
         log.info("Session ended: {jid}", jid=session.jid.full())
 
-    def stopService(self) -> defer.Deferred[None] | None:  # type: ignore[override]
+    def stopService(self) -> defer.Deferred[None] | None:
         """
         Close every stream with C{system-shutdown} (RFC 6120 section 4.9.3.20).
         """

@@ -91,7 +91,7 @@ async def logout(client: Client) -> None:
     client.disconnect()
     try:
         await asyncio.wait_for(asyncio.shield(client.ended), 10)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         client.abort()
 
 

@@ -98,7 +98,7 @@ class IAccountStore(Interface):
             C{mechanism}, or C{None} when the account or credential is missing.
         """
 
-    def close():  # type: ignore[misc, no-untyped-def]
+    def close():  # type: ignore[no-untyped-def]
         """
         Release connections and threads.
 
