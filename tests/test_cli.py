@@ -5,6 +5,7 @@ Tests for L{xmppcert.cli}, the C{xmppcert} command.
 
 from __future__ import annotations
 
+import datetime
 import io
 import os
 import shutil
@@ -14,10 +15,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key, pkcs12
 
-from xmppcert import cli
+from xmppcert import cli, x509
 from xmppcert.config import loadConfig
 from xmppcert.passwords import verifyPassword
+from xmppcert.store.interfaces import StoredCertificate
 from xmppcert.store.sqlite import SQLiteDatabase
 
 
@@ -365,3 +368,412 @@ def test_consoleScript(tmp_path: Path) -> None:
     result = xmppcert("--config", config, "user", "add", "alice@example.com", stdin="pw\n")
     assert result.returncode == 1
     assert result.stderr == "xmppcert: error: account alice@example.com already exists\n"
+
+
+
+# ---------------------------------------------------------------------------
+# Certificate-only accounts, gencert, cert ...
+# ---------------------------------------------------------------------------
+
+#: The fixed "now" of the certificate tests.
+NOW = datetime.datetime(2030, 6, 1, 12, 0, tzinfo=datetime.UTC)
+
+
+@pytest.fixture
+def fixedNow(monkeypatch: pytest.MonkeyPatch) -> datetime.datetime:
+    """
+    The CLI's clock, fixed at L{NOW}.
+    """
+    monkeypatch.setattr(cli, "now", lambda: NOW)
+    return NOW
+
+
+def storedCertificates(dataDir: Path, jid: str) -> list[StoredCertificate]:
+    config = loadConfig(dataDir / "xmppcert.toml")
+    database = SQLiteDatabase.open(config.store.sqlite)
+    try:
+        return database.listCertificates(jid)
+    finally:
+        database.close()
+
+
+def writeCertificate(
+    path: Path, jids: list[str], *, now: datetime.datetime | None = None, days: int = 365,
+    der: bool = False,
+) -> str:
+    """
+    Issue a self-signed client certificate for C{jids} and write it.
+
+    @param now: when it is issued; the CLI's (maybe fixed) clock if C{None}.
+    @return: its fingerprint.
+    """
+    certificate = x509.issueClientCertificate(
+        jids, x509.generateClientKey(), days=days, now=now or cli.now()
+    )
+    if der:
+        path.write_bytes(certificate.public_bytes(Encoding.DER))
+    else:
+        path.write_bytes(x509.certificatePEM(certificate))
+    return x509.fingerprint(certificate)
+
+
+@pytest.fixture
+def alice(dataDir: Path, run) -> str:  # type: ignore[no-untyped-def]
+    """
+    A certificate-only account alice@example.com.
+    """
+    result = run(*configArg(dataDir), "user", "add", "alice@example.com", "--no-password")
+    assert result.code == 0, result.err
+    return "alice@example.com"
+
+
+def test_addWithoutPassword(dataDir: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """
+    user add --no-password makes a certificate-only account: no password is
+    read (not even from a terminal) and no credentials are stored.
+    """
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            raise AssertionError("the terminal must not be asked")
+
+    result = run(*configArg(dataDir), "user", "add", "alice@example.com", "--no-password",
+                 stdin="ignored\n")
+    assert result.code == 0, result.err
+    assert "added alice@example.com" in result.out
+    assert credentials(dataDir, "alice@example.com") == [None, None]
+    assert run(*configArg(dataDir), "user", "list").out == "alice@example.com\n"
+    assertOneLineError(
+        run(*configArg(dataDir), "user", "add", "alice@example.com", "--no-password"),
+        "already exists",
+    )
+
+
+def test_gencert(tmp_path: Path, run, fixedNow: datetime.datetime) -> None:  # type: ignore[no-untyped-def]
+    """
+    gencert needs no configuration; it writes a 0600 key and a certificate
+    naming every JID (a full JID as given) in id-on-xmppAddr, for client
+    authentication, valid from the injected now for --days; it prints the
+    fingerprint and the next command.
+    """
+    prefix = tmp_path / "alice"
+    result = run("--config", str(tmp_path / "missing.toml"), "gencert", "Alice@Example.com",
+                 "--jid", "alice@example.com/phone", "--jid", "al@example.org",
+                 "--days", "30", "--out", str(prefix))
+    assert result.code == 0, result.err
+    key = Path(f"{prefix}.key")
+    crt = Path(f"{prefix}.crt")
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(crt.stat().st_mode) == 0o644
+    assert not Path(f"{prefix}.p12").exists()
+    certificate = x509.loadCertificateFile(crt)
+    assert [j.full() for j in x509.xmppAddrs(certificate)] == [
+        "alice@example.com", "alice@example.com/phone", "al@example.org",
+    ]
+    facts = x509.certificateFacts(certificate)
+    assert facts.clientAuth
+    assert facts.keyDescription == "EC P-256"
+    assert facts.notAfter == NOW + datetime.timedelta(days=30)
+    privateKey = load_pem_private_key(key.read_bytes(), None)
+    assert privateKey.public_key() == certificate.public_key()
+    assert x509.displayFingerprint(x509.fingerprint(certificate)) in result.out
+    assert f"xmppcert cert add alice@example.com NAME {crt}" in result.out
+
+
+def test_gencertRSA(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """
+    --key rsa makes an RSA key.
+    """
+    result = run("gencert", "alice@example.com", "--key", "rsa", "--out", str(tmp_path / "a"))
+    assert result.code == 0, result.err
+    certificate = x509.loadCertificateFile(tmp_path / "a.crt")
+    assert x509.certificateFacts(certificate).keyDescription.startswith("RSA ")
+
+
+def test_gencertP12(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """
+    --p12 --passphrase-stdin writes a 0600 PKCS#12 bundle of the key and
+    certificate that loads with that passphrase (and not without); with
+    --legacy-p12 too.
+    """
+    for legacy in [[], ["--legacy-p12"]]:
+        prefix = tmp_path / f"alice{len(legacy)}"
+        result = run("gencert", "alice@example.com", "--out", str(prefix), "--p12",
+                     "--passphrase-stdin", *legacy, stdin="correct horse \n")
+        assert result.code == 0, result.err
+        p12 = Path(f"{prefix}.p12")
+        assert stat.S_IMODE(p12.stat().st_mode) == 0o600
+        bundle = pkcs12.load_pkcs12(p12.read_bytes(), b"correct horse ")
+        assert bundle.cert is not None
+        assert bundle.cert.certificate == x509.loadCertificateFile(Path(f"{prefix}.crt"))
+        assert bundle.key is not None
+        assert bundle.key.public_key() == bundle.cert.certificate.public_key()
+        with pytest.raises(ValueError):
+            pkcs12.load_pkcs12(p12.read_bytes(), b"wrong")
+
+
+def test_gencertP12Passphrase(tmp_path: Path, run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """
+    A PKCS#12 file is only written unencrypted with --no-passphrase: an
+    empty passphrase, or none available (stdin not a terminal), is refused
+    before any file is written; on a terminal it is asked twice.
+    """
+    prefix = tmp_path / "a"
+    out = ["--out", str(prefix), "--p12"]
+    assertOneLineError(run("gencert", "a@example.com", *out), "needs a passphrase")
+    assertOneLineError(run("gencert", "a@example.com", *out, "--passphrase-stdin", stdin="\n"),
+                       "must not be empty")
+    assert list(tmp_path.iterdir()) == []
+
+    result = run("gencert", "a@example.com", *out, "--no-passphrase")
+    assert result.code == 0, result.err
+    assert pkcs12.load_pkcs12(Path(f"{prefix}.p12").read_bytes(), None).key is not None
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    answers = ["one", "two", "same", "same"]
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": answers.pop(0))
+    monkeypatch.setattr("sys.stdin", Terminal())
+    assert cli.main(["gencert", "b@example.com", "--out", str(tmp_path / "b"), "--p12"]) == 1
+    assert not (tmp_path / "b.key").exists()
+    assert cli.main(["gencert", "b@example.com", "--out", str(tmp_path / "b"), "--p12"]) == 0
+    assert pkcs12.load_pkcs12((tmp_path / "b.p12").read_bytes(), b"same").key is not None
+
+
+def test_gencertRefusesOverwrite(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """
+    gencert never overwrites an existing file without --force, and says
+    which file is in the way; with --force it replaces them.
+    """
+    prefix = str(tmp_path / "a")
+    assert run("gencert", "a@example.com", "--out", prefix).code == 0
+    key = Path(prefix + ".key").read_bytes()
+    result = run("gencert", "a@example.com", "--out", prefix)
+    assertOneLineError(result, f"{prefix}.key", "--force")
+    assert Path(prefix + ".key").read_bytes() == key
+
+    # Only the .p12 in the way: nothing is written either.
+    other = str(tmp_path / "b")
+    Path(other + ".p12").write_bytes(b"keep")
+    result = run("gencert", "a@example.com", "--out", other, "--p12", "--no-passphrase")
+    assertOneLineError(result, f"{other}.p12")
+    assert not Path(other + ".key").exists() and not Path(other + ".crt").exists()
+    assert Path(other + ".p12").read_bytes() == b"keep"
+
+    result = run("gencert", "a@example.com", "--out", prefix, "--force")
+    assert result.code == 0, result.err
+    assert Path(prefix + ".key").read_bytes() != key
+    assert stat.S_IMODE(Path(prefix + ".key").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["example.com"], "no localpart"),
+    (["not a jid@"], "not a valid JID"),
+    (["a@example.com", "--passphrase-stdin"], "only applies with --p12"),
+    (["a@example.com", "--p12", "--no-passphrase", "--legacy-p12"], "--no-passphrase"),
+])
+def test_gencertBadArguments(tmp_path: Path, run, args: list[str], fragment: str) -> None:  # type: ignore[no-untyped-def]
+    """
+    Bad JIDs and option combinations are refused with one line, writing
+    nothing.
+    """
+    assertOneLineError(run("gencert", *args, "--out", str(tmp_path / "x")), fragment)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gencertThenCertAdd(tmp_path: Path, dataDir: Path, alice: str, run) -> None:  # type: ignore[no-untyped-def]
+    """
+    The next step gencert prints works: the certificate registers.
+    """
+    result = run("gencert", alice, "--out", str(tmp_path / "alice"))
+    assert result.code == 0, result.err
+    result = run(*configArg(dataDir), "cert", "add", alice, "laptop", str(tmp_path / "alice.crt"))
+    assert result.code == 0, result.err
+
+
+def test_certRoundTrip(tmp_path: Path, dataDir: Path, alice: str, run, fixedNow: datetime.datetime) -> None:  # type: ignore[no-untyped-def]
+    """
+    cert add (PEM and DER), list, disable, enable, revoke and remove, each
+    visible in the database and the listing; revocation is final
+    (XEP-0257 section 2.5).
+    """
+    cfg = configArg(dataDir)
+    fp = writeCertificate(tmp_path / "laptop.crt", [alice])
+    fpPhone = writeCertificate(tmp_path / "phone.der", ["alice@example.com/phone"], der=True)
+    result = run(*cfg, "cert", "add", alice, "laptop", str(tmp_path / "laptop.crt"))
+    assert result.code == 0, result.err
+    assert x509.displayFingerprint(fp) in result.out
+    result = run(*cfg, "cert", "add", alice, "phone", str(tmp_path / "phone.der"),
+                 "--no-cert-management")
+    assert result.code == 0, result.err
+    stored = storedCertificates(dataDir, alice)
+    assert [(c.name, c.fingerprint, c.state, c.canManage) for c in stored] == [
+        ("laptop", fp, "enabled", True), ("phone", fpPhone, "enabled", False),
+    ]
+    assert stored[0].notAfter == (NOW + datetime.timedelta(days=365)).timestamp()
+    assert stored[0].der == x509.loadCertificateFile(tmp_path / "laptop.crt").public_bytes(
+        Encoding.DER
+    )
+
+    listing = run(*cfg, "cert", "list", alice)
+    assert listing.code == 0, listing.err
+    lines = listing.out.splitlines()
+    assert lines[0].split() == ["NAME", "STATE", "FINGERPRINT", "NOT", "AFTER", "LAST", "USED",
+                                "MANAGE"]
+    assert lines[1].split()[:3] == ["laptop", "enabled", x509.displayFingerprint(fp)[:23] + "..."]
+    assert "2031-06-01" in lines[1] and "never" in lines[1] and lines[1].endswith("yes")
+    assert lines[2].startswith("phone") and lines[2].endswith("no")
+    full = run(*cfg, "cert", "list", alice, "--full").out
+    assert x509.displayFingerprint(fp) in full
+
+    for command, state in [("disable", "disabled"), ("enable", "enabled"),
+                           ("disable", "disabled"), ("revoke", "revoked")]:
+        result = run(*cfg, "cert", command, alice, "laptop")
+        assert result.code == 0, result.err
+        assert storedCertificates(dataDir, alice)[0].state == state
+        assert run(*cfg, "cert", "list", alice).out.splitlines()[1].split()[1] == state
+    for command in ["enable", "disable"]:
+        assertOneLineError(run(*cfg, "cert", command, alice, "laptop"), "revoked", "final")
+    assert storedCertificates(dataDir, alice)[0].state == "revoked"
+    again = run(*cfg, "cert", "revoke", alice, "laptop")
+    assert again.code == 0 and "already revoked" in again.out
+
+    result = run(*cfg, "cert", "remove", alice, "laptop")
+    assert result.code == 0, result.err
+    assert [c.name for c in storedCertificates(dataDir, alice)] == ["phone"]
+    # The fingerprint is free again after removal.
+    assert run(*cfg, "cert", "add", alice, "laptop2", str(tmp_path / "laptop.crt")).code == 0
+
+
+def test_certListEmptyAndUnknown(dataDir: Path, alice: str, run) -> None:  # type: ignore[no-untyped-def]
+    """
+    cert list of an account without certificates says so; of an unknown
+    account it fails.
+    """
+    result = run(*configArg(dataDir), "cert", "list", alice)
+    assert (result.code, result.out) == (0, f"no certificates for {alice}\n")
+    assertOneLineError(run(*configArg(dataDir), "cert", "list", "bob@example.com"),
+                       "no account bob@example.com")
+
+
+@pytest.mark.parametrize("command", ["disable", "enable", "revoke", "remove"])
+def test_certUnknownName(dataDir: Path, alice: str, run, command: str) -> None:  # type: ignore[no-untyped-def]
+    """
+    Changing a certificate the account does not have fails with one line.
+    """
+    result = run(*configArg(dataDir), "cert", command, alice, "nope")
+    assertOneLineError(result, f"no certificate named 'nope' for {alice}")
+
+
+def test_certAddExpired(tmp_path: Path, dataDir: Path, alice: str, run, fixedNow: datetime.datetime) -> None:  # type: ignore[no-untyped-def]
+    """
+    An expired certificate, or one not valid yet (by the CLI's clock), is
+    refused, saying so; nothing is stored.
+    """
+    writeCertificate(tmp_path / "old.crt", [alice], now=NOW - datetime.timedelta(days=400),
+                     days=1)
+    result = run(*configArg(dataDir), "cert", "add", alice, "old", str(tmp_path / "old.crt"))
+    assertOneLineError(result, "expired")
+    writeCertificate(tmp_path / "new.crt", [alice], now=NOW + datetime.timedelta(days=2))
+    result = run(*configArg(dataDir), "cert", "add", alice, "new", str(tmp_path / "new.crt"))
+    assertOneLineError(result, "not valid before")
+    assert storedCertificates(dataDir, alice) == []
+
+
+def test_certAddNoXmppAddr(tmp_path: Path, dataDir: Path, alice: str, run) -> None:  # type: ignore[no-untyped-def]
+    """
+    XEP-0178: a certificate without an xmppAddr naming the account (bare
+    match; a full JID of the account counts) is refused unless
+    --allow-no-xmppaddr is given.
+    """
+    cfg = configArg(dataDir)
+    writeCertificate(tmp_path / "bob.crt", ["bob@example.com"])
+    result = run(*cfg, "cert", "add", alice, "bob", str(tmp_path / "bob.crt"))
+    assertOneLineError(result, f"no xmppAddr naming {alice}", "bob@example.com",
+                       "--allow-no-xmppaddr")
+    assert storedCertificates(dataDir, alice) == []
+    result = run(*cfg, "cert", "add", alice, "bob", str(tmp_path / "bob.crt"),
+                 "--allow-no-xmppaddr")
+    assert result.code == 0, result.err
+    assert [c.name for c in storedCertificates(dataDir, alice)] == ["bob"]
+
+    writeCertificate(tmp_path / "phone.crt", ["bob@example.com", f"{alice}/phone"])
+    assert run(*cfg, "cert", "add", alice, "phone", str(tmp_path / "phone.crt")).code == 0
+
+
+def test_certAddDuplicates(tmp_path: Path, dataDir: Path, alice: str, run) -> None:  # type: ignore[no-untyped-def]
+    """
+    XEP-0257 section 2.1: a duplicate name MUST be rejected; a certificate
+    registered already is refused too, naming its name only when it is the
+    same account's.
+    """
+    cfg = configArg(dataDir)
+    assert run(*cfg, "user", "add", "bob@example.com", "--no-password").code == 0
+    writeCertificate(tmp_path / "one.crt", [alice, "bob@example.com"])
+    writeCertificate(tmp_path / "two.crt", [alice])
+    assert run(*cfg, "cert", "add", alice, "laptop", str(tmp_path / "one.crt")).code == 0
+
+    result = run(*cfg, "cert", "add", alice, "laptop", str(tmp_path / "two.crt"))
+    assertOneLineError(result, f"a certificate named 'laptop' is already registered for {alice}")
+    result = run(*cfg, "cert", "add", alice, "desk", str(tmp_path / "one.crt"))
+    assertOneLineError(result, f"already registered for {alice} as 'laptop'")
+    result = run(*cfg, "cert", "add", "bob@example.com", "laptop", str(tmp_path / "one.crt"))
+    assertOneLineError(result, "this certificate is already registered")
+    assert alice not in result.err and "laptop" not in result.err
+    assert [c.name for c in storedCertificates(dataDir, alice)] == ["laptop"]
+    assert storedCertificates(dataDir, "bob@example.com") == []
+
+
+def test_certAddBadInput(tmp_path: Path, dataDir: Path, alice: str, run) -> None:  # type: ignore[no-untyped-def]
+    """
+    A missing account, an unreadable or non-certificate file, and a bad
+    name each give one line; nothing is stored.
+    """
+    cfg = configArg(dataDir)
+    writeCertificate(tmp_path / "c.crt", [alice])
+    (tmp_path / "junk.crt").write_bytes(b"not a certificate")
+    assertOneLineError(run(*cfg, "cert", "add", "bob@example.com", "x", str(tmp_path / "c.crt")),
+                       "no account bob@example.com")
+    assertOneLineError(run(*cfg, "cert", "add", alice, "x", str(tmp_path / "missing.crt")),
+                       "missing.crt")
+    assertOneLineError(run(*cfg, "cert", "add", alice, "x", str(tmp_path / "junk.crt")),
+                       "junk.crt", "not a valid X.509 certificate")
+    for name in ["  ", "a\tb", "x" * 256]:
+        assertOneLineError(run(*cfg, "cert", "add", alice, name, str(tmp_path / "c.crt")),
+                           "certificate name")
+    assertOneLineError(run(*cfg, "cert", "add", "alice@example.com/phone", "x",
+                           str(tmp_path / "c.crt")), "full JID")
+    assert storedCertificates(dataDir, alice) == []
+
+
+def test_certAddMalformedXmppAddr(tmp_path: Path, dataDir: Path, alice: str, run) -> None:  # type: ignore[no-untyped-def]
+    """
+    A certificate whose id-on-xmppAddr is malformed (not a UTF8String) is
+    refused even with --allow-no-xmppaddr.
+    """
+    from cryptography import x509 as cx509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = x509.generateClientKey()
+    name = cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, "alice")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        cx509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(cx509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        # An IA5String (tag 0x16) where a UTF8String belongs.
+        .add_extension(cx509.SubjectAlternativeName([
+            cx509.OtherName(x509.XMPP_ADDR_OID, b"\x16\x11alice@example.com"),
+        ]), critical=False)
+        .add_extension(cx509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "bad.crt").write_bytes(x509.certificatePEM(certificate))
+    result = run(*configArg(dataDir), "cert", "add", alice, "bad", str(tmp_path / "bad.crt"),
+                 "--allow-no-xmppaddr")
+    assertOneLineError(result, "xmppAddr")
+    assert storedCertificates(dataDir, alice) == []

@@ -2,12 +2,16 @@
 """
 Tests for L{xmppcert.store}: the same behaviour for
 L{xmppcert.testing.InMemoryAccountStore} and
-L{xmppcert.store.sqlite.SQLiteStore}, and what only SQLite does.
+L{xmppcert.store.sqlite.SQLiteStore} (accounts and, per XEP-0257, their
+client certificates), and what only SQLite does.
 """
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 import sqlite3
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,14 +21,21 @@ from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
 from xmppcert.store import (
+    CERTIFICATE_STATES,
     SCHEMA_VERSION,
     AccountExists,
+    CertificateExists,
+    CertificateLimitReached,
+    CertificateRevoked,
     IAccountStore,
+    ICertificateStore,
     NoSuchAccount,
+    NoSuchCertificate,
     SchemaVersionError,
     ScramCredential,
     SQLiteDatabase,
     SQLiteStore,
+    StoredCertificate,
     StoreError,
 )
 from xmppcert.testing import InMemoryAccountStore
@@ -32,6 +43,16 @@ from xmppcert.testing import InMemoryAccountStore
 SHA1 = ScramCredential("SCRAM-SHA-1", b"s" * 16, 4096, b"k" * 20, b"v" * 20)
 SHA256 = ScramCredential("SCRAM-SHA-256", b"t" * 16, 4096, b"K" * 32, b"V" * 32)
 NEW_SHA256 = ScramCredential("SCRAM-SHA-256", b"u" * 16, 5000, b"L" * 32, b"W" * 32)
+
+
+def temporaryDatabase(case: unittest.TestCase) -> Path:
+    """
+    A database path in a new temporary directory, removed after the test
+    (trial's C{mktemp} would leave directories in the working directory).
+    """
+    directory = tempfile.mkdtemp(prefix="xmppcert-test-")
+    case.addCleanup(shutil.rmtree, directory, ignore_errors=True)
+    return Path(directory) / "accounts.sqlite"
 
 
 class AccountStoreTestsMixin:
@@ -164,6 +185,411 @@ class AccountStoreTestsMixin:
             await self.store.accountExists("alice@example.com")
 
 
+def fakeCertificate(n: int) -> tuple[bytes, str]:
+    """
+    Stand-in DER bytes and their SHA-256 fingerprint: the store keeps
+    certificates as opaque bytes, it never parses them.
+    """
+    der = b"certificate %d" % n
+    return der, hashlib.sha256(der).hexdigest()
+
+
+DER1, FP1 = fakeCertificate(1)
+DER2, FP2 = fakeCertificate(2)
+DER3, FP3 = fakeCertificate(3)
+ALICE = "alice@example.com"
+BOB = "bob@example.com"
+
+
+class CertificateStoreTestsMixin:
+    """
+    Behaviour every L{ICertificateStore} shares. Subclasses provide
+    C{makeStore}, which must use C{self.clock} as the store's clock.
+    """
+
+    store: Any
+    now: float
+
+    def clock(self) -> float:
+        return self.now
+
+    def makeStore(self) -> Any:
+        raise NotImplementedError()
+
+    def setUp(self) -> None:
+        self.now = 1000.0
+        self.store = self.makeStore()
+        self.addCleanup(self.store.close)  # type: ignore[attr-defined]
+
+    async def addAccounts(self, *jids: str) -> None:
+        for jid in jids:
+            await self.store.addAccount(jid, [])
+
+    def test_certificateInterface(self) -> None:
+        """
+        The store provides ICertificateStore (and IAccountStore).
+        """
+        assert verifyObject(ICertificateStore, self.store)
+        assert verifyObject(IAccountStore, self.store)
+
+    async def test_addCertificate(self) -> None:
+        """
+        XEP-0257 section 2.1: an added certificate is enabled, and is found
+        by listing, by name and by fingerprint, with what it was added with.
+        """
+        await self.addAccounts(ALICE)
+        added = await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        expected = StoredCertificate(
+            account=ALICE, name="laptop", fingerprint=FP1, der=DER1, state="enabled",
+            canManage=True, notAfter=5000.0, createdAt=1000.0, changedAt=1000.0,
+            lastUsedAt=None,
+        )
+        assert added == expected
+        assert await self.store.listCertificates(ALICE) == [expected]
+        assert await self.store.getCertificate(ALICE, "laptop") == expected
+        assert await self.store.certificateByFingerprint(FP1) == expected
+
+    async def test_noCertManagement(self) -> None:
+        """
+        XEP-0257 section 2.1: a certificate uploaded with
+        <no-cert-management/> is stored with canManage False.
+        """
+        await self.addAccounts(ALICE)
+        await self.store.addCertificate(ALICE, "phone", DER1, FP1, 5000.0, canManage=False)
+        assert (await self.store.getCertificate(ALICE, "phone")).canManage is False
+
+    async def test_missingLookups(self) -> None:
+        """
+        Unknown names, fingerprints and accounts give None or an empty list.
+        """
+        await self.addAccounts(ALICE)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        assert await self.store.getCertificate(ALICE, "phone") is None
+        assert await self.store.getCertificate(BOB, "laptop") is None
+        assert await self.store.certificateByFingerprint(FP2) is None
+        assert await self.store.listCertificates(BOB) == []
+
+    async def test_addNoAccount(self) -> None:
+        """
+        A certificate needs an existing account: NoSuchAccount otherwise,
+        and nothing is stored.
+        """
+        with pytest.raises(NoSuchAccount):
+            await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        assert await self.store.certificateByFingerprint(FP1) is None
+
+    async def test_names(self) -> None:
+        """
+        Names are stripped of surrounding whitespace, in lookups too; 1 to
+        255 characters after stripping, no control characters, else
+        ValueError.
+        """
+        await self.addAccounts(ALICE)
+        added = await self.store.addCertificate(ALICE, "  my laptop ", DER1, FP1, 5000.0)
+        assert added.name == "my laptop"
+        assert (await self.store.getCertificate(ALICE, " my laptop")) == added
+        longest = "\u00e9" * 255
+        assert (await self.store.addCertificate(ALICE, longest, DER2, FP2, 5000.0)).name == longest
+        for bad in ["", "   ", "x" * 256, "a\x00b", "tab\tname", "line\nbreak", "del\x7f"]:
+            with pytest.raises(ValueError):
+                await self.store.addCertificate(ALICE, bad, DER3, FP3, 5000.0)
+        assert len(await self.store.listCertificates(ALICE)) == 2
+
+    async def test_badFingerprint(self) -> None:
+        """
+        A fingerprint that is not 64 lowercase hex digits is refused with
+        ValueError.
+        """
+        await self.addAccounts(ALICE)
+        for bad in ["", FP1.upper(), FP1[:-1], FP1 + "0", "g" * 64]:
+            with pytest.raises(ValueError):
+                await self.store.addCertificate(ALICE, "laptop", DER1, bad, 5000.0)
+        assert await self.store.listCertificates(ALICE) == []
+
+    async def test_duplicateName(self) -> None:
+        """
+        XEP-0257 section 2.1: a duplicate name in one account MUST be
+        rejected: CertificateExists with field "name"; the first stays.
+        Another account may use the same name.
+        """
+        await self.addAccounts(ALICE, BOB)
+        first = await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        with pytest.raises(CertificateExists) as e:
+            await self.store.addCertificate(ALICE, " laptop", DER2, FP2, 5000.0)
+        assert e.value.field == "name"
+        assert await self.store.listCertificates(ALICE) == [first]
+        assert await self.store.certificateByFingerprint(FP2) is None
+        await self.store.addCertificate(BOB, "laptop", DER2, FP2, 5000.0)
+
+    async def test_duplicateFingerprint(self) -> None:
+        """
+        A fingerprint is registered once on the whole server: in another
+        account (or the same one under another name) it gives
+        CertificateExists with field "fingerprint", whose message does not
+        name the other account.
+        """
+        await self.addAccounts(ALICE, BOB)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        with pytest.raises(CertificateExists) as e:
+            await self.store.addCertificate(BOB, "laptop", DER1, FP1, 5000.0)
+        assert e.value.field == "fingerprint"
+        assert ALICE not in str(e.value)
+        with pytest.raises(CertificateExists) as e:
+            await self.store.addCertificate(ALICE, "other", DER1, FP1, 5000.0)
+        assert e.value.field == "fingerprint"
+        assert await self.store.listCertificates(BOB) == []
+        assert (await self.store.certificateByFingerprint(FP1)).account == ALICE
+
+    async def test_limit(self) -> None:
+        """
+        With maxPerAccount above 0, an account with that many certificates,
+        counting disabled and revoked ones, gets CertificateLimitReached;
+        other accounts are not affected, and 0 means no limit.
+        """
+        await self.addAccounts(ALICE, BOB)
+        await self.store.addCertificate(ALICE, "one", DER1, FP1, 5000.0, maxPerAccount=2)
+        await self.store.addCertificate(ALICE, "two", DER2, FP2, 5000.0, maxPerAccount=2)
+        await self.store.setCertificateState(ALICE, "one", "revoked")
+        with pytest.raises(CertificateLimitReached):
+            await self.store.addCertificate(ALICE, "three", DER3, FP3, 5000.0, maxPerAccount=2)
+        assert len(await self.store.listCertificates(ALICE)) == 2
+        await self.store.addCertificate(BOB, "three", DER3, FP3, 5000.0, maxPerAccount=2)
+        await self.store.removeCertificate(BOB, "three")
+        await self.store.addCertificate(ALICE, "three", DER3, FP3, 5000.0, maxPerAccount=3)
+        assert len(await self.store.listCertificates(ALICE)) == 3
+
+    async def test_failedAddChangesNothing(self) -> None:
+        """
+        Nothing half-written: a failing add leaves no record and no change
+        for changesSince to report.
+        """
+        await self.addAccounts(ALICE, BOB)
+        first = await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        cursor, _ = await self.store.changesSince(0)
+        for account, name, der, fp in [
+            (ALICE, "laptop", DER2, FP2),
+            (BOB, "laptop", DER1, FP1),
+            ("carol@example.com", "x", DER3, FP3),
+            (ALICE, "", DER3, FP3),
+        ]:
+            with pytest.raises((StoreError, ValueError)):
+                await self.store.addCertificate(account, name, der, fp, 5000.0)
+        with pytest.raises(CertificateLimitReached):
+            await self.store.addCertificate(ALICE, "two", DER2, FP2, 5000.0, maxPerAccount=1)
+        assert await self.store.listCertificates(ALICE) == [first]
+        assert await self.store.listCertificates(BOB) == []
+        assert await self.store.certificateByFingerprint(FP2) is None
+        assert await self.store.changesSince(cursor) == (cursor, [])
+
+    async def test_listOrder(self) -> None:
+        """
+        listCertificates orders by creation time, then by name.
+        """
+        await self.addAccounts(ALICE)
+        await self.store.addCertificate(ALICE, "b", DER1, FP1, 5000.0)
+        await self.store.addCertificate(ALICE, "a", DER2, FP2, 5000.0)
+        self.now = 999.0
+        await self.store.addCertificate(ALICE, "z", DER3, FP3, 5000.0)
+        assert [c.name for c in await self.store.listCertificates(ALICE)] == ["z", "a", "b"]
+
+    async def test_stateTransitions(self) -> None:
+        """
+        XEP-0257 sections 2.3 to 2.5: enabled to disabled and back, then to
+        revoked; each change records its time and leaves the rest alone.
+        """
+        await self.addAccounts(ALICE)
+        added = await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        self.now = 1100.0
+        disabled = await self.store.setCertificateState(ALICE, "laptop", "disabled")
+        assert disabled.state == "disabled" and disabled.changedAt == 1100.0
+        assert disabled.createdAt == added.createdAt
+        assert await self.store.getCertificate(ALICE, "laptop") == disabled
+        self.now = 1200.0
+        enabled = await self.store.setCertificateState(ALICE, "laptop", "enabled")
+        assert (enabled.state, enabled.changedAt) == ("enabled", 1200.0)
+        self.now = 1300.0
+        revoked = await self.store.setCertificateState(ALICE, " laptop ", "revoked")
+        assert (revoked.state, revoked.changedAt) == ("revoked", 1300.0)
+        assert await self.store.certificateByFingerprint(FP1) == revoked
+
+    async def test_disabledToRevoked(self) -> None:
+        """
+        A disabled certificate may be revoked.
+        """
+        await self.addAccounts(ALICE)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        await self.store.setCertificateState(ALICE, "laptop", "disabled")
+        revoked = await self.store.setCertificateState(ALICE, "laptop", "revoked")
+        assert revoked.state == "revoked"
+
+    async def test_revokedIsFinal(self) -> None:
+        """
+        XEP-0257 section 2.5: revocation is final: enabling or disabling a
+        revoked certificate fails with CertificateRevoked (a StoreError) and
+        changes nothing; revoking it again is a no-op.
+        """
+        await self.addAccounts(ALICE)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        revoked = await self.store.setCertificateState(ALICE, "laptop", "revoked")
+        assert issubclass(CertificateRevoked, StoreError)
+        self.now = 2000.0
+        for state in ["enabled", "disabled"]:
+            with pytest.raises(CertificateRevoked):
+                await self.store.setCertificateState(ALICE, "laptop", state)
+        assert await self.store.setCertificateState(ALICE, "laptop", "revoked") == revoked
+        assert await self.store.getCertificate(ALICE, "laptop") == revoked
+
+    async def test_sameStateNoop(self) -> None:
+        """
+        Setting the current state again returns the record unchanged, and
+        is no change for changesSince.
+        """
+        await self.addAccounts(ALICE)
+        added = await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        cursor, _ = await self.store.changesSince(0)
+        self.now = 2000.0
+        assert await self.store.setCertificateState(ALICE, "laptop", "enabled") == added
+        assert await self.store.changesSince(cursor) == (cursor, [])
+
+    async def test_setStateErrors(self) -> None:
+        """
+        An unknown state is a ValueError, an unknown certificate
+        NoSuchCertificate.
+        """
+        await self.addAccounts(ALICE)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        assert "bogus" not in CERTIFICATE_STATES
+        with pytest.raises(ValueError):
+            await self.store.setCertificateState(ALICE, "laptop", "bogus")
+        with pytest.raises(NoSuchCertificate):
+            await self.store.setCertificateState(ALICE, "phone", "disabled")
+        with pytest.raises(NoSuchCertificate):
+            await self.store.setCertificateState(BOB, "laptop", "disabled")
+        assert (await self.store.getCertificate(ALICE, "laptop")).state == "enabled"
+
+    async def test_touch(self) -> None:
+        """
+        touchCertificate records the login time; an unknown fingerprint is
+        not an error; a touch is not a state change.
+        """
+        await self.addAccounts(ALICE)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        cursor, _ = await self.store.changesSince(0)
+        await self.store.touchCertificate(FP1, 1234.5)
+        touched = await self.store.getCertificate(ALICE, "laptop")
+        assert touched.lastUsedAt == 1234.5
+        assert touched.changedAt == 1000.0
+        await self.store.touchCertificate(FP2, 1234.5)
+        assert await self.store.changesSince(cursor) == (cursor, [])
+
+    async def test_remove(self) -> None:
+        """
+        A removed certificate is gone; removing it again fails with
+        NoSuchCertificate; its name and fingerprint may be registered again.
+        """
+        await self.addAccounts(ALICE, BOB)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        await self.store.addCertificate(ALICE, "phone", DER2, FP2, 5000.0)
+        await self.store.removeCertificate(ALICE, "laptop ")
+        assert await self.store.getCertificate(ALICE, "laptop") is None
+        assert await self.store.certificateByFingerprint(FP1) is None
+        assert [c.name for c in await self.store.listCertificates(ALICE)] == ["phone"]
+        with pytest.raises(NoSuchCertificate):
+            await self.store.removeCertificate(ALICE, "laptop")
+        with pytest.raises(NoSuchCertificate):
+            await self.store.removeCertificate(BOB, "phone")
+        await self.store.addCertificate(BOB, "laptop", DER1, FP1, 5000.0)
+        await self.store.addCertificate(ALICE, "laptop", DER3, FP3, 5000.0)
+
+    async def test_removeExpired(self) -> None:
+        """
+        removeExpiredCertificates removes and returns the certificates whose
+        notAfter is before the given time, in any state and account; one
+        expiring exactly then stays.
+        """
+        await self.addAccounts(ALICE, BOB)
+        old = await self.store.addCertificate(ALICE, "old", DER1, FP1, 1500.0)
+        older = await self.store.addCertificate(BOB, "older", DER2, FP2, 1400.0)
+        older = await self.store.setCertificateState(BOB, "older", "revoked")
+        edge = await self.store.addCertificate(ALICE, "edge", DER3, FP3, 2000.0)
+        removed = await self.store.removeExpiredCertificates(2000.0)
+        assert sorted(removed, key=lambda c: c.name) == [old, older]
+        assert await self.store.listCertificates(ALICE) == [edge]
+        assert await self.store.listCertificates(BOB) == []
+        assert await self.store.removeExpiredCertificates(2000.0) == []
+
+    async def test_changesSinceStart(self) -> None:
+        """
+        Cursor 0 gives the current counter and no records: history is not
+        replayed. The counter is never 0, even on an empty store, so a
+        poller that started there misses nothing.
+        """
+        cursor, changes = await self.store.changesSince(0)
+        assert cursor > 0 and changes == []
+        await self.addAccounts(ALICE)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        await self.store.setCertificateState(ALICE, "laptop", "revoked")
+        assert (await self.store.changesSince(0))[1] == []
+        newCursor, changes = await self.store.changesSince(cursor)
+        assert newCursor > cursor
+        assert [(c.name, c.state) for c in changes] == [("laptop", "revoked")]
+
+    async def test_changesSince(self) -> None:
+        """
+        changesSince reports adds and state changes after the cursor, each
+        record once with its current state, in the order of the latest
+        change; the new cursor moves on only when something changed.
+        """
+        await self.addAccounts(ALICE, BOB)
+        start, _ = await self.store.changesSince(0)
+        await self.store.addCertificate(ALICE, "a", DER1, FP1, 5000.0)
+        await self.store.addCertificate(BOB, "b", DER2, FP2, 5000.0)
+        afterAdds, changes = await self.store.changesSince(start)
+        assert afterAdds > start
+        assert [(c.account, c.name, c.state) for c in changes] == [
+            (ALICE, "a", "enabled"), (BOB, "b", "enabled"),
+        ]
+        assert await self.store.changesSince(afterAdds) == (afterAdds, [])
+
+        await self.store.setCertificateState(ALICE, "a", "disabled")
+        afterDisable, changes = await self.store.changesSince(afterAdds)
+        assert afterDisable > afterAdds
+        assert [(c.name, c.state) for c in changes] == [("a", "disabled")]
+
+        await self.store.setCertificateState(ALICE, "a", "revoked")
+        latest, changes = await self.store.changesSince(start)
+        assert [(c.name, c.state) for c in changes] == [("b", "enabled"), ("a", "revoked")]
+        assert changes[1] == await self.store.getCertificate(ALICE, "a")
+        _, changes = await self.store.changesSince(afterDisable)
+        assert [(c.name, c.state) for c in changes] == [("a", "revoked")]
+        await self.store.removeCertificate(BOB, "b")
+        assert await self.store.changesSince(start) == (latest, [changes[0]])
+
+    async def test_removeAccountCascades(self) -> None:
+        """
+        Removing an account removes its certificates; a new account of the
+        same JID starts without them, and the fingerprint is free again.
+        """
+        await self.addAccounts(ALICE, BOB)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        await self.store.addCertificate(BOB, "laptop", DER2, FP2, 5000.0)
+        await self.store.removeAccount(ALICE)
+        assert await self.store.certificateByFingerprint(FP1) is None
+        assert await self.store.getCertificate(ALICE, "laptop") is None
+        assert await self.store.certificateByFingerprint(FP2) is not None
+        await self.addAccounts(ALICE)
+        assert await self.store.listCertificates(ALICE) == []
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+
+    async def test_closedStore(self) -> None:
+        """
+        After close(), certificate calls fail with StoreError.
+        """
+        await self.store.close()
+        with pytest.raises(StoreError):
+            await self.store.certificateByFingerprint(FP1)
+
+
 class InMemoryAccountStoreTests(AccountStoreTestsMixin, unittest.TestCase):
     """
     The shared behaviour, for the in-memory fake.
@@ -182,13 +608,47 @@ class InMemoryAccountStoreTests(AccountStoreTestsMixin, unittest.TestCase):
         self.failureResultOf(self.store.removeAccount("bob@example.com"), NoSuchAccount)
 
 
+class InMemoryCertificateStoreTests(CertificateStoreTestsMixin, unittest.TestCase):
+    """
+    The shared certificate behaviour, for the in-memory fake.
+    """
+
+    def makeStore(self) -> InMemoryAccountStore:
+        return InMemoryAccountStore(clock=self.clock)
+
+
+class SQLiteCertificateStoreTests(CertificateStoreTestsMixin, unittest.TestCase):
+    """
+    The shared certificate behaviour, for the SQLite store on a real file.
+    """
+
+    def makeStore(self) -> SQLiteStore:
+        return SQLiteStore(temporaryDatabase(self), clock=self.clock)
+
+    async def test_changesFromAnotherConnection(self) -> None:
+        """
+        A running server sees, through changesSince, what the command line
+        tool (another connection, normally another process) changed.
+        """
+        await self.addAccounts(ALICE)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        cursor, _ = await self.store.changesSince(0)
+        cli = SQLiteDatabase.open(self.store.path)
+        try:
+            cli.setCertificateState(ALICE, "laptop", "revoked")
+        finally:
+            cli.close()
+        _, changes = await self.store.changesSince(cursor)
+        assert [(c.fingerprint, c.state) for c in changes] == [(FP1, "revoked")]
+
+
 class SQLiteStoreTests(AccountStoreTestsMixin, unittest.TestCase):
     """
     The shared behaviour, for the SQLite store on a real file.
     """
 
     def makeStore(self) -> SQLiteStore:
-        return SQLiteStore(Path(self.mktemp()) / "accounts.sqlite")
+        return SQLiteStore(temporaryDatabase(self))
 
     async def test_persists(self) -> None:
         """
@@ -219,7 +679,7 @@ class SQLiteStoreTests(AccountStoreTestsMixin, unittest.TestCase):
                 database.__class__ = RecordingDatabase
                 return database
 
-        store = RecordingStore(Path(self.mktemp()) / "accounts.sqlite")
+        store = RecordingStore(temporaryDatabase(self))
         self.addCleanup(store.close)
         for _ in range(3):
             await store.accountExists("alice@example.com")
@@ -244,7 +704,7 @@ class SQLiteStoreTests(AccountStoreTestsMixin, unittest.TestCase):
         """
         connect() opens the database at once and reports a newer schema.
         """
-        path = Path(self.mktemp()) / "accounts.sqlite"
+        path = temporaryDatabase(self)
         SQLiteDatabase.open(path).close()
         setSchemaVersion(path, SCHEMA_VERSION + 1)
         store = SQLiteStore(path)
@@ -274,16 +734,16 @@ def database(dbPath: Path) -> Any:
 
 def test_schemaVersionRecorded(database: SQLiteDatabase, dbPath: Path) -> None:
     """
-    A new database records schema_version 1 in the meta table, and opening
+    A new database records schema_version 2 in the meta table, and opening
     it again keeps it.
     """
-    assert SCHEMA_VERSION == 1
-    assert database.schemaVersion() == 1
+    assert SCHEMA_VERSION == 2
+    assert database.schemaVersion() == 2
     conn = sqlite3.connect(dbPath)
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [(1,)]
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [(2,)]
     conn.close()
     SQLiteDatabase.open(dbPath).close()
-    assert database.schemaVersion() == 1
+    assert database.schemaVersion() == 2
 
 
 def test_pragmas(database: SQLiteDatabase) -> None:
@@ -314,9 +774,11 @@ def test_newerSchemaRefused(dbPath: Path) -> None:
     setSchemaVersion(dbPath, 7)
     with pytest.raises(SchemaVersionError) as e:
         SQLiteDatabase.open(dbPath)
-    assert str(e.value) == "database schema version 7 is newer than this xmppcert supports (1)"
+    assert str(e.value) == "database schema version 7 is newer than this xmppcert supports (2)"
     conn = sqlite3.connect(dbPath)
-    assert conn.execute("SELECT value FROM meta").fetchall() == [(7,)]
+    assert conn.execute(
+        "SELECT value FROM meta WHERE key = 'schema_version'"
+    ).fetchall() == [(7,)]
     conn.close()
 
 
@@ -402,3 +864,238 @@ def test_cascadeInSchema(database: SQLiteDatabase) -> None:
                 "INSERT INTO scram_credentials VALUES ('bob@example.com', 'SCRAM-SHA-1',"
                 " x'00', 4096, x'00', x'00')"
             )
+
+
+#: The version 1 schema as xmppcert 0.1 wrote it, by hand: the migration
+#: test must not depend on the code it tests.
+V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value NOT NULL);
+CREATE TABLE accounts (jid TEXT PRIMARY KEY, created_at REAL NOT NULL);
+CREATE TABLE scram_credentials (
+    jid TEXT NOT NULL REFERENCES accounts(jid) ON DELETE CASCADE,
+    mechanism TEXT NOT NULL,
+    salt BLOB NOT NULL,
+    iterations INTEGER NOT NULL,
+    stored_key BLOB NOT NULL,
+    server_key BLOB NOT NULL,
+    PRIMARY KEY (jid, mechanism)
+);
+INSERT INTO meta (key, value) VALUES ('schema_version', 1);
+"""
+
+
+def test_migrateFromVersion1(dbPath: Path) -> None:
+    """
+    Opening a version 1 database migrates it to version 2: accounts and
+    credentials are kept, and certificates can be added.
+    """
+    dbPath.parent.mkdir(parents=True)
+    conn = sqlite3.connect(dbPath)
+    conn.executescript(V1_SCHEMA)
+    with conn:
+        conn.execute("INSERT INTO accounts VALUES (?, 17.0)", (ALICE,))
+        conn.execute(
+            "INSERT INTO scram_credentials VALUES (?, ?, ?, ?, ?, ?)",
+            (ALICE, SHA256.mechanism, SHA256.salt, SHA256.iterations, SHA256.storedKey,
+             SHA256.serverKey),
+        )
+    conn.close()
+
+    database = SQLiteDatabase.open(dbPath, clock=lambda: 50.0)
+    try:
+        assert database.schemaVersion() == 2
+        assert database.listAccounts() == [ALICE]
+        assert database.accountCreatedAt(ALICE) == 17.0
+        assert database.getScramCredential(ALICE, "SCRAM-SHA-256") == SHA256
+        assert database.listCertificates(ALICE) == []
+        cursor, _ = database.changesSince(0)
+        assert cursor == 1
+        database.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        assert database.changesSince(cursor)[1] == [database.getCertificate(ALICE, "laptop")]
+    finally:
+        database.close()
+    # Opening it again changes nothing more.
+    database = SQLiteDatabase.open(dbPath)
+    try:
+        assert database.schemaVersion() == 2
+        assert [c.name for c in database.listCertificates(ALICE)] == ["laptop"]
+    finally:
+        database.close()
+
+
+def test_certificateSchema(database: SQLiteDatabase) -> None:
+    """
+    The schema itself guards certificates: the state must be a known one,
+    names are unique per account and fingerprints across the server,
+    certificates need an account and go with it (ON DELETE CASCADE); the
+    change counter and expiry have indexes.
+    """
+    database.addAccount(ALICE, [])
+    database.addAccount(BOB, [])
+    database.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+    conn = database._conn
+    insert = (
+        "INSERT INTO certificates (account, name, fingerprint, der, state, can_manage,"
+        " not_after, created_at, changed_at, change_seq) VALUES (?, ?, ?, x'00', ?, 1, 0, 0, 0, 9)"
+    )
+    for values in [
+        (ALICE, "other", FP2, "bogus"),
+        (ALICE, "laptop", FP2, "enabled"),
+        (BOB, "laptop", FP1, "enabled"),
+        ("carol@example.com", "laptop", FP2, "enabled"),
+    ]:
+        with pytest.raises(sqlite3.IntegrityError):
+            with conn:
+                conn.execute(insert, values)
+    indexes = {
+        row[0] for row in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'certificates'"
+            " AND sql IS NOT NULL"
+        )
+    }
+    assert any("(change_seq)" in sql for sql in indexes)
+    assert any("(not_after)" in sql for sql in indexes)
+    with conn:
+        conn.execute("DELETE FROM accounts WHERE jid = ?", (ALICE,))
+    assert conn.execute("SELECT count(*) FROM certificates").fetchone() == (0,)
+
+
+def test_addCertificateAtomic(database: SQLiteDatabase) -> None:
+    """
+    Nothing half-written: when the insert fails after the change counter
+    was increased, neither the row nor the increase is stored.
+    """
+    database.addAccount(ALICE, [])
+    cursor, _ = database.changesSince(0)
+    with pytest.raises(sqlite3.IntegrityError):
+        database.addCertificate(ALICE, "laptop", None, FP1, 5000.0)  # type: ignore[arg-type]
+    assert database.listCertificates(ALICE) == []
+    assert database.changesSince(0) == (cursor, [])
+
+
+class _BlindConnection:
+    """
+    A connection whose checks before an insert never see a certificate, as
+    if another writer had slipped in between: only the UNIQUE constraints
+    can catch a duplicate then.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql.startswith("SELECT 1 FROM certificates"):
+            return self._conn.execute("SELECT 1 WHERE 0")
+        return self._conn.execute(sql, *args)
+
+    def __enter__(self) -> Any:
+        return self._conn.__enter__()
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._conn.__exit__(*exc)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def test_constraintsAreTheGuard(database: SQLiteDatabase) -> None:
+    """
+    XEP-0257 section 2.1: a duplicate name MUST be rejected even when the
+    check before the insert misses it: the UNIQUE constraint's
+    IntegrityError becomes CertificateExists for the right field, and
+    nothing is stored.
+    """
+    database.addAccount(ALICE, [])
+    database.addAccount(BOB, [])
+    database.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+    cursor, _ = database.changesSince(0)
+    realConnection = database._conn
+    database._conn = _BlindConnection(realConnection)  # type: ignore[assignment]
+    try:
+        with pytest.raises(CertificateExists) as e:
+            database.addCertificate(ALICE, "laptop", DER2, FP2, 5000.0)
+        assert e.value.field == "name"
+        with pytest.raises(CertificateExists) as e:
+            database.addCertificate(BOB, "laptop", DER1, FP1, 5000.0)
+        assert e.value.field == "fingerprint"
+        assert ALICE not in str(e.value)
+    finally:
+        database._conn = realConnection
+    assert [c.fingerprint for c in database.listCertificates(ALICE)] == [FP1]
+    assert database.listCertificates(BOB) == []
+    assert database.changesSince(cursor) == (cursor, [])
+
+
+def _raceAdds(dbPath: Path, adds: list[tuple[str, str, bytes, str]]) -> list[object]:
+    """
+    Run each add on its own connection to C{dbPath}, in its own thread, all
+    released at once by a barrier.
+
+    @return: per add, the new record or the exception raised.
+    """
+    connections = [SQLiteDatabase.open(dbPath) for _ in adds]
+    barrier = threading.Barrier(len(adds))
+    results: list[object] = [None] * len(adds)
+
+    def add(i: int) -> None:
+        account, name, der, fp = adds[i]
+        barrier.wait()
+        try:
+            results[i] = connections[i].addCertificate(account, name, der, fp, 5000.0)
+        except Exception as e:
+            results[i] = e
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(len(adds))]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        for connection in connections:
+            connection.close()
+    return results
+
+
+def test_concurrentAddsSameName(dbPath: Path) -> None:
+    """
+    XEP-0257 section 2.1: a duplicate name MUST be rejected, also when two
+    connections add the same name at the same moment: exactly one add
+    succeeds, the other gets CertificateExists for the name, never a
+    database error.
+    """
+    setup = SQLiteDatabase.open(dbPath)
+    setup.addAccount(ALICE, [])
+    setup.close()
+    for round in range(10):
+        name = f"laptop {round}"
+        derA, fpA = fakeCertificate(100 + 2 * round)
+        derB, fpB = fakeCertificate(101 + 2 * round)
+        results = _raceAdds(dbPath, [(ALICE, name, derA, fpA), (ALICE, name, derB, fpB)])
+        stored = [r for r in results if isinstance(r, StoredCertificate)]
+        failed = [r for r in results if isinstance(r, CertificateExists)]
+        assert len(stored) == 1 and len(failed) == 1, results
+        assert failed[0].field == "name"
+        check = SQLiteDatabase.open(dbPath)
+        try:
+            assert check.getCertificate(ALICE, name) == stored[0]
+        finally:
+            check.close()
+
+
+def test_concurrentAddsSameFingerprint(dbPath: Path) -> None:
+    """
+    Two accounts adding the same certificate at the same moment: exactly
+    one succeeds, the other gets CertificateExists for the fingerprint.
+    """
+    setup = SQLiteDatabase.open(dbPath)
+    setup.addAccount(ALICE, [])
+    setup.addAccount(BOB, [])
+    setup.close()
+    for round in range(10):
+        der, fp = fakeCertificate(200 + round)
+        results = _raceAdds(dbPath, [(ALICE, f"a{round}", der, fp), (BOB, f"b{round}", der, fp)])
+        stored = [r for r in results if isinstance(r, StoredCertificate)]
+        failed = [r for r in results if isinstance(r, CertificateExists)]
+        assert len(stored) == 1 and len(failed) == 1, results
+        assert failed[0].field == "fingerprint"

@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from cryptography import x509
 from twisted.cred.portal import Portal
 from twisted.internet import defer, task
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, ISSLTransport
@@ -28,8 +29,10 @@ from twisted.words.protocols.jabber import error, jid, xmlstream
 from twisted.words.protocols.jabber.sasl import SASLIncorrectEncodingError, fromBase64
 from twisted.words.xish import domish, utility
 
+from xmppcert import _log
 from xmppcert.config import Config
 from xmppcert.cred import Account
+from xmppcert.jids import makeJID, parseJID
 from xmppcert.sasl import (
     NS_SASL,
     Challenge,
@@ -41,17 +44,15 @@ from xmppcert.sasl import (
 )
 from xmppcert.sessions import Session, SessionManager
 from xmppcert.store.interfaces import IAccountStore
+from xmppcert.tls import peerCertificateChain
 from xmppcert.xmlstream import HardenedXmlStream
 
-log = Logger()
+log = Logger(observer=_log.observer)
 
 NS_CLIENT = "jabber:client"
 NS_STREAMS = xmlstream.NS_STREAMS
 NS_TLS = xmlstream.NS_XMPP_TLS
 NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
-
-#: RFC 7622 section 3.4: a resourcepart is at most 1023 octets.
-MAX_RESOURCE_OCTETS = 1023
 
 
 #: Called once a resource is bound; returns the wokkel handlers for that stream.
@@ -97,12 +98,45 @@ class C2SServer:
         return factory
 
 
+#: Seconds a peer has to close its side after our stream error or closing
+#: tag, before the connection is cut (a TLS close waits for the peer's
+#: close_notify, which a hostile peer never sends).
+CLOSE_GRACE = 5.0
+
+
 class C2SStream(HardenedXmlStream):
     """
     A client stream with the hardened parser, as the receiving entity.
     """
 
     initiating = False
+    #: Set by the authenticator: the server clock, for the close deadline.
+    clock: IReactorTime | None = None
+    _abortCall: IDelayedCall | None = None
+
+    def loseConnection(self) -> None:
+        """
+        Close, and cut the connection if the peer does not finish closing
+        within L{CLOSE_GRACE} seconds.
+        """
+        transport: Any = self.transport
+        transport.loseConnection()
+        if self.clock is not None and self._abortCall is None:
+            self._abortCall = self.clock.callLater(CLOSE_GRACE, transport.abortConnection)
+
+    def sendStreamError(self, streamError: error.StreamError) -> None:
+        if not self._headerSent and self.thisEntity is None:
+            return self.loseConnection()
+        if not self._headerSent:
+            self.sendHeader()
+        self.send(streamError.getElement())
+        self.sendFooter()
+        self.loseConnection()
+
+    def connectionLost(self, reason: failure.Failure) -> None:  # type: ignore[override]
+        if self._abortCall is not None and self._abortCall.active():
+            self._abortCall.cancel()
+        super().connectionLost(reason)
 
     def reset(self) -> None:
         # Bytes that arrived in the same read as <starttls/> or after
@@ -123,7 +157,7 @@ class C2SStream(HardenedXmlStream):
         # RFC 6120 section 4.4: answer the closing tag with ours.
         if self._headerSent:
             self.sendFooter()
-        self.transport.loseConnection()  # type: ignore[union-attr]
+        self.loseConnection()
 
 
 def _peer(xs: Any) -> str:
@@ -178,6 +212,9 @@ class ReceivingSASLFeature:
         self._mechanism: Any = None
         self._mechanismName = ""
         self._busy = False
+        #: Names offered on this stream, once L{prepare} has run.
+        self.offered: list[str] | None = None
+        self._pending: list[domish.Element] = []
 
     def _context(self) -> MechanismContext:
         a = self.authenticator
@@ -187,21 +224,36 @@ class ReceivingSASLFeature:
             domain=a.domain,
             secure=a.secure,
             peerAddress=_peer(a.xmlstream),
+            peerChain=a.peerChain,
+            scramIterations=a.server.config.sasl.scram_iterations,
         )
 
-    def offeredNames(self) -> list[str]:
+    async def prepare(self) -> None:
+        """
+        Decide which mechanisms this stream is offered; some (EXTERNAL) need
+        to ask the store first.
+        """
         server = self.authenticator.server
-        return [f.name for f in server.registry.offered(server.config.sasl.mechanisms, self._context())]
+        offered = await server.registry.offered(server.config.sasl.mechanisms, self._context())
+        self.offered = [f.name for f in offered]
+        pending, self._pending = self._pending, []
+        for element in pending:
+            if self.authenticator.connected:
+                self.onElement(element)
 
     def featureElement(self) -> domish.Element:
         mechanisms = domish.Element((NS_SASL, "mechanisms"))
-        for name in self.offeredNames():
+        for name in self.offered or []:
             mechanisms.addElement("mechanism", content=name)
         return mechanisms
 
     def onElement(self, element: domish.Element) -> bool:
         if element.uri != NS_SASL or element.name not in ("auth", "response", "abort"):
             return False
+        if self.offered is None:
+            # Sent before our features: handle it once they are known.
+            self._pending.append(element)
+            return True
         if self._busy:
             # A step is still being checked; RFC 6120 has no pipelining here.
             self._fail(SASLFailure("malformed-request", "wait for the server's answer"))
@@ -228,10 +280,15 @@ class ReceivingSASLFeature:
 
     def _onAuth(self, element: domish.Element) -> None:
         name = element.getAttribute("mechanism", "")
-        if self._mechanism is not None:
-            self._mechanism = None
-        if name not in self.offeredNames():
-            self._fail(SASLFailure("invalid-mechanism"))
+        self._mechanism = None
+        self._mechanismName = name[:40]
+        if name not in (self.offered or []):
+            if name == "EXTERNAL" and name in self.authenticator.server.config.sasl.mechanisms:
+                # XEP-0178: EXTERNAL without a usable certificate is a plain
+                # refusal, answered at once.
+                self._fail(SASLFailure("not-authorized", "no usable client certificate"))
+            else:
+                self._fail(SASLFailure("invalid-mechanism"))
             return
         factory = self.authenticator.server.registry.get(name)
         assert factory is not None
@@ -319,7 +376,7 @@ class ReceivingSASLFeature:
         a.xmlstream.send(f)
         if reason.closeStream:
             a.xmlstream.sendFooter()
-            a.xmlstream.transport.loseConnection()
+            a.xmlstream.loseConnection()
         elif self.failures >= a.server.config.sasl.max_failures:
             # RFC 6120 section 6.4.5: past the retry limit, policy-violation.
             a.streamError("policy-violation", "Too many failed authentication attempts")
@@ -354,13 +411,23 @@ class ReceivingBindFeature:
         resource = None
         for child in bind.elements(NS_BIND, "resource"):
             resource = str(child)
+        pinned = a.account.resource
+        if pinned is not None:
+            # XEP-0257 section 3 (MUST in its version 0.2): a certificate for a
+            # full JID may bind only that resource.
+            if resource and resource != pinned:
+                a.xmlstream.send(
+                    error.StanzaError(
+                        "not-allowed", text=f"This certificate may only bind the resource {pinned}"
+                    ).toResponse(element)
+                )
+                return True
+            resource = pinned
         if not resource:
             resource = a.server.sessions.newResource(a.account.jid)
         try:
-            if len(resource.encode("utf-8")) > MAX_RESOURCE_OCTETS:
-                raise jid.InvalidFormat("resource too long")
-            full = jid.JID(tuple=(a.account.jid.user, a.account.jid.host, resource))
-        except (jid.InvalidFormat, UnicodeError, ValueError):
+            full = makeJID(a.account.jid.user, a.account.jid.host, resource)
+        except jid.InvalidFormat:
             a.xmlstream.send(error.StanzaError("bad-request", text="Invalid resource").toResponse(element))
             return True
         a.bound(full, element)
@@ -425,6 +492,7 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
         self.server = server
         self.state = "tls"
         self.secure = False
+        self.peerChain: tuple[x509.Certificate, ...] = ()
         self.domain = ""
         self.account: Account | None = None
         self.mechanism = ""
@@ -450,6 +518,11 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
 
     def connectionMade(self) -> None:
         xs = self.xmlstream
+        xs.clock = self.server.clock
+        # Anything sent before the client's header (an error) must still
+        # carry our namespace and a domain we serve.
+        xs.namespace = NS_CLIENT
+        xs.thisEntity = jid.internJID(self.server.config.domains[0])
         self.connected = True
         self.server.streams.add(self)
         xs.addObserver("/*", self._onElement)
@@ -510,11 +583,34 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
             return
         xs.thisEntity = jid.internJID(domain)
         xs.otherEntity = None
+        sender = rootElement.getAttribute("from")
+        if sender:
+            # RFC 6120 section 4.7.2: answer to the 'from' the client gave.
+            try:
+                xs.otherEntity = parseJID(sender)
+            except jid.InvalidFormat:
+                pass
         xs.sendHeader()
+        d = defer.ensureDeferred(self._sendFeatures())
+        d.addErrback(self._featuresFailed)
+
+    async def _sendFeatures(self) -> None:
+        if self.state == "sasl":
+            if self.secure and not self.peerChain:
+                self.peerChain = tuple(peerCertificateChain(self.xmlstream.transport))
+            await self.saslFeature.prepare()
+        if not self.connected:
+            return
         features = domish.Element((NS_STREAMS, "features"))
         for feature in self._currentFeatures():
             features.addChild(feature.featureElement())
-        xs.send(features)
+        self.xmlstream.send(features)
+
+    def _featuresFailed(self, f: failure.Failure) -> None:
+        # The store failed while deciding on mechanisms: an operator matter,
+        # which the client sees as a temporary condition.
+        log.failure("Could not prepare stream features", f)
+        self.streamError("internal-server-error")
 
     def _checkHeader(self, root: domish.Element) -> str | None:
         served = self.server.config.domains
@@ -534,13 +630,18 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
             return None
         to = root.getAttribute("to")
         if to is None:
-            if len(served) != 1 or self.domain:
+            # RFC 6120 section 4.7.2: without 'to', use a default domain: the
+            # one of this stream so far, or the only one served.
+            if self.domain:
+                to = self.domain
+            elif len(served) == 1:
+                to = served[0]
+            else:
                 self._headerError("host-unknown", "the stream header needs a 'to'")
                 return None
-            to = served[0]
         try:
-            domain = jid.JID(to).host
-        except (jid.InvalidFormat, UnicodeError, ValueError):
+            domain = parseJID(to).host
+        except jid.InvalidFormat:
             self._headerError("host-unknown", "not a domain")
             return None
         if domain not in served or "@" in to or "/" in to:
@@ -583,6 +684,8 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
         assert self.account is not None
         self.session = self.server.sessions.bind(fullJID, xs.send, self._closeSession)
         self.session.info["mechanism"] = self.mechanism
+        self.session.info["certificate"] = self.account.certificateFingerprint
+        self.session.info["canManageCertificates"] = self.account.canManageCertificates
         self.state = "bound"
         if self._timeout is not None and self._timeout.active():
             self._timeout.cancel()
@@ -652,8 +755,8 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
         target: jid.JID | None = None
         if to is not None:
             try:
-                target = jid.internJID(to)
-            except (jid.InvalidFormat, UnicodeError, ValueError):
+                target = parseJID(to)
+            except jid.InvalidFormat:
                 self._reply(stanza, "jid-malformed")
                 return
         if stanza.name == "iq" and ReceivingBindFeature.isBindRequest(stanza):

@@ -1,31 +1,47 @@
 # -*- test-case-name: tests.test_cli -*-
 """
-The C{xmppcert} command: set up a data directory and manage accounts.
+The C{xmppcert} command: set up a data directory, manage accounts and their
+client certificates (XEP-0257), and make client certificates for SASL
+EXTERNAL (XEP-0178).
 
 It works on the database file directly through the synchronous
 L{SQLiteDatabase}, without a reactor; it may run while the server is using
-the same file.
+the same file (a running server notices state changes through
+L{SQLiteDatabase.changesSince}).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import getpass
 import json
 import os
 import re
+import shlex
 import sqlite3
 import sys
+import tempfile
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from cryptography.hazmat.primitives import serialization
 from twisted.words.protocols.jabber import jid as jabberJID
 
 from xmppcert import passwords, x509
 from xmppcert.config import Config, ConfigError, configFromDict, defaultConfigText, loadConfig
-from xmppcert.store.interfaces import AccountExists, NoSuchAccount, StoreError
+from xmppcert.store.interfaces import (
+    AccountExists,
+    CertificateExists,
+    CertificateRevoked,
+    NoSuchAccount,
+    NoSuchCertificate,
+    StoredCertificate,
+    StoreError,
+    checkCertificateName,
+)
 from xmppcert.store.sqlite import SQLiteDatabase
 
 #: Used when neither C{--config} nor C{$XMPPCERT_CONFIG} is given.
@@ -39,6 +55,14 @@ class CommandError(Exception):
     """
     An expected failure, reported as one line on stderr with exit status 1.
     """
+
+
+def now() -> datetime.datetime:
+    """
+    The current time (timezone-aware, UTC) for the validity checks of
+    certificates; tests replace this function.
+    """
+    return datetime.datetime.now(datetime.UTC)
 
 
 def _defaultConfigPath() -> str:
@@ -77,6 +101,18 @@ def _parseAccountJID(text: str, config: Config) -> str:
     return parsed.userhost()
 
 
+def _readLine(stdin: TextIO) -> str:
+    """
+    One line of C{stdin} without its line ending; spaces are kept.
+    """
+    line = stdin.readline()
+    if line.endswith("\n"):
+        line = line[:-1]
+        if line.endswith("\r"):
+            line = line[:-1]
+    return line
+
+
 def _readPassword(stdin: TextIO) -> str:
     """
     Read a new password: asked twice without echo on a terminal, otherwise
@@ -93,12 +129,8 @@ def _readPassword(stdin: TextIO) -> str:
         if password != again:
             raise CommandError("the passwords do not match")
     else:
-        password = stdin.readline()
         # Only the line ending: spaces may be part of a password.
-        if password.endswith("\n"):
-            password = password[:-1]
-            if password.endswith("\r"):
-                password = password[:-1]
+        password = _readLine(stdin)
     if not password:
         raise CommandError("the password must not be empty")
     return password
@@ -177,15 +209,23 @@ def _userAdd(args: argparse.Namespace, out: TextIO) -> None:
         # Fail before asking for a password that would be thrown away.
         if database.accountExists(account):
             raise CommandError(f"account {account} already exists")
-        password = _readPassword(sys.stdin)
-        credentials = passwords.makeScramCredentials(password, config.sasl.scram_iterations)
+        if args.no_password:
+            # Certificate-only: no SCRAM credentials, so PLAIN and SCRAM
+            # always fail for it; it logs in with SASL EXTERNAL.
+            credentials = []
+        else:
+            password = _readPassword(sys.stdin)
+            credentials = passwords.makeScramCredentials(password, config.sasl.scram_iterations)
         try:
             database.addAccount(account, credentials)
         except AccountExists:
             raise CommandError(f"account {account} already exists") from None
     finally:
         database.close()
-    print(f"added {account}", file=out)
+    if args.no_password:
+        print(f"added {account} without a password (it logs in with a certificate)", file=out)
+    else:
+        print(f"added {account}", file=out)
 
 
 def _userPasswd(args: argparse.Namespace, out: TextIO) -> None:
@@ -239,6 +279,453 @@ def _userList(args: argparse.Namespace, out: TextIO) -> None:
         print(account, file=out)
 
 
+# ---------------------------------------------------------------------------
+# Client certificates: gencert and cert ...
+# ---------------------------------------------------------------------------
+
+
+def _formatTime(moment: datetime.datetime | float | None, never: str = "never") -> str:
+    """
+    A time for people, in UTC to the minute.
+    """
+    if moment is None:
+        return never
+    if not isinstance(moment, datetime.datetime):
+        moment = datetime.datetime.fromtimestamp(moment, datetime.UTC)
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _parseUserJID(text: str) -> jabberJID.JID:
+    """
+    @return: the JID C{text}, which must have a localpart; a resource is
+        allowed (it pins a certificate to that resource).
+    @raise CommandError: it is not such a JID.
+    """
+    try:
+        parsed = jabberJID.JID(text)
+    except (jabberJID.InvalidFormat, IndexError, RuntimeError, UnicodeError, ValueError) as e:
+        raise CommandError(f"{text!r} is not a valid JID: {e}") from None
+    if not parsed.user:
+        raise CommandError(f"{text!r} is not a user's JID: it has no localpart (user@domain)")
+    return parsed
+
+
+def _readPassphrase(args: argparse.Namespace, stdin: TextIO, target: Path) -> bytes | None:
+    """
+    The passphrase for a PKCS#12 file: one line of C{stdin} with
+    C{--passphrase-stdin}, asked twice on a terminal, or none with
+    C{--no-passphrase}. An unencrypted file is only written when asked for
+    explicitly.
+
+    @raise CommandError: no passphrase can be read, it is empty, or the two
+        entries differ.
+    """
+    if args.no_passphrase:
+        return None
+    if args.passphrase_stdin:
+        passphrase = _readLine(stdin)
+    elif stdin.isatty():
+        try:
+            passphrase = getpass.getpass(f"Passphrase for {target}: ")
+            again = getpass.getpass(f"Passphrase for {target} (again): ")
+        except EOFError:
+            raise CommandError("no passphrase given") from None
+        if passphrase != again:
+            raise CommandError("the passphrases do not match")
+    else:
+        raise CommandError(
+            f"{target} needs a passphrase: give --passphrase-stdin, run on a terminal,"
+            " or give --no-passphrase for an unencrypted file"
+        )
+    if not passphrase:
+        raise CommandError(
+            "the passphrase must not be empty (give --no-passphrase for an unencrypted file)"
+        )
+    return passphrase.encode("utf-8")
+
+
+def _writeFiles(files: Sequence[tuple[Path, bytes, int]], force: bool) -> None:
+    """
+    Write each C{(path, data, mode)}; the file has C{mode} from its
+    creation, so a private key is never readable by others.
+
+    Without C{force} every file is created exclusively (C{O_EXCL}): an
+    existing file, even one that appeared just now, is never overwritten,
+    and the files written before the failure are removed again. With
+    C{force} each file is replaced atomically.
+
+    @raise CommandError: a file exists and C{force} is false.
+    @raise OSError: a file cannot be written.
+    """
+    written: list[Path] = []
+    try:
+        for path, data, mode in files:
+            if force:
+                fd, tempName = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+                try:
+                    with os.fdopen(fd, "wb") as f:
+                        os.fchmod(f.fileno(), mode)
+                        f.write(data)
+                    os.replace(tempName, path)
+                except BaseException:
+                    os.unlink(tempName)
+                    raise
+            else:
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+                except FileExistsError:
+                    raise CommandError(
+                        f"{path} exists; remove it or give --force to overwrite it"
+                    ) from None
+                written.append(path)
+                with os.fdopen(fd, "wb") as f:
+                    # The umask may have taken bits away; set exactly mode.
+                    os.fchmod(f.fileno(), mode)
+                    f.write(data)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def _gencert(args: argparse.Namespace, out: TextIO) -> None:
+    """
+    Make a key and a self-signed client certificate naming the given JIDs
+    in id-on-xmppAddr (XEP-0178), to register with C{cert add}.
+    """
+    prefix = args.out
+    keyPath = Path(prefix + ".key")
+    certPath = Path(prefix + ".crt")
+    p12Path = Path(prefix + ".p12")
+    if not args.p12:
+        for option, given in [
+            ("--passphrase-stdin", args.passphrase_stdin),
+            ("--no-passphrase", args.no_passphrase),
+            ("--legacy-p12", args.legacy_p12),
+        ]:
+            if given:
+                raise CommandError(f"{option} only applies with --p12")
+    if args.no_passphrase and (args.passphrase_stdin or args.legacy_p12):
+        raise CommandError(
+            "--no-passphrase cannot go with --passphrase-stdin or --legacy-p12"
+            " (legacy files must be encrypted)"
+        )
+    if args.days < 1:
+        raise CommandError(f"--days must be at least 1, not {args.days}")
+    paths = [keyPath, certPath] + ([p12Path] if args.p12 else [])
+    if not args.force:
+        # Fail before asking for a passphrase; _writeFiles checks again.
+        existing = [str(path) for path in paths if path.exists()]
+        if existing:
+            raise CommandError(
+                f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''};"
+                " remove or give --force to overwrite"
+            )
+    jids = [_parseUserJID(text) for text in [args.jid, *(args.jids or [])]]
+    passphrase = _readPassphrase(args, sys.stdin, p12Path) if args.p12 else None
+
+    key = x509.generateClientKey(args.key)
+    certificate = x509.issueClientCertificate(
+        [j.full() for j in jids], key, days=args.days, now=now()
+    )
+    files = [(keyPath, x509.privateKeyPEM(key), 0o600), (certPath, x509.certificatePEM(certificate), 0o644)]
+    if args.p12:
+        bundle = x509.toPKCS12(
+            key,
+            certificate,
+            friendlyName=jids[0].full(),
+            passphrase=passphrase,
+            legacy=args.legacy_p12,
+        )
+        # The bundle holds the private key too.
+        files.append((p12Path, bundle, 0o600))
+    _writeFiles(files, args.force)
+
+    facts = x509.certificateFacts(certificate)
+    print(f"wrote private key {keyPath} (keep it secret)", file=out)
+    print(f"wrote certificate {certPath}", file=out)
+    if args.p12:
+        encrypted = "unencrypted" if passphrase is None else "encrypted"
+        print(f"wrote PKCS#12 bundle {p12Path} ({encrypted})", file=out)
+    print(f"JIDs: {', '.join(j.full() for j in facts.xmppAddrs)}", file=out)
+    print(f"valid until: {_formatTime(facts.notAfter)}", file=out)
+    print(f"fingerprint: {x509.displayFingerprint(facts.fingerprint)}", file=out)
+    print(
+        "next: xmppcert cert add"
+        f" {shlex.quote(jids[0].userhost())} NAME {shlex.quote(str(certPath))}",
+        file=out,
+    )
+
+
+def _certAdd(args: argparse.Namespace, out: TextIO) -> None:
+    """
+    Register a certificate for an account (XEP-0257 section 2.1), after the
+    checks a login would make anyway: a certificate that could never log in
+    is refused here, with the reason.
+    """
+    config = _loadConfig(args)
+    account = _parseAccountJID(args.jid, config)
+    name = checkCertificateName(args.name)
+    database = _openDatabase(config)
+    try:
+        if not database.accountExists(account):
+            raise CommandError(f"no account {account}")
+        certificate = x509.loadCertificateFile(Path(args.file))
+        facts = x509.certificateFacts(certificate)
+        state = x509.validity(certificate, now())
+        if state is x509.Validity.EXPIRED:
+            raise CommandError(f"the certificate expired on {_formatTime(facts.notAfter)}")
+        if state is x509.Validity.NOT_YET_VALID:
+            raise CommandError(
+                f"the certificate is not valid before {_formatTime(facts.notBefore)}"
+            )
+        if facts.xmppAddrError is not None:
+            # XEP-0178: a certificate whose JIDs cannot be read is unusable.
+            raise CommandError(f"the certificate is not usable: {facts.xmppAddrError}")
+        if not any(a.userhost() == account for a in facts.xmppAddrs):
+            if not args.allow_no_xmppaddr:
+                named = ", ".join(a.full() for a in facts.xmppAddrs) or "no JID"
+                raise CommandError(
+                    f"the certificate has no xmppAddr naming {account} (it names {named});"
+                    " give --allow-no-xmppaddr to add it anyway"
+                )
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        try:
+            database.addCertificate(
+                account,
+                name,
+                der,
+                facts.fingerprint,
+                facts.notAfter.timestamp(),
+                canManage=not args.no_cert_management,
+            )
+        except NoSuchAccount:
+            raise CommandError(f"no account {account}") from None
+        except CertificateExists as e:
+            if e.field == "fingerprint":
+                owner = database.certificateByFingerprint(facts.fingerprint)
+                # Another account's registration is not this one's business.
+                if owner is not None and owner.account == account:
+                    raise CommandError(
+                        f"this certificate is already registered for {account}"
+                        f" as {owner.name!r}"
+                    ) from None
+                raise CommandError("this certificate is already registered") from None
+            raise CommandError(
+                f"a certificate named {name!r} is already registered for {account}"
+            ) from None
+    finally:
+        database.close()
+    print(f"added certificate {name!r} for {account}", file=out)
+    print(f"fingerprint: {x509.displayFingerprint(facts.fingerprint)}", file=out)
+    if args.no_cert_management:
+        print("note: sessions logged in with it cannot manage certificates", file=out)
+    if not any(a.userhost() == account for a in facts.xmppAddrs) and (
+        config.certificates.require_xmppaddr
+    ):
+        print(
+            f"note: it does not name {account}, and certificates.require_xmppaddr is on:"
+            " it cannot log in until that is turned off",
+            file=out,
+        )
+    if not facts.clientAuth:
+        print(
+            "note: its extendedKeyUsage does not allow client authentication:"
+            " it cannot log in",
+            file=out,
+        )
+
+
+def _shortFingerprint(fingerprint: str, full: bool) -> str:
+    display = x509.displayFingerprint(fingerprint)
+    # The first 8 bytes tell certificates apart; --full shows all 32.
+    return display if full else display[:23] + "..."
+
+
+def _certificateTable(certificates: Sequence[StoredCertificate], full: bool) -> list[str]:
+    header = ("NAME", "STATE", "FINGERPRINT", "NOT AFTER", "LAST USED", "MANAGE")
+    rows = [header] + [
+        (
+            c.name,
+            c.state,
+            _shortFingerprint(c.fingerprint, full),
+            _formatTime(c.notAfter),
+            _formatTime(c.lastUsedAt),
+            "yes" if c.canManage else "no",
+        )
+        for c in certificates
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def _certList(args: argparse.Namespace, out: TextIO) -> None:
+    config = _loadConfig(args)
+    account = _parseAccountJID(args.jid, config)
+    database = _openDatabase(config)
+    try:
+        if not database.accountExists(account):
+            raise CommandError(f"no account {account}")
+        certificates = database.listCertificates(account)
+    finally:
+        database.close()
+    if not certificates:
+        print(f"no certificates for {account}", file=out)
+        return
+    for line in _certificateTable(certificates, args.full):
+        print(line, file=out)
+
+
+def _noSuchCertificate(name: str, account: str) -> CommandError:
+    return CommandError(f"no certificate named {name!r} for {account}")
+
+
+def _certSetState(state: str) -> Callable[[argparse.Namespace, TextIO], None]:
+    """
+    The command that puts a certificate into C{state} (XEP-0257 sections
+    2.3 to 2.5: revocation is final).
+    """
+
+    def command(args: argparse.Namespace, out: TextIO) -> None:
+        config = _loadConfig(args)
+        account = _parseAccountJID(args.jid, config)
+        name = args.name.strip()
+        database = _openDatabase(config)
+        try:
+            current = database.getCertificate(account, name)
+            if current is None:
+                raise _noSuchCertificate(name, account)
+            if current.state == state:
+                print(f"certificate {name!r} of {account} is already {state}", file=out)
+                return
+            try:
+                database.setCertificateState(account, name, state)
+            except NoSuchCertificate:
+                raise _noSuchCertificate(name, account) from None
+            except CertificateRevoked:
+                raise CommandError(
+                    f"certificate {name!r} of {account} is revoked, which is final;"
+                    " add a new certificate instead"
+                ) from None
+        finally:
+            database.close()
+        print(f"{state} certificate {name!r} of {account}", file=out)
+
+    command.__name__ = f"_cert_{state}"
+    return command
+
+
+def _certRemove(args: argparse.Namespace, out: TextIO) -> None:
+    config = _loadConfig(args)
+    account = _parseAccountJID(args.jid, config)
+    name = args.name.strip()
+    database = _openDatabase(config)
+    try:
+        database.removeCertificate(account, name)
+    except NoSuchCertificate:
+        raise _noSuchCertificate(name, account) from None
+    finally:
+        database.close()
+    print(f"removed certificate {name!r} of {account}", file=out)
+
+
+def _positiveInt(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _addCertificateCommands(
+    commands: argparse._SubParsersAction,
+    configOption: argparse.ArgumentParser,
+) -> None:
+    gencert = commands.add_parser(
+        "gencert",
+        help="make a key and a self-signed client certificate for JIDs",
+        description=(
+            "Make a private key (PREFIX.key, mode 0600) and a self-signed client"
+            " certificate (PREFIX.crt) naming the JIDs in id-on-xmppAddr, and with"
+            " --p12 a PKCS#12 bundle of both (PREFIX.p12) to import into a client."
+            " A full JID limits the certificate to that resource. Needs no"
+            " configuration file; register the certificate with 'cert add'."
+        ),
+    )
+    gencert.add_argument("jid", metavar="JID", help="user@domain or user@domain/resource")
+    gencert.add_argument(
+        "--jid", dest="jids", metavar="JID", action="append", help="another JID (repeatable)"
+    )
+    gencert.add_argument("--key", choices=("ec", "rsa"), default="ec", help="default: ec (P-256)")
+    gencert.add_argument(
+        "--days", type=_positiveInt, default=365, metavar="N", help="validity (default: 365)"
+    )
+    gencert.add_argument("--out", metavar="PREFIX", required=True, help="file name prefix")
+    gencert.add_argument("--p12", action="store_true", help="also write PREFIX.p12")
+    gencert.add_argument(
+        "--passphrase-stdin",
+        action="store_true",
+        help="read the PKCS#12 passphrase from one line of stdin",
+    )
+    gencert.add_argument(
+        "--no-passphrase", action="store_true", help="write PREFIX.p12 unencrypted"
+    )
+    gencert.add_argument(
+        "--legacy-p12",
+        action="store_true",
+        help="encrypt PREFIX.p12 with SHA-1/3DES for old importers",
+    )
+    gencert.add_argument("--force", action="store_true", help="overwrite existing files")
+    gencert.set_defaults(func=_gencert)
+
+    cert = commands.add_parser(
+        "cert", parents=[configOption], help="manage the client certificates of accounts"
+    )
+    certCommands = cert.add_subparsers(dest="certCommand", metavar="COMMAND", required=True)
+    add = certCommands.add_parser(
+        "add",
+        parents=[configOption],
+        help="register a certificate (PEM or DER) for an account",
+    )
+    add.add_argument("jid", metavar="JID", help="bare JID, user@domain")
+    add.add_argument("name", metavar="NAME", help="a name for it, unique in the account")
+    add.add_argument("file", metavar="FILE", help="the certificate, PEM or DER")
+    add.add_argument(
+        "--no-cert-management",
+        action="store_true",
+        help="sessions logged in with it may not manage certificates",
+    )
+    add.add_argument(
+        "--allow-no-xmppaddr",
+        action="store_true",
+        help="accept a certificate without an xmppAddr naming the account",
+    )
+    add.set_defaults(func=_certAdd)
+
+    listCommand = certCommands.add_parser(
+        "list", parents=[configOption], help="list the certificates of an account"
+    )
+    listCommand.add_argument("jid", metavar="JID", help="bare JID, user@domain")
+    listCommand.add_argument("--full", action="store_true", help="show whole fingerprints")
+    listCommand.set_defaults(func=_certList)
+
+    for name, func, helpText in [
+        ("disable", _certSetState("disabled"), "stop a certificate from logging in"),
+        ("enable", _certSetState("enabled"), "let a disabled certificate log in again"),
+        ("revoke", _certSetState("revoked"), "revoke a certificate for good"),
+        ("remove", _certRemove, "delete a certificate"),
+    ]:
+        sub = certCommands.add_parser(name, parents=[configOption], help=helpText)
+        sub.add_argument("jid", metavar="JID", help="bare JID, user@domain")
+        sub.add_argument("name", metavar="NAME", help="the certificate's name")
+        sub.set_defaults(func=func)
+
+
 def buildParser() -> argparse.ArgumentParser:
     """
     @return: the parser of the C{xmppcert} command line; each subcommand
@@ -288,16 +775,24 @@ def buildParser() -> argparse.ArgumentParser:
     for name, func, helpText in [
         ("add", _userAdd, "create an account; the password is read from the terminal or stdin"),
         ("passwd", _userPasswd, "change the password of an account"),
-        ("delete", _userDelete, "delete an account and its credentials"),
+        ("delete", _userDelete, "delete an account, its credentials and certificates"),
     ]:
         sub = userCommands.add_parser(name, parents=[configOption], help=helpText)
         sub.add_argument("jid", metavar="JID", help="bare JID, user@domain")
+        if name == "add":
+            sub.add_argument(
+                "--no-password",
+                action="store_true",
+                help="no password: the account logs in with a client certificate only",
+            )
         sub.set_defaults(func=func)
     listCommand = userCommands.add_parser(
         "list", parents=[configOption], help="list accounts, one JID a line"
     )
     listCommand.add_argument("domain", metavar="DOMAIN", nargs="?", help="only this domain")
     listCommand.set_defaults(func=_userList)
+
+    _addCertificateCommands(commands, configOption)
     return parser
 
 
@@ -338,4 +833,4 @@ def _fail(message: str) -> int:
     return 1
 
 
-__all__ = ["CommandError", "buildParser", "main"]
+__all__ = ["CommandError", "buildParser", "main", "now"]

@@ -18,9 +18,14 @@ from typing import Any
 
 from twisted.words.protocols.jabber import jid
 
+from xmppcert.jids import parseJID
+
 #: SASL mechanism names this server implements, strongest first
 #: (RFC 6120 section 6.3.3: an ordered list of preferred mechanisms).
-KNOWN_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN")
+KNOWN_MECHANISMS = ("EXTERNAL", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN")
+
+#: Built-in certificate checkers; anything else must be a dotted name.
+BUILTIN_CHECKERS = ("stored", "ca")
 
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
 
@@ -93,14 +98,36 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class CertificatesConfig:
+    """
+    Client certificates and SASL EXTERNAL.
+
+    @ivar policy: C{"disabled"}, C{"wanted"} or C{"needed"}: whether the TLS
+        layer asks for a client certificate, and whether one is required.
+    @ivar checkers: names of the checkers tried in order: C{"stored"}
+        (fingerprints registered per account), C{"ca"} (chains to
+        C{ca_bundle}), or the dotted name of a checker factory.
+    @ivar require_xmppaddr: whether a stored certificate must name the
+        account in an id-on-xmppAddr to log in (and to be registered).
+    @ivar ca_bundle: PEM file of trusted roots for the C{ca} checker; their
+        names are also sent to clients with the certificate request.
+    """
+
+    policy: str = "wanted"
+    checkers: tuple[str, ...] = ("stored",)
+    require_xmppaddr: bool = True
+    ca_bundle: Path | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """
     The whole server configuration.
 
     @ivar domains: the domains this server serves (RFC 7622 domainparts).
     @ivar data_dir: directory for the database and generated files.
-    @ivar keepalive_interval: seconds between whitespace keepalives sent to an
-        idle client stream; 0 turns them off.
+    @ivar keepalive_interval: seconds between the whitespace keepalives sent
+        on every bound client stream; 0 turns them off.
     """
 
     domains: tuple[str, ...]
@@ -110,6 +137,7 @@ class Config:
     listen: ListenConfig = field(default_factory=ListenConfig)
     sasl: SASLConfig = field(default_factory=SASLConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    certificates: CertificatesConfig = field(default_factory=CertificatesConfig)
     log_level: str = "info"
     keepalive_interval: float = 0.0
 
@@ -175,8 +203,8 @@ def _stringList(data: Mapping[str, Any], key: str, prefix: str, default: Any) ->
 
 def _domain(name: str) -> str:
     try:
-        parsed = jid.JID(name)
-    except Exception as e:
+        parsed = parseJID(name)
+    except jid.InvalidFormat as e:
         raise ConfigError(f"domains: {name!r} is not a valid domain ({e})") from None
     _check(
         parsed.user is None and parsed.resource is None,
@@ -184,6 +212,27 @@ def _domain(name: str) -> str:
         f"{name!r} must be a bare domain, not a JID",
     )
     return parsed.host
+
+
+def _checkEndpoint(key: str, description: str) -> None:
+    # Parse now, so a typo stops the server with the key's name rather than
+    # a traceback from deep inside twistd.
+    from twisted.internet import endpoints
+
+    try:
+        endpoint = endpoints.serverFromString(None, description)
+    except Exception as e:
+        raise ConfigError(f"{key}: {description!r} is not a server endpoint description ({e})") from None
+    _check(
+        type(endpoint).__name__ in ("TCP4ServerEndpoint", "TCP6ServerEndpoint", "UNIXServerEndpoint"),
+        key,
+        f"{description!r}: use a tcp: (or unix:) endpoint; xmppcert adds TLS itself",
+    )
+
+
+def _isDottedName(name: str) -> bool:
+    parts = name.split(".")
+    return len(parts) >= 2 and all(p.isidentifier() for p in parts)
 
 
 def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
@@ -195,7 +244,10 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
     """
     _noUnknownKeys(
         data,
-        {"domains", "data_dir", "log_level", "keepalive_interval", "tls", "listen", "store", "sasl", "limits"},
+        {
+            "domains", "data_dir", "log_level", "keepalive_interval",
+            "tls", "listen", "store", "sasl", "limits", "certificates",
+        },
         "",
     )
     domains = _stringList(data, "domains", "", None)
@@ -224,6 +276,9 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
         starttls=_stringList(listenData, "starttls", "listen.", defaults.starttls),
         direct_tls=_stringList(listenData, "direct_tls", "listen.", defaults.direct_tls),
     )
+    for key, descriptions in (("listen.starttls", listen.starttls), ("listen.direct_tls", listen.direct_tls)):
+        for description in descriptions:
+            _checkEndpoint(key, description)
     _check(
         bool(listen.starttls or listen.direct_tls),
         "listen",
@@ -245,6 +300,7 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
             f"unknown mechanism {name!r} (known: {', '.join(KNOWN_MECHANISMS)})",
         )
     _check(len(set(mechanisms)) == len(mechanisms), "sasl.mechanisms", "lists a mechanism twice")
+    _check(bool(mechanisms), "sasl.mechanisms", "must enable at least one mechanism")
     sasl = SASLConfig(
         mechanisms=mechanisms,
         max_failures=_get(
@@ -275,6 +331,38 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
         )),
     )
 
+    certData = _table(data, "certificates", "")
+    _noUnknownKeys(certData, {"policy", "checkers", "require_xmppaddr", "ca_bundle"}, "certificates.")
+    certDefaults = CertificatesConfig()
+    checkerNames = _stringList(certData, "checkers", "certificates.", certDefaults.checkers)
+    for name in checkerNames:
+        _check(
+            name in BUILTIN_CHECKERS or _isDottedName(name),
+            "certificates.checkers",
+            f"{name!r} is neither a built-in checker ({', '.join(BUILTIN_CHECKERS)}) nor a dotted name",
+        )
+    caBundle = _get(certData, "ca_bundle", "certificates.", str, "")
+    certificates = CertificatesConfig(
+        policy=_get(
+            certData, "policy", "certificates.", str, certDefaults.policy,
+            lambda v: v in ("disabled", "wanted", "needed"), "one of disabled, wanted, needed",
+        ),
+        checkers=checkerNames,
+        require_xmppaddr=_get(certData, "require_xmppaddr", "certificates.", bool, True),
+        ca_bundle=path(caBundle) if caBundle else None,
+    )
+    _check(
+        "ca" not in checkerNames or certificates.ca_bundle is not None,
+        "certificates.ca_bundle",
+        "the ca checker needs a ca_bundle",
+    )
+    if "EXTERNAL" in mechanisms:
+        _check(
+            certificates.policy != "disabled",
+            "sasl.mechanisms",
+            "EXTERNAL needs certificates.policy wanted or needed",
+        )
+
     logLevel = _get(data, "log_level", "", str, "info", lambda v: v in LOG_LEVELS, "one of " + ", ".join(LOG_LEVELS))
     keepalive = float(_get(
         data, "keepalive_interval", "", (int, float), 0,
@@ -289,6 +377,7 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
         listen=listen,
         sasl=sasl,
         limits=limits,
+        certificates=certificates,
         log_level=logLevel,
         keepalive_interval=keepalive,
     )
@@ -349,6 +438,14 @@ mechanisms = {strings(sasl.mechanisms)}
 max_failures = {sasl.max_failures}
 scram_iterations = {sasl.scram_iterations}
 
+[certificates]
+# disabled | wanted | needed
+policy = "wanted"
+# Tried in order: "stored", "ca", or the dotted name of a checker factory.
+checkers = ["stored"]
+require_xmppaddr = true
+# ca_bundle = "ca.pem"
+
 [limits]
 max_stanza_size = {limits.max_stanza_size}
 max_stanza_elements = {limits.max_stanza_elements}
@@ -357,6 +454,7 @@ auth_timeout = {limits.auth_timeout:g}
 
 
 __all__ = [
+    "CertificatesConfig",
     "Config",
     "ConfigError",
     "LimitsConfig",

@@ -11,22 +11,30 @@ without touching the SASL code.
 
 from __future__ import annotations
 
+import datetime
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography import x509
+from cryptography.x509 import verification
 from scramp import ScramException
 from scramp.core import ScramServer
 from twisted.cred import checkers, credentials, error, portal
 from twisted.internet import defer, threads
-from twisted.logger import Logger
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger, LogLevel
+from twisted.python.reflect import namedAny
 from twisted.words.protocols.jabber import jid as jidmod
 from zope.interface import Attribute, Interface, implementer
 
-from xmppcert import passwords
+from xmppcert import _log, passwords
+from xmppcert import x509 as x509facts
+from xmppcert.jids import parseJID
 from xmppcert.store.interfaces import IAccountStore
 
-log = Logger()
+log = Logger(observer=_log.observer)
 
 #: Key for the made-up credentials of unknown accounts; per process, so
 #: nobody can compute them.
@@ -56,6 +64,9 @@ class IAccount(Interface):
     """
 
     jid = Attribute("The bare JID of the account (L{jid.JID}).")
+    resource = Attribute("The only resource this login may bind, or C{None}.")
+    certificateFingerprint = Attribute("SHA-256 hex of the certificate used, or C{None}.")
+    canManageCertificates = Attribute("Whether this login may add or remove certificates (XEP-0257).")
 
 
 @implementer(IAccount)
@@ -63,15 +74,38 @@ class IAccount(Interface):
 class Account:
     """
     @ivar jid: the bare JID of the account.
+    @ivar resource: set when the certificate pins a resource (XEP-0257 §3).
+    @ivar certificateFingerprint: set for certificate logins.
+    @ivar canManageCertificates: C{False} for a certificate registered with
+        C{<no-cert-management/>}.
     """
 
     jid: jidmod.JID
+    resource: str | None = None
+    certificateFingerprint: str | None = None
+    canManageCertificates: bool = True
+
+
+@dataclass(frozen=True)
+class CertificateIdentity:
+    """
+    What a certificate checker returns as the avatar id: the JID the login
+    acts as (a full JID when a resource is pinned) and the certificate facts
+    the realm puts on the L{Account}.
+
+    Checkers may also return a plain JID (C{bytes} or C{str}), as any
+    C{twisted.cred} checker does.
+    """
+
+    jid: jidmod.JID
+    fingerprint: str
+    canManageCertificates: bool = True
 
 
 @implementer(portal.IRealm)
 class AccountRealm:
     """
-    Turns the JID a checker returned into an L{Account}.
+    Turns what a checker returned into an L{Account}.
     """
 
     def requestAvatar(
@@ -79,9 +113,18 @@ class AccountRealm:
     ) -> tuple[Any, Account, Any]:
         if IAccount not in interfaces:
             raise NotImplementedError("only IAccount avatars are available")
+        if isinstance(avatarId, CertificateIdentity):
+            account = Account(
+                jid=avatarId.jid.userhostJID(),
+                resource=avatarId.jid.resource,
+                certificateFingerprint=avatarId.fingerprint,
+                canManageCertificates=avatarId.canManageCertificates,
+            )
+            return IAccount, account, lambda: None
         if isinstance(avatarId, bytes):
             avatarId = avatarId.decode("utf-8")
-        return IAccount, Account(jidmod.internJID(avatarId).userhostJID()), lambda: None
+        parsed = jidmod.internJID(avatarId)
+        return IAccount, Account(parsed.userhostJID(), resource=parsed.resource), lambda: None
 
 
 class IScramProof(credentials.ICredentials):
@@ -154,9 +197,16 @@ class StoredPasswordChecker:
 
     credentialInterfaces = (credentials.IUsernamePassword,)
 
-    def __init__(self, store: IAccountStore, deferToThread: Any = threads.deferToThread) -> None:
+    def __init__(
+        self, store: IAccountStore, deferToThread: Any = threads.deferToThread, iterations: int = 4096
+    ) -> None:
+        """
+        @param iterations: the configured SCRAM iteration count, so that an
+            unknown account costs as much as a real one.
+        """
         self.store = store
         self._deferToThread = deferToThread
+        self.iterations = iterations
 
     async def _check(self, creds: credentials.IUsernamePassword) -> bytes:
         rawUsername: Any = creds.username
@@ -167,7 +217,9 @@ class StoredPasswordChecker:
         if credential is None:
             # Spend the same work as for a real account, so that timing does
             # not tell which accounts exist.
-            credential = passwords.fakeScramCredential(FAKE_CREDENTIAL_SECRET, username, "SCRAM-SHA-256", 4096)
+            credential = passwords.fakeScramCredential(
+                FAKE_CREDENTIAL_SECRET, username, "SCRAM-SHA-256", self.iterations
+            )
             await self._deferToThread(passwords.verifyPassword, credential, password)
             raise SASLAuthFailure("not-authorized")
         ok = await self._deferToThread(passwords.verifyPassword, credential, password)
@@ -179,11 +231,328 @@ class StoredPasswordChecker:
         return defer.ensureDeferred(self._check(credentials))
 
 
-def makePortal(store: IAccountStore, extraCheckers: list[checkers.ICredentialsChecker] | None = None) -> portal.Portal:
+class IClientCertificate(credentials.ICredentials):
     """
-    The portal every SASL mechanism logs in through.
+    A TLS client certificate offered for SASL EXTERNAL (XEP-0178).
     """
-    p = portal.Portal(AccountRealm(), [ScramChecker(), StoredPasswordChecker(store)])
+
+    chain = Attribute(
+        "The peer's certificates as presented, leaf first "
+        "(C{cryptography.x509.Certificate}); nothing in it is verified."
+    )
+    authzid = Attribute("The authorization identity the client asked for, or C{None}.")
+    domain = Attribute("The served domain the stream is addressed to.")
+
+
+@implementer(IClientCertificate)
+@dataclass(frozen=True)
+class ClientCertificate:
+    """
+    Credentials built by the EXTERNAL mechanism from the TLS layer.
+    """
+
+    chain: tuple[x509.Certificate, ...]
+    authzid: str | None
+    domain: str
+
+    @property
+    def leaf(self) -> x509.Certificate:
+        return self.chain[0]
+
+
+def _now(clock: IReactorTime) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(clock.seconds(), datetime.UTC)
+
+
+def _parseAuthzid(authzid: str | None, domains: frozenset[str]) -> jidmod.JID | None:
+    if not authzid:
+        return None
+    try:
+        wanted = parseJID(authzid)
+    except jidmod.InvalidFormat:
+        raise SASLAuthFailure("invalid-authzid", "the authzid is not a JID", closeStream=True) from None
+    if wanted.user is None or wanted.host not in domains:
+        raise SASLAuthFailure("invalid-authzid", "the authzid is not an account here", closeStream=True)
+    return wanted
+
+
+def selectIdentity(
+    addrs: list[jidmod.JID],
+    authzid: str | None,
+    domains: frozenset[str],
+    mappedAccount: jidmod.JID | None = None,
+) -> jidmod.JID:
+    """
+    Choose the JID a certificate login acts as, by the rules of XEP-0178
+    section 2 (and XEP-0257 section 3 for resources).
+
+    @param addrs: the certificate's id-on-xmppAddr values.
+    @param authzid: what the client asked for (C{None} or empty for nothing).
+    @param mappedAccount: the account the certificate maps to by other
+        means (e.g. its registered fingerprint), used when it names none.
+    @return: a bare JID, or a full JID when the login may bind only that
+        resource.
+    @raise SASLAuthFailure: C{invalid-authzid} or C{not-authorized}, always
+        closing the stream, as XEP-0178 asks.
+    """
+    wanted = _parseAuthzid(authzid, domains)
+    if addrs:
+        if wanted is not None:
+            matches = [
+                a for a in addrs
+                if a.userhost() == wanted.userhost()
+                and (a.resource is None or wanted.resource is None or a.resource == wanted.resource)
+            ]
+            if not matches:
+                raise SASLAuthFailure(
+                    "invalid-authzid", "the certificate does not name the authzid", closeStream=True
+                )
+            resource = wanted.resource or matches[0].resource
+            chosen = jidmod.JID(tuple=(wanted.user, wanted.host, resource))
+        elif len(addrs) > 1:
+            # XEP-0178 section 2: several identities and no authzid.
+            raise SASLAuthFailure(
+                "invalid-authzid", "the certificate names several JIDs: send an authzid", closeStream=True
+            )
+        else:
+            chosen = addrs[0]
+        if chosen.host not in domains:
+            raise SASLAuthFailure("invalid-authzid", "the JID is not of a domain served here", closeStream=True)
+        return chosen
+    if mappedAccount is None:
+        raise SASLAuthFailure("not-authorized", "the certificate names no JID", closeStream=True)
+    if wanted is not None and wanted.userhost() != mappedAccount.userhost():
+        raise SASLAuthFailure("invalid-authzid", "not the certificate's account", closeStream=True)
+    resource = wanted.resource if wanted is not None else None
+    return jidmod.JID(tuple=(mappedAccount.user, mappedAccount.host, resource))
+
+
+def _certificateFacts(leaf: x509.Certificate, clock: IReactorTime) -> list[jidmod.JID]:
+    """
+    The checks every certificate login shares: in its validity window,
+    usable for client authentication, well-formed identities.
+
+    @return: its xmppAddrs.
+    """
+    state = x509facts.validity(leaf, _now(clock))
+    if state is not x509facts.Validity.VALID:
+        raise SASLAuthFailure("not-authorized", f"the certificate is {state.value}", closeStream=True)
+    if not x509facts.hasClientAuth(leaf):
+        raise SASLAuthFailure("not-authorized", "the certificate is not for client authentication", closeStream=True)
+    try:
+        return x509facts.xmppAddrs(leaf)
+    except x509facts.CertificateError as e:
+        raise SASLAuthFailure("not-authorized", str(e), closeStream=True) from None
+
+
+@implementer(checkers.ICredentialsChecker)
+class StoredCertificateChecker:
+    """
+    Accepts a certificate whose fingerprint an account registered and has
+    not disabled or revoked (XEP-0257): no CA needed, self-signed is fine.
+    Modelled on C{twisted.conch.checkers.SSHPublicKeyChecker}.
+    """
+
+    credentialInterfaces = (IClientCertificate,)
+
+    def __init__(
+        self,
+        store: Any,
+        clock: IReactorTime,
+        domains: Iterable[str],
+        requireXmppAddr: bool = True,
+    ) -> None:
+        """
+        @param store: provides L{ICertificateStore}.
+        """
+        self.store = store
+        self.clock = clock
+        self.domains = frozenset(domains)
+        self.requireXmppAddr = requireXmppAddr
+
+    async def _lookup(self, creds: IClientCertificate) -> Any:
+        fp = x509facts.fingerprint(creds.chain[0])
+        stored = await self.store.certificateByFingerprint(fp)
+        if stored is None or stored.state != "enabled":
+            # Unknown, disabled and revoked look the same (SPEC: don't leak which).
+            raise SASLAuthFailure("not-authorized", "the certificate is not registered", closeStream=True)
+        return stored
+
+    async def couldAccept(self, creds: IClientCertificate) -> bool:
+        """
+        Cheap pre-check for offering EXTERNAL (RFC 6120 section 6.3.4).
+        """
+        try:
+            await self._lookup(creds)
+            _certificateFacts(creds.chain[0], self.clock)
+        except SASLAuthFailure:
+            return False
+        return True
+
+    async def _check(self, creds: IClientCertificate) -> CertificateIdentity:
+        if not creds.chain:
+            raise SASLAuthFailure("not-authorized", "no client certificate", closeStream=True)
+        stored = await self._lookup(creds)
+        addrs = _certificateFacts(creds.chain[0], self.clock)
+        account = jidmod.internJID(stored.account)
+        if self.requireXmppAddr:
+            if not any(a.userhost() == account.userhost() for a in addrs):
+                raise SASLAuthFailure(
+                    "not-authorized", "the certificate does not name its account", closeStream=True
+                )
+        chosen = selectIdentity(addrs, creds.authzid, self.domains, mappedAccount=account)
+        if chosen.userhost() != account.userhost():
+            raise SASLAuthFailure("invalid-authzid", "not the certificate's account", closeStream=True)
+        touched = self.store.touchCertificate(stored.fingerprint, self.clock.seconds())
+        touched.addErrback(lambda f: log.failure("Could not record certificate use", f, level=LogLevel.warn))
+        return CertificateIdentity(chosen, stored.fingerprint, stored.canManage)
+
+    def requestAvatarId(self, credentials: IClientCertificate) -> Any:
+        return defer.ensureDeferred(self._check(credentials))
+
+
+@implementer(checkers.ICredentialsChecker)
+class CACertificateChecker:
+    """
+    Accepts a certificate that chains to a configured CA (company
+    deployments, XEP-0257 section 3), carries clientAuth, and names an
+    existing account of a served domain in an id-on-xmppAddr.
+    """
+
+    credentialInterfaces = (IClientCertificate,)
+
+    def __init__(
+        self,
+        roots: Sequence[x509.Certificate],
+        store: IAccountStore,
+        clock: IReactorTime,
+        domains: Iterable[str],
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.domains = frozenset(domains)
+        self._trust = verification.Store(list(roots))
+
+    def _verify(self, creds: IClientCertificate) -> None:
+        if not creds.chain:
+            raise SASLAuthFailure("not-authorized", "no client certificate", closeStream=True)
+        verifier = (
+            verification.PolicyBuilder().store(self._trust).time(_now(self.clock)).build_client_verifier()
+        )
+        try:
+            verifier.verify(creds.chain[0], list(creds.chain[1:]))
+        except verification.VerificationError as e:
+            raise SASLAuthFailure("not-authorized", f"not issued by a trusted CA: {e}", closeStream=True) from None
+
+    async def couldAccept(self, creds: IClientCertificate) -> bool:
+        try:
+            self._verify(creds)
+        except SASLAuthFailure:
+            return False
+        return True
+
+    async def _check(self, creds: IClientCertificate) -> CertificateIdentity:
+        self._verify(creds)
+        addrs = _certificateFacts(creds.chain[0], self.clock)
+        chosen = selectIdentity(addrs, creds.authzid, self.domains)
+        if not await self.store.accountExists(chosen.userhost()):
+            raise SASLAuthFailure("not-authorized", "no such account", closeStream=True)
+        return CertificateIdentity(chosen, x509facts.fingerprint(creds.chain[0]), True)
+
+    def requestAvatarId(self, credentials: IClientCertificate) -> Any:
+        return defer.ensureDeferred(self._check(credentials))
+
+
+@implementer(checkers.ICredentialsChecker)
+class CertificateCheckerChain:
+    """
+    Tries certificate checkers in the configured order; the first that
+    accepts wins. When all refuse, the most specific refusal is reported
+    (an C{invalid-authzid} says more than a C{not-authorized}).
+    """
+
+    credentialInterfaces = (IClientCertificate,)
+
+    def __init__(self, chain: Sequence[checkers.ICredentialsChecker]) -> None:
+        self.chain = list(chain)
+
+    async def couldAccept(self, creds: IClientCertificate) -> bool:
+        for checker in self.chain:
+            couldAccept = getattr(checker, "couldAccept", None)
+            if couldAccept is None or await couldAccept(creds):
+                return True
+        return False
+
+    async def _check(self, creds: IClientCertificate) -> Any:
+        refusals: list[SASLAuthFailure] = []
+        for checker in self.chain:
+            try:
+                return await defer.maybeDeferred(checker.requestAvatarId, creds)
+            except SASLAuthFailure as e:
+                refusals.append(e)
+            except error.UnauthorizedLogin as e:
+                refusals.append(SASLAuthFailure("not-authorized", str(e), closeStream=True))
+        specific = [r for r in refusals if r.condition != "not-authorized"]
+        if specific:
+            raise specific[0]
+        if refusals:
+            raise refusals[0]
+        raise SASLAuthFailure("not-authorized", "no certificate checker configured", closeStream=True)
+
+    def requestAvatarId(self, credentials: IClientCertificate) -> Any:
+        return defer.ensureDeferred(self._check(credentials))
+
+
+def loadCertificateCheckers(
+    names: Sequence[str],
+    *,
+    config: Any,
+    store: Any,
+    clock: IReactorTime,
+) -> CertificateCheckerChain:
+    """
+    Build the configured checker chain. A name that is not built in is the
+    dotted name of a callable, called as C{factory(config=, store=, clock=)}
+    and returning an L{ICredentialsChecker} for L{IClientCertificate}.
+
+    @raise ValueError: a name cannot be loaded or does not give a checker.
+    """
+    built: list[checkers.ICredentialsChecker] = []
+    for name in names:
+        if name == "stored":
+            built.append(
+                StoredCertificateChecker(store, clock, config.domains, config.certificates.require_xmppaddr)
+            )
+        elif name == "ca":
+            from xmppcert.tls import loadCABundle
+
+            built.append(CACertificateChecker(loadCABundle(config.certificates.ca_bundle), store, clock, config.domains))
+        else:
+            try:
+                factory = namedAny(name)
+            except (ImportError, AttributeError, ValueError) as e:
+                raise ValueError(f"certificates.checkers: cannot load {name!r}: {e}") from None
+            checker = factory(config=config, store=store, clock=clock)
+            if not checkers.ICredentialsChecker.providedBy(checker) or IClientCertificate not in tuple(
+                checker.credentialInterfaces
+            ):
+                raise ValueError(
+                    f"certificates.checkers: {name!r} did not return a checker for IClientCertificate"
+                )
+            built.append(checker)
+    return CertificateCheckerChain(built)
+
+
+def makePortal(
+    store: IAccountStore,
+    extraCheckers: Sequence[checkers.ICredentialsChecker] | None = None,
+    iterations: int = 4096,
+) -> portal.Portal:
+    """
+    The portal every SASL mechanism logs in through. Extra checkers replace
+    the built-in one for the same credential interface.
+    """
+    p = portal.Portal(AccountRealm(), [ScramChecker(), StoredPasswordChecker(store, iterations=iterations)])
     for checker in extraCheckers or []:
         p.registerChecker(checker)
     return p
@@ -192,7 +561,15 @@ def makePortal(store: IAccountStore, extraCheckers: list[checkers.ICredentialsCh
 __all__ = [
     "Account",
     "AccountRealm",
+    "CACertificateChecker",
+    "CertificateCheckerChain",
+    "CertificateIdentity",
+    "ClientCertificate",
     "IAccount",
+    "IClientCertificate",
+    "StoredCertificateChecker",
+    "loadCertificateCheckers",
+    "selectIdentity",
     "IScramProof",
     "SASLAuthFailure",
     "ScramChecker",

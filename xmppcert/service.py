@@ -24,15 +24,15 @@ from twisted.logger import Logger
 from twisted.words.protocols.jabber import error
 
 from xmppcert import _log
-from xmppcert.c2s import C2SServer, HandlerFactory
+from xmppcert.c2s import CLOSE_GRACE, C2SServer, HandlerFactory
 from xmppcert.config import Config
-from xmppcert.cred import makePortal
+from xmppcert.cred import loadCertificateCheckers, makePortal
 from xmppcert.handlers import defaultHandlers
 from xmppcert.sasl import MechanismRegistry, defaultRegistry
 from xmppcert.sessions import SessionManager
 from xmppcert.store.interfaces import IAccountStore
 from xmppcert.store.sqlite import SQLiteStore
-from xmppcert.tls import ServerTLSContextFactory
+from xmppcert.tls import ServerTLSContextFactory, loadCABundle
 
 log = Logger(observer=_log.observer)
 
@@ -64,15 +64,54 @@ class C2SService(service.Service):
         streams = list(self.server.streams)
         if not streams:
             return None
-        waiting = [a.closed for a in streams]
+        done: defer.Deferred[None] = defer.Deferred()
+        remaining = set(streams)
+
+        def closed(result: object, authenticator: object) -> object:
+            remaining.discard(authenticator)
+            if not remaining and not done.called:
+                done.callback(None)
+            return result
+
         for authenticator in streams:
+            authenticator.closed.addBoth(closed, authenticator)
             authenticator.xmlstream.sendStreamError(error.StreamError("system-shutdown"))
         log.info("Closed {count} client streams for shutdown", count=len(streams))
-        d: defer.Deferred[Any] = defer.DeferredList(waiting)
-        # Do not let a peer that never reads hold up the shutdown.
-        d.addTimeout(5, self.server.clock, onTimeoutCancel=lambda *a: None)
-        d.addBoth(lambda _: None)
-        return d
+        # Do not let a peer that never reads hold up the shutdown; the
+        # streams cut their own connections after CLOSE_GRACE.
+        def giveUp() -> None:
+            if not done.called:
+                done.callback(None)
+
+        timer = self.server.clock.callLater(CLOSE_GRACE + 1, giveUp)
+
+        def stopTimer(result: None) -> None:
+            if timer.active():
+                timer.cancel()
+
+        done.addCallback(stopTimer)
+        return done
+
+
+class ServerService(service.MultiService):
+    """
+    The whole server. Stopping closes the client streams first and waits for
+    them, then stops listeners and the store, so nothing a stream still does
+    meets a closed store.
+    """
+
+    c2s: C2SServer
+
+    async def _stop(self) -> None:
+        first = [s for s in self if isinstance(s, C2SService)]
+        for child in first:
+            await defer.maybeDeferred(child.stopService)
+        rest = [s for s in reversed(list(self)) if not isinstance(s, C2SService)]
+        service.Service.stopService(self)
+        await defer.DeferredList([defer.maybeDeferred(s.stopService) for s in rest])
+
+    def stopService(self) -> defer.Deferred[None]:
+        return defer.ensureDeferred(self._stop())
 
 
 def makeService(
@@ -83,7 +122,7 @@ def makeService(
     checkers: Sequence[ICredentialsChecker] = (),
     handlerFactories: Sequence[HandlerFactory] = (),
     registry: MechanismRegistry | None = None,
-) -> service.MultiService:
+) -> ServerService:
     """
     Build the server.
 
@@ -92,8 +131,9 @@ def makeService(
         listeners use); the global reactor by default.
     @param store: the account store; an L{SQLiteStore} at the configured
         path by default.
-    @param checkers: extra C{twisted.cred} checkers, tried for credential
-        types the built-in ones do not handle.
+    @param checkers: extra C{twisted.cred} checkers; one for a credential
+        interface the server already handles replaces the built-in one
+        (for certificates, prefer C{[certificates] checkers} in the config).
     @param handlerFactories: extra per-stream handler factories, each called
         with the stream's authenticator once a resource is bound and
         returning wokkel handlers.
@@ -108,18 +148,23 @@ def makeService(
     clock: IReactorTime = reactor
     _log.setLevel(config.log_level)
 
-    root = service.MultiService()
+    root = ServerService()
     root.setName("xmppcert")
 
     if store is None:
         store = SQLiteStore(config.store.sqlite, reactor=reactor)
     StoreService(store).setServiceParent(root)
 
-    tlsFactory = ServerTLSContextFactory.fromFiles(config.tls.certificate, config.tls.key)
+    certs = config.certificates
+    clientCAs = loadCABundle(certs.ca_bundle) if certs.ca_bundle is not None else []
+    tlsFactory = ServerTLSContextFactory.fromFiles(
+        config.tls.certificate, config.tls.key, certs.policy, clientCAs
+    )
     sessions = SessionManager(config.domains, store)
+    certificateCheckers = loadCertificateCheckers(certs.checkers, config=config, store=store, clock=clock)
     server = C2SServer(
         config=config,
-        portal=makePortal(store, list(checkers)),
+        portal=makePortal(store, [certificateCheckers, *checkers], config.sasl.scram_iterations),
         store=store,
         sessions=sessions,
         tlsFactory=tlsFactory,
@@ -133,11 +178,9 @@ def makeService(
     for description in config.listen.direct_tls:
         wrapped = tlsFactory.wrapFactory(factory)  # type: ignore[arg-type]
         strports.service(description, wrapped, reactor=reactor).setServiceParent(root)
-    # Added last, so stopped first: streams get their shutdown error before
-    # the store goes away.
     C2SService(server).setServiceParent(root)
-    root.c2s = server  # type: ignore[attr-defined]
+    root.c2s = server
     return root
 
 
-__all__ = ["C2SService", "StoreService", "makeService"]
+__all__ = ["C2SService", "ServerService", "StoreService", "makeService"]

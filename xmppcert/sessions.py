@@ -19,9 +19,10 @@ from twisted.logger import Logger
 from twisted.words.protocols.jabber import error, jid
 from twisted.words.xish import domish
 
+from xmppcert import _log
 from xmppcert.store.interfaces import IAccountStore
 
-log = Logger()
+log = Logger(observer=_log.observer)
 
 NS_CLIENT = "jabber:client"
 
@@ -226,18 +227,24 @@ class SessionManager(service.Service):
                 session.send(stanza)
             return
         # message
-        if available and stanzaType != "groupchat":
+        if stanzaType == "groupchat":
+            # RFC 6121 section 8.5.2.1.1 and 8.5.2.2.1: never delivered to a
+            # bare JID; the sender gets an error.
+            self._bounce(stanza, sender, "service-unavailable")
+            return
+        if available:
             for session in available:
                 session.send(stanza)
             return
-        if stanzaType in ("error", "headline", "groupchat"):
+        if stanzaType in ("error", "headline"):
             return
         exists = bool(self.sessionsOf(bare)) or await self.store.accountExists(bare.userhost())
         if not exists:
             self._bounce(stanza, sender, "service-unavailable")
             return
-        # RFC 6121 section 8.5.2.2.1: no offline storage, so an error.
-        self._bounce(stanza, sender, "service-unavailable", "The recipient is offline")
+        # RFC 6121 section 8.5.2.2.1: no offline storage, so an error; the
+        # same one as for no such account, so existence is not revealed.
+        self._bounce(stanza, sender, "service-unavailable")
 
     def _bounce(self, stanza: domish.Element, sender: Session, condition: str, text: str | None = None) -> None:
         reply = _errorReply(stanza, condition, text)
@@ -261,7 +268,10 @@ class SessionManager(service.Service):
             session.available = True
             session.priority = _priority(presence)
             session.presence = presence
+            # RFC 6121 section 4.2.2: to every available resource, the sender
+            # included.
             self._broadcastToOwn(session, presence)
+            session.send(_copyTo(presence, session.jid))
             if first:
                 for other in self.sessionsOf(session.jid):
                     if other is not session and other.available and other.presence is not None:
@@ -272,6 +282,8 @@ class SessionManager(service.Service):
             session.available = False
             session.presence = None
             self._broadcastToOwn(session, presence)
+            # RFC 6121 section 4.5.2: the sender gets its own unavailable too.
+            session.send(_copyTo(presence, session.jid))
 
     def _broadcastToOwn(self, session: Session, presence: domish.Element) -> None:
         for other in self.sessionsOf(session.jid):

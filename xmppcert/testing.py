@@ -5,18 +5,32 @@ Test doubles for code that uses xmppcert, importable without pytest.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TypeVar
 
 from twisted.internet import defer
 from zope.interface import implementer
 
 from xmppcert.store.interfaces import (
     AccountExists,
+    CertificateExists,
+    CertificateLimitReached,
     IAccountStore,
+    ICertificateStore,
     NoSuchAccount,
+    NoSuchCertificate,
     ScramCredential,
+    StoredCertificate,
     StoreError,
+    checkCertificateName,
+    checkCertificateState,
+    checkFingerprint,
+    checkTransition,
 )
+
+_T = TypeVar("_T")
 
 
 def _checkMechanisms(credentials: Sequence[ScramCredential]) -> None:
@@ -25,25 +39,66 @@ def _checkMechanisms(credentials: Sequence[ScramCredential]) -> None:
         raise ValueError(f"more than one credential for a mechanism: {mechanisms}")
 
 
-@implementer(IAccountStore)
+@implementer(IAccountStore, ICertificateStore)
 class InMemoryAccountStore:
     """
-    An L{IAccountStore} in a dict, behaving like
+    An L{IAccountStore} and L{ICertificateStore} in dicts, behaving like
     L{xmppcert.store.sqlite.SQLiteStore} but answering at once: every method
     returns an already-fired Deferred.
 
     @ivar accounts: bare JID to (mechanism to L{ScramCredential}); tests may
         read and change it directly.
+    @ivar certificates: fingerprint to L{StoredCertificate}; tests may read
+        it, and change it (what they put in directly is not reported by
+        L{changesSince}).
+    @ivar clock: returns the current time as a POSIX timestamp, for the
+        creation and change times of certificates.
     @ivar closed: whether L{close} was called.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        """
+        @param clock: returns the current time as a POSIX timestamp.
+        """
         self.accounts: dict[str, dict[str, ScramCredential]] = {}
+        self.certificates: dict[str, StoredCertificate] = {}
+        self.clock = clock
         self.closed = False
+        # Like meta.change_seq in SQLite: never 0, so cursor 0 means "now".
+        self._changeCounter = 1
+        self._changeSeqs: dict[str, int] = {}
 
     def _check(self) -> None:
         if self.closed:
             raise StoreError("the store is closed")
+
+    def _answer(self, f: Callable[[], _T]) -> defer.Deferred[_T]:
+        """
+        Call C{f} on an open store and return its result or exception as a
+        fired Deferred.
+        """
+        try:
+            self._check()
+            result = f()
+        except Exception as e:
+            return defer.fail(e)
+        return defer.succeed(result)
+
+    def _find(self, account: str, name: str) -> StoredCertificate | None:
+        for certificate in self.certificates.values():
+            if certificate.account == account and certificate.name == name:
+                return certificate
+        return None
+
+    def _changed(self, certificate: StoredCertificate) -> StoredCertificate:
+        self._changeCounter += 1
+        self.certificates[certificate.fingerprint] = certificate
+        self._changeSeqs[certificate.fingerprint] = self._changeCounter
+        return certificate
+
+    def _forget(self, fingerprint: str) -> None:
+        del self.certificates[fingerprint]
+        self._changeSeqs.pop(fingerprint, None)
 
     def addAccount(
         self, jid: str, credentials: Sequence[ScramCredential]
@@ -88,6 +143,10 @@ class InMemoryAccountStore:
             return defer.fail(NoSuchAccount(jid))
         except Exception as e:
             return defer.fail(e)
+        # Like ON DELETE CASCADE: the certificates go with the account.
+        for certificate in list(self.certificates.values()):
+            if certificate.account == jid:
+                self._forget(certificate.fingerprint)
         return defer.succeed(None)
 
     def accountExists(self, jid: str) -> defer.Deferred[bool]:
@@ -127,6 +186,168 @@ class InMemoryAccountStore:
         except Exception as e:
             return defer.fail(e)
         return defer.succeed(self.accounts.get(jid, {}).get(mechanism))
+
+    def addCertificate(
+        self,
+        account: str,
+        name: str,
+        der: bytes,
+        fingerprint: str,
+        notAfter: float,
+        canManage: bool = True,
+        maxPerAccount: int = 0,
+    ) -> defer.Deferred[StoredCertificate]:
+        """
+        See L{ICertificateStore.addCertificate}: every check comes before
+        the change, so a failing add changes nothing.
+        """
+
+        def add() -> StoredCertificate:
+            stripped = checkCertificateName(name)
+            checkFingerprint(fingerprint)
+            if account not in self.accounts:
+                raise NoSuchAccount(account)
+            if self._find(account, stripped) is not None:
+                # XEP-0257 section 2.1: a duplicate name MUST be rejected.
+                raise CertificateExists(
+                    "name", f"a certificate named {stripped!r} is already registered for {account}"
+                )
+            if fingerprint in self.certificates:
+                raise CertificateExists("fingerprint", "this certificate is already registered")
+            if maxPerAccount > 0:
+                count = sum(1 for c in self.certificates.values() if c.account == account)
+                if count >= maxPerAccount:
+                    raise CertificateLimitReached(
+                        f"{account} has {count} certificates, the most it may have"
+                    )
+            now = self.clock()
+            return self._changed(
+                StoredCertificate(
+                    account=account,
+                    name=stripped,
+                    fingerprint=fingerprint,
+                    der=bytes(der),
+                    state="enabled",
+                    canManage=bool(canManage),
+                    notAfter=float(notAfter),
+                    createdAt=now,
+                    changedAt=now,
+                    lastUsedAt=None,
+                )
+            )
+
+        return self._answer(add)
+
+    def listCertificates(self, account: str) -> defer.Deferred[list[StoredCertificate]]:
+        """
+        See L{ICertificateStore.listCertificates}.
+        """
+        return self._answer(
+            lambda: sorted(
+                (c for c in self.certificates.values() if c.account == account),
+                key=lambda c: (c.createdAt, c.name),
+            )
+        )
+
+    def getCertificate(
+        self, account: str, name: str
+    ) -> defer.Deferred[StoredCertificate | None]:
+        """
+        See L{ICertificateStore.getCertificate}.
+        """
+        return self._answer(lambda: self._find(account, name.strip()))
+
+    def certificateByFingerprint(
+        self, fingerprint: str
+    ) -> defer.Deferred[StoredCertificate | None]:
+        """
+        See L{ICertificateStore.certificateByFingerprint}.
+        """
+        return self._answer(lambda: self.certificates.get(fingerprint))
+
+    def setCertificateState(
+        self, account: str, name: str, state: str
+    ) -> defer.Deferred[StoredCertificate]:
+        """
+        See L{ICertificateStore.setCertificateState}.
+        """
+
+        def setState() -> StoredCertificate:
+            checkCertificateState(state)
+            stripped = name.strip()
+            current = self._find(account, stripped)
+            if current is None:
+                raise NoSuchCertificate(f"no certificate named {stripped!r} for {account}")
+            checkTransition(current.state, state, stripped)
+            if current.state == state:
+                return current
+            return self._changed(replace(current, state=state, changedAt=self.clock()))
+
+        return self._answer(setState)
+
+    def touchCertificate(self, fingerprint: str, when: float) -> defer.Deferred[None]:
+        """
+        See L{ICertificateStore.touchCertificate}.
+        """
+
+        def touch() -> None:
+            current = self.certificates.get(fingerprint)
+            if current is not None:
+                self.certificates[fingerprint] = replace(current, lastUsedAt=when)
+
+        return self._answer(touch)
+
+    def removeCertificate(self, account: str, name: str) -> defer.Deferred[None]:
+        """
+        See L{ICertificateStore.removeCertificate}.
+        """
+
+        def remove() -> None:
+            stripped = name.strip()
+            current = self._find(account, stripped)
+            if current is None:
+                raise NoSuchCertificate(f"no certificate named {stripped!r} for {account}")
+            self._forget(current.fingerprint)
+
+        return self._answer(remove)
+
+    def removeExpiredCertificates(
+        self, before: float
+    ) -> defer.Deferred[list[StoredCertificate]]:
+        """
+        See L{ICertificateStore.removeExpiredCertificates}.
+        """
+
+        def removeExpired() -> list[StoredCertificate]:
+            expired = sorted(
+                (c for c in self.certificates.values() if c.notAfter < before),
+                key=lambda c: (c.notAfter, c.account, c.name),
+            )
+            for certificate in expired:
+                self._forget(certificate.fingerprint)
+            return expired
+
+        return self._answer(removeExpired)
+
+    def changesSince(
+        self, cursor: int
+    ) -> defer.Deferred[tuple[int, list[StoredCertificate]]]:
+        """
+        See L{ICertificateStore.changesSince}.
+        """
+
+        def changes() -> tuple[int, list[StoredCertificate]]:
+            if cursor <= 0:
+                return self._changeCounter, []
+            changed = sorted(
+                (seq, fp) for fp, seq in self._changeSeqs.items() if seq > cursor
+            )
+            return (
+                self._changeCounter,
+                [self.certificates[fp] for _, fp in changed],
+            )
+
+        return self._answer(changes)
 
     def close(self) -> defer.Deferred[None]:
         """

@@ -12,6 +12,7 @@ the handshake, which is where a client-certificate request is added.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
@@ -20,11 +21,18 @@ from OpenSSL import SSL, crypto
 from twisted.internet import ssl
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from twisted.internet.protocol import Factory
-from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from zope.interface import implementer
 
 #: ALPN protocol identifier for client-to-server XMPP (XEP-0368 section 3).
 ALPN_XMPP_CLIENT = b"xmpp-client"
+
+#: Client-certificate policies (Openfire's names): never ask; ask, and let
+#: clients without one use passwords; ask, and fail the handshake without one.
+POLICIES = ("disabled", "wanted", "needed")
+
+#: A client chain longer than this is not looked at (a bound on work per login).
+MAX_CHAIN_LENGTH = 8
 
 
 class TLSConfigurationError(ValueError):
@@ -70,21 +78,54 @@ class ServerTLSContextFactory:
     @ivar options: the wrapped L{ssl.CertificateOptions}.
     """
 
-    def __init__(self, options: ssl.CertificateOptions) -> None:
+    def __init__(
+        self,
+        options: ssl.CertificateOptions,
+        clientCertificates: str = "wanted",
+        clientCAs: Sequence[x509.Certificate] = (),
+    ) -> None:
+        """
+        @param clientCertificates: one of L{POLICIES}.
+        @param clientCAs: CA certificates whose names are sent with the
+            certificate request, to help clients pick a certificate.
+        """
+        if clientCertificates not in POLICIES:
+            raise ValueError(f"unknown client certificate policy {clientCertificates!r}")
         self.options = options
+        self.clientCertificates = clientCertificates
         context = options.getContext()
         # Idle streams are the common case for XMPP: give the read/write
         # buffers of an idle connection back to the allocator.
         context.set_mode(SSL.MODE_RELEASE_BUFFERS)
+        if clientCertificates != "disabled":
+            mode = SSL.VERIFY_PEER | SSL.VERIFY_CLIENT_ONCE
+            if clientCertificates == "needed":
+                mode |= SSL.VERIFY_FAIL_IF_NO_PEER_CERT
+            # Request a certificate, accept any: self-signed certificates must
+            # reach SASL, where the checkers decide (XEP-0257 section 3).
+            context.set_verify(mode, _acceptAnyCertificate)
+            # OpenSSL refuses to resume sessions that requested a client
+            # certificate unless a session id context is set.
+            context.set_session_id(b"xmppcert-c2s")
+            if clientCAs:
+                context.set_client_ca_list(
+                    [crypto.X509.from_cryptography(ca).get_subject() for ca in clientCAs]
+                )
 
     @classmethod
-    def fromFiles(cls, certificatePath: Path, keyPath: Path) -> ServerTLSContextFactory:
+    def fromFiles(
+        cls,
+        certificatePath: Path,
+        keyPath: Path,
+        clientCertificates: str = "wanted",
+        clientCAs: Sequence[x509.Certificate] = (),
+    ) -> ServerTLSContextFactory:
         """
         @param certificatePath: PEM file, leaf first, then any intermediates.
         @param keyPath: PEM file with the unencrypted private key.
         @raise TLSConfigurationError: the files are unreadable or do not match.
         """
-        return cls(_loadCertificateOptions(certificatePath, keyPath))
+        return cls(_loadCertificateOptions(certificatePath, keyPath), clientCertificates, clientCAs)
 
     def serverConnectionForTLS(self, tlsProtocol: object) -> SSL.Connection:
         """
@@ -100,4 +141,60 @@ class ServerTLSContextFactory:
         return TLSMemoryBIOFactory(self, False, factory)
 
 
-__all__ = ["ALPN_XMPP_CLIENT", "ServerTLSContextFactory", "TLSConfigurationError"]
+def _acceptAnyCertificate(
+    connection: SSL.Connection, certificate: crypto.X509, errno: int, depth: int, ok: int
+) -> bool:
+    return True
+
+
+def _tlsConnection(transport: object) -> SSL.Connection | None:
+    # Direct TLS: the stream's transport is the TLS protocol itself. STARTTLS:
+    # the TCP transport's protocol was replaced by the TLS protocol.
+    for candidate in (transport, getattr(transport, "protocol", None)):
+        if isinstance(candidate, TLSMemoryBIOProtocol):
+            handle = candidate.getHandle()
+            return handle if isinstance(handle, SSL.Connection) else None
+    return None
+
+
+def peerCertificateChain(transport: object) -> list[x509.Certificate]:
+    """
+    The client's certificate chain, leaf first, as presented in the
+    handshake; empty when there was none (or no TLS).
+
+    On the server side OpenSSL's peer chain does not include the leaf, so it
+    is put in front here. Nothing in it has been verified.
+    """
+    connection = _tlsConnection(transport)
+    if connection is None:
+        return []
+    leaf = connection.get_peer_certificate(as_cryptography=True)
+    if leaf is None:
+        return []
+    rest = connection.get_peer_cert_chain(as_cryptography=True) or []
+    chain = [leaf] + [c for c in rest if c != leaf]
+    return chain[:MAX_CHAIN_LENGTH]
+
+
+def loadCABundle(path: Path) -> list[x509.Certificate]:
+    """
+    @raise TLSConfigurationError: unreadable, or no PEM certificate in it.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise TLSConfigurationError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        return x509.load_pem_x509_certificates(data)
+    except ValueError as e:
+        raise TLSConfigurationError(f"{path}: no PEM certificates ({e})") from None
+
+
+__all__ = [
+    "ALPN_XMPP_CLIENT",
+    "POLICIES",
+    "ServerTLSContextFactory",
+    "TLSConfigurationError",
+    "loadCABundle",
+    "peerCertificateChain",
+]

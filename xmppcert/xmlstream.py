@@ -37,6 +37,8 @@ from twisted.python import failure
 from twisted.words.protocols.jabber import error, xmlstream
 from twisted.words.xish import domish
 
+from xmppcert import _log as _xmppcertLog
+
 # Expat errors that are, in substance, restricted XML: without a DTD every
 # entity other than the predefined ones is undefined, and an XML declaration
 # anywhere but at the very start is a processing instruction.
@@ -461,7 +463,7 @@ class HardenedXmlStream(xmlstream.XmlStream):
     maxStanzaSize = 256 * 1024
     maxStanzaElements = 2000
 
-    _log = Logger()
+    _log = Logger(observer=_xmppcertLog.observer)
     # Set once a stream error was sent for bad input: data still in flight
     # must not reach the parser again.
     _inputRefused = False

@@ -27,9 +27,20 @@ class Client(slixmpp.ClientXMPP):  # type: ignore[misc]
     what it receives.
     """
 
-    def __init__(self, jid: str, password: str, caFile: Path, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        jid: str,
+        password: str,
+        caFile: Path,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(jid, password, **kwargs)
         self.ca_certs = caFile
+        # A client certificate for SASL EXTERNAL, presented in the TLS handshake.
+        self.certfile = certfile
+        self.keyfile = keyfile
         self.register_plugin("xep_0030")
         self.register_plugin("xep_0199")
         self.messages: asyncio.Queue[Any] = asyncio.Queue()

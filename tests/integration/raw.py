@@ -83,19 +83,49 @@ class RawStream:
             self.received += chunk
         return self.received
 
-    def starttls(self, caFile: Path) -> None:
+    def starttls(self, caFile: Path, certFile: Path | None = None, keyFile: Path | None = None) -> bytes:
         """
-        Negotiate STARTTLS and restart the stream; leaves the new features read.
+        Negotiate STARTTLS (presenting a client certificate when given) and
+        restart the stream.
+
+        @return: the new features.
         """
         self.header()
         self.readUntil(b"</stream:features>")
         self.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
         self.readUntil(b"<proceed")
         context = ssl.create_default_context(cafile=str(caFile))
+        if certFile is not None:
+            context.load_cert_chain(str(certFile), str(keyFile))
         self.sock = context.wrap_socket(self.sock, server_hostname="localhost")
         self.received = b""
         self.header()
+        return self.readUntil(b"</stream:features>")
+
+    def authExternal(self, authzid: str | None = None) -> bytes:
+        """
+        Send EXTERNAL with C{=} (no authzid) or the base64 authzid; return
+        the success or failure.
+        """
+        data = "=" if authzid is None else base64.b64encode(authzid.encode()).decode()
+        self.received = b""
+        self.send(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>{data}</auth>")
+        return self.readUntil(b"<success|<failure.*?</failure>")
+
+    def bind(self, resource: str | None = None) -> bytes:
+        """
+        Restart after SASL success and bind; return the bind answer.
+        """
+        self.received = b""
+        self.header()
         self.readUntil(b"</stream:features>")
+        self.received = b""
+        inner = f"<resource>{resource}</resource>" if resource else ""
+        self.send(
+            "<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+            f"{inner}</bind></iq>"
+        )
+        return self.readUntil(b"</iq>")
 
     def authPlain(self, user: str, password: str) -> bytes:
         """
@@ -112,15 +142,7 @@ class RawStream:
         """
         self.starttls(caFile)
         assert b"<success" in self.authPlain(user, password)
-        self.received = b""
-        self.header()
-        self.readUntil(b"</stream:features>")
-        self.received = b""
-        self.send(
-            "<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
-            f"<resource>{resource}</resource></bind></iq>"
-        )
-        self.readUntil(b"</iq>")
+        self.bind(resource)
 
     def close(self) -> None:
         try:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from cryptography import x509
 from twisted.cred import error as credError
 from twisted.cred.portal import Portal
 from twisted.internet import defer
@@ -22,6 +23,7 @@ from twisted.words.protocols.jabber import jid as jidmod
 from zope.interface import Attribute, Interface
 
 from xmppcert.cred import Account, IAccount, SASLAuthFailure
+from xmppcert.jids import makeJID, parseJID
 from xmppcert.store.interfaces import IAccountStore
 
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
@@ -91,6 +93,9 @@ class MechanismContext:
     @ivar domain: the domain the client addressed in its stream header.
     @ivar secure: whether TLS protects the stream.
     @ivar peerAddress: for logging.
+    @ivar peerChain: the client's TLS certificate chain, leaf first, unverified.
+    @ivar scramIterations: the iteration count of new credentials, also used
+        for the made-up credentials of unknown accounts.
     """
 
     portal: Portal
@@ -98,6 +103,8 @@ class MechanismContext:
     domain: str
     secure: bool
     peerAddress: str = ""
+    peerChain: tuple[x509.Certificate, ...] = ()
+    scramIterations: int = 4096
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -132,7 +139,7 @@ class MechanismFactory(Protocol):
     name: str
     priority: int
 
-    def isAvailable(self, context: MechanismContext) -> bool: ...
+    def isAvailable(self, context: MechanismContext) -> bool | defer.Deferred[bool]: ...
 
     def __call__(self, context: MechanismContext) -> Any: ...
 
@@ -162,17 +169,24 @@ class MechanismRegistry:
     def get(self, name: str) -> MechanismFactory | None:
         return self._factories.get(name)
 
-    def offered(self, enabled: Sequence[str], context: MechanismContext) -> list[MechanismFactory]:
+    async def offered(self, enabled: Sequence[str], context: MechanismContext) -> list[MechanismFactory]:
         """
-        The mechanisms to offer on one stream: those in C{enabled}, in that
-        order (RFC 6120 section 6.3.3: the server's own preference), that
-        are known and available for this stream.
+        The mechanisms to offer on one stream: those in C{enabled} that are
+        known and available for this stream, in the configured order
+        (RFC 6120 section 6.3.3: the server's own preference), except that
+        EXTERNAL, when offered, comes first (RFC 6120 section 6.3.4).
         """
         result = []
         for name in enabled:
             factory = self._factories.get(name)
-            if factory is not None and factory.isAvailable(context):
+            if factory is None:
+                continue
+            available: Any = factory.isAvailable(context)
+            if isinstance(available, defer.Deferred):
+                available = await available
+            if available:
                 result.append(factory)
+        result.sort(key=lambda f: f.name != "EXTERNAL")
         return result
 
 
@@ -187,10 +201,10 @@ def accountJID(authcid: str, domain: str) -> jidmod.JID:
     """
     try:
         if "@" in authcid:
-            parsed = jidmod.JID(authcid)
+            parsed = parseJID(authcid)
         else:
-            parsed = jidmod.JID(tuple=(authcid, domain, None))
-    except (jidmod.InvalidFormat, UnicodeError, ValueError):
+            parsed = makeJID(authcid, domain, None)
+    except jidmod.InvalidFormat:
         raise SASLFailure("not-authorized") from None
     if not parsed.user or parsed.resource is not None or parsed.host != domain:
         raise SASLFailure("not-authorized")
@@ -207,8 +221,8 @@ def checkAuthzid(authzid: str, account: jidmod.JID) -> None:
     if not authzid:
         return
     try:
-        wanted = jidmod.JID(authzid)
-    except (jidmod.InvalidFormat, UnicodeError, ValueError):
+        wanted = parseJID(authzid)
+    except jidmod.InvalidFormat:
         raise SASLFailure("invalid-authzid") from None
     if wanted.userhost() != account.userhost():
         raise SASLFailure("invalid-authzid")
@@ -245,10 +259,11 @@ def defaultRegistry() -> MechanismRegistry:
     """
     @return: a registry with every mechanism xmppcert ships.
     """
+    from xmppcert.sasl.external import External
     from xmppcert.sasl.plain import Plain
     from xmppcert.sasl.scram import ScramSHA1, ScramSHA256
 
-    return MechanismRegistry([ScramSHA256, ScramSHA1, Plain])
+    return MechanismRegistry([External, ScramSHA256, ScramSHA1, Plain])
 
 
 __all__ = [

@@ -37,10 +37,22 @@ from xmppcert.sasl import (
 
 def _unescapeSaslname(name: str) -> str:
     # RFC 5802 section 5.1: ',' and '=' are sent as =2C and =3D; any other '=' is an error.
-    out = name.replace("=2C", ",").replace("=3D", "=")
-    if "=" in name.replace("=2C", "").replace("=3D", ""):
-        raise SASLFailure("malformed-request")
-    return out
+    out = []
+    i = 0
+    while i < len(name):
+        if name[i] == "=":
+            escape = name[i : i + 3]
+            if escape == "=2C":
+                out.append(",")
+            elif escape == "=3D":
+                out.append("=")
+            else:
+                raise SASLFailure("malformed-request")
+            i += 3
+        else:
+            out.append(name[i])
+            i += 1
+    return "".join(out)
 
 
 def _parseClientFirst(message: str) -> tuple[str, str]:
@@ -112,7 +124,7 @@ class _Scram:
         self._genuine = credential is not None
         if credential is None:
             credential = passwords.fakeScramCredential(
-                FAKE_CREDENTIAL_SECRET, self._username, self.name, 4096
+                FAKE_CREDENTIAL_SECRET, self._username, self.name, self.context.scramIterations
             )
         info = (credential.salt, credential.storedKey, credential.serverKey, credential.iterations)
         server = ScramMechanism(self.name).make_server(lambda _username: info)

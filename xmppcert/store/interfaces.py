@@ -1,6 +1,8 @@
 # -*- test-case-name: tests.test_store -*-
 """
-The storage interface: accounts and their SASL credentials.
+The storage interfaces: accounts with their SASL credentials
+(L{IAccountStore}), and the client certificates accounts registered for
+SASL EXTERNAL (L{ICertificateStore}, XEP-0257 and XEP-0178).
 
 Passwords are never stored: an account holds, per SCRAM hash, the salt, the
 iteration count, StoredKey and ServerKey (RFC 5802 section 3). PLAIN is
@@ -9,12 +11,31 @@ checked against the same values.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 from zope.interface import Interface
 
 #: SCRAM mechanisms for which credentials are derived and stored.
 SCRAM_MECHANISMS = ("SCRAM-SHA-1", "SCRAM-SHA-256")
+
+#: States of a registered certificate (XEP-0257 sections 2.3 to 2.5): only
+#: an C{enabled} one may log in; C{revoked} is final.
+CERTIFICATE_STATES = ("enabled", "disabled", "revoked")
+
+#: Longest certificate name, in characters after stripping.
+MAX_CERTIFICATE_NAME = 255
+
+#: State changes L{ICertificateStore.setCertificateState} allows (setting the
+#: current state again is a no-op and always allowed).
+CERTIFICATE_TRANSITIONS = frozenset(
+    {
+        ("enabled", "disabled"),
+        ("enabled", "revoked"),
+        ("disabled", "revoked"),
+        ("disabled", "enabled"),
+    }
+)
 
 
 class StoreError(Exception):
@@ -33,6 +54,121 @@ class NoSuchAccount(StoreError):
     """
     No account with that JID is registered.
     """
+
+
+class CertificateExists(StoreError):
+    """
+    The certificate cannot be added: its name is taken in that account
+    (XEP-0257 section 2.1: names are unique per account), or its fingerprint
+    is registered already (by any account: one certificate logs in to one
+    account).
+
+    The message never names another account.
+
+    @ivar field: C{"name"} or C{"fingerprint"}, whichever is taken.
+    """
+
+    def __init__(self, field: str, message: str = "") -> None:
+        """
+        @param field: C{"name"} or C{"fingerprint"}.
+        @param message: the text of the error; a generic one if empty.
+        """
+        if field not in ("name", "fingerprint"):
+            raise ValueError(f"field must be 'name' or 'fingerprint', not {field!r}")
+        super().__init__(message or f"a certificate with that {field} is already registered")
+        self.field = field
+
+
+class NoSuchCertificate(StoreError):
+    """
+    The account has no certificate of that name.
+    """
+
+
+class CertificateLimitReached(StoreError):
+    """
+    The account has as many certificates (in any state) as it may have.
+    """
+
+
+class CertificateRevoked(StoreError):
+    """
+    The certificate is revoked, which is final (XEP-0257 section 2.5): it
+    cannot be enabled or disabled again.
+    """
+
+
+def checkCertificateName(name: str) -> str:
+    """
+    Validate and normalise the name of a certificate (XEP-0257 section 2.1
+    names certificates for people to tell them apart).
+
+    @return: C{name} without leading and trailing whitespace.
+    @raise ValueError: the stripped name is empty or longer than
+        L{MAX_CERTIFICATE_NAME} characters, or has a control character.
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"a certificate name must be a string, not {type(name).__name__}")
+    stripped = name.strip()
+    if not stripped:
+        raise ValueError("a certificate name must not be empty")
+    if len(stripped) > MAX_CERTIFICATE_NAME:
+        raise ValueError(
+            f"a certificate name must have at most {MAX_CERTIFICATE_NAME} characters,"
+            f" not {len(stripped)}"
+        )
+    for c in stripped:
+        if unicodedata.category(c) in ("Cc", "Cs"):
+            raise ValueError(f"a certificate name must not contain control characters ({c!r})")
+    return stripped
+
+
+def checkFingerprint(fingerprint: str) -> str:
+    """
+    @return: C{fingerprint}, if it is a SHA-256 fingerprint as
+        L{xmppcert.x509.fingerprint} gives it: 64 lowercase hex digits.
+    @raise ValueError: it is not.
+    """
+    if not (
+        isinstance(fingerprint, str)
+        and len(fingerprint) == 64
+        and all(c in "0123456789abcdef" for c in fingerprint)
+    ):
+        raise ValueError(
+            f"not a SHA-256 fingerprint (64 lowercase hex digits): {fingerprint!r}"
+        )
+    return fingerprint
+
+
+def checkCertificateState(state: str) -> str:
+    """
+    @return: C{state}, if it is one of L{CERTIFICATE_STATES}.
+    @raise ValueError: it is not.
+    """
+    if state not in CERTIFICATE_STATES:
+        raise ValueError(
+            f"unknown certificate state {state!r} (one of {', '.join(CERTIFICATE_STATES)})"
+        )
+    return state
+
+
+def checkTransition(current: str, new: str, name: str = "") -> None:
+    """
+    Check a state change of a certificate (XEP-0257: a disabled certificate
+    may be enabled again, a revoked one never).
+
+    @raise CertificateRevoked: C{current} is C{"revoked"} and C{new} is not.
+    @raise StoreError: any other change not in L{CERTIFICATE_TRANSITIONS}.
+    """
+    if current == new:
+        return
+    if current == "revoked":
+        raise CertificateRevoked(
+            f"certificate {name!r} is revoked; revocation is final" if name
+            else "the certificate is revoked; revocation is final"
+        )
+    if (current, new) not in CERTIFICATE_TRANSITIONS:  # pragma: no cover - all covered today
+        raise StoreError(f"a certificate cannot change from {current} to {new}")
 
 
 @dataclass(frozen=True)
@@ -104,3 +240,166 @@ class IAccountStore(Interface):
 
         @return: Deferred firing when done.
         """
+
+
+@dataclass(frozen=True)
+class StoredCertificate:
+    """
+    A client certificate registered for an account (XEP-0257).
+
+    @ivar account: the bare JID of the account.
+    @ivar name: unique per account (XEP-0257 section 2.1).
+    @ivar fingerprint: SHA-256 of the DER encoding, lowercase hex; unique
+        across the server.
+    @ivar der: the certificate, DER-encoded.
+    @ivar state: one of L{CERTIFICATE_STATES}.
+    @ivar canManage: C{False} when uploaded with C{<no-cert-management/>}
+        (XEP-0257 section 2.1): a session that logged in with it must not
+        manage certificates.
+    @ivar notAfter: end of validity, POSIX timestamp (for pruning).
+    @ivar createdAt: when it was added, POSIX timestamp.
+    @ivar changedAt: when its state last changed (C{createdAt} until then).
+    @ivar lastUsedAt: when it was last used to log in, or C{None}.
+    """
+
+    account: str
+    name: str
+    fingerprint: str
+    der: bytes
+    state: str
+    canManage: bool
+    notAfter: float
+    createdAt: float
+    changedAt: float
+    lastUsedAt: float | None
+
+
+class ICertificateStore(Interface):
+    """
+    Where the client certificates of accounts live (XEP-0257), looked up by
+    fingerprint for SASL EXTERNAL (XEP-0178).
+
+    Every method returns a L{twisted.internet.defer.Deferred}. Accounts are
+    normalised bare JID strings; fingerprints are lowercase SHA-256 hex.
+    Certificate names are stripped of surrounding whitespace by every method.
+    """
+
+    def addCertificate(  # type: ignore[no-untyped-def]
+        account, name, der, fingerprint, notAfter, canManage=True, maxPerAccount=0
+    ):
+        """
+        Register a certificate, enabled, for an existing account.
+
+        The checks and the insert are one transaction, and the database's
+        own uniqueness constraints back them: of two concurrent adds of the
+        same name or fingerprint exactly one succeeds.
+
+        @param name: 1 to 255 characters after stripping, no control
+            characters.
+        @param der: the DER encoding.
+        @param fingerprint: its SHA-256 fingerprint.
+        @param notAfter: its end of validity, POSIX timestamp.
+        @param canManage: C{False} for C{<no-cert-management/>}.
+        @param maxPerAccount: when above 0, the most certificates (counting
+            every state) the account may have.
+        @return: Deferred firing with the new L{StoredCertificate}, or
+            failing with L{NoSuchAccount}, L{CertificateExists} (XEP-0257
+            section 2.1: a duplicate name MUST be rejected; C{field} says
+            which is taken), L{CertificateLimitReached}, or C{ValueError}
+            for a bad name or fingerprint.
+        """
+
+    def listCertificates(account):  # type: ignore[no-untyped-def]
+        """
+        @return: Deferred firing with the L{StoredCertificate}s of
+            C{account} (a C{list}, empty for an unknown account), oldest
+            first, then by name.
+        """
+
+    def getCertificate(account, name):  # type: ignore[no-untyped-def]
+        """
+        @return: Deferred firing with the L{StoredCertificate} named C{name}
+            of C{account}, or C{None}.
+        """
+
+    def certificateByFingerprint(fingerprint):  # type: ignore[no-untyped-def]
+        """
+        @return: Deferred firing with the L{StoredCertificate} with that
+            fingerprint, of whichever account, or C{None}.
+        """
+
+    def setCertificateState(account, name, state):  # type: ignore[no-untyped-def]
+        """
+        Enable, disable or revoke a certificate (XEP-0257 sections 2.3 to
+        2.5). Allowed: enabled to disabled or revoked, disabled to enabled
+        or revoked; revoked is final. Setting the current state again
+        (revoked included) changes nothing.
+
+        @return: Deferred firing with the updated L{StoredCertificate}, or
+            failing with L{NoSuchCertificate}, L{CertificateRevoked}, or
+            C{ValueError} for a state not in L{CERTIFICATE_STATES}.
+        """
+
+    def touchCertificate(fingerprint, when):  # type: ignore[no-untyped-def]
+        """
+        Record that the certificate was used to log in at C{when} (POSIX
+        timestamp). An unknown fingerprint is ignored.
+
+        @return: Deferred firing with C{None}.
+        """
+
+    def removeCertificate(account, name):  # type: ignore[no-untyped-def]
+        """
+        Delete a certificate (XEP-0257 section 2.6 as an operator action).
+
+        @return: Deferred firing with C{None}, or failing with
+            L{NoSuchCertificate}.
+        """
+
+    def removeExpiredCertificates(before):  # type: ignore[no-untyped-def]
+        """
+        Delete every certificate whose C{notAfter} is earlier than
+        C{before} (POSIX timestamp).
+
+        @return: Deferred firing with the removed L{StoredCertificate}s.
+        """
+
+    def changesSince(cursor):  # type: ignore[no-untyped-def]
+        """
+        Certificates added or changed in state since C{cursor}, also by
+        another process on the same database: a running server polls this to
+        end the sessions of certificates revoked with the command line tool.
+
+        A change counter increases with every add and every state change;
+        it is never 0, so C{0} can mean "from now on".
+
+        @param cursor: C{0} to start, else a cursor this method returned.
+        @return: Deferred firing with C{(newCursor, certificates)}: for
+            C{0}, the current counter and an empty list (history is not
+            replayed); otherwise the certificates changed after C{cursor},
+            each once with its current state, in the order of their latest
+            change. Removed certificates are not reported.
+        """
+
+
+__all__ = [
+    "CERTIFICATE_STATES",
+    "CERTIFICATE_TRANSITIONS",
+    "MAX_CERTIFICATE_NAME",
+    "SCRAM_MECHANISMS",
+    "AccountExists",
+    "CertificateExists",
+    "CertificateLimitReached",
+    "CertificateRevoked",
+    "IAccountStore",
+    "ICertificateStore",
+    "NoSuchAccount",
+    "NoSuchCertificate",
+    "ScramCredential",
+    "StoreError",
+    "StoredCertificate",
+    "checkCertificateName",
+    "checkCertificateState",
+    "checkFingerprint",
+    "checkTransition",
+]

@@ -1,10 +1,11 @@
 # -*- test-case-name: tests.test_store -*-
 """
-Accounts in an SQLite database file.
+Accounts and their client certificates in an SQLite database file.
 
 L{SQLiteDatabase} is the synchronous layer, used directly by the command
-line tool. L{SQLiteStore} provides L{IAccountStore} for the server by running
-every L{SQLiteDatabase} call in one dedicated worker thread.
+line tool. L{SQLiteStore} provides L{IAccountStore} and L{ICertificateStore}
+for the server by running every L{SQLiteDatabase} call in one dedicated
+worker thread.
 
 The server and C{xmppcert user ...} may use the same file at the same time,
 so the database runs in WAL mode (readers do not block the writer) with a
@@ -13,7 +14,9 @@ every write is one C{BEGIN IMMEDIATE} transaction.
 
 The schema is versioned from the start: the C{meta} table holds
 C{schema_version}, and L{MIGRATIONS} brings an older file up to date, one
-transaction per version step.
+transaction per version step. Version 1: accounts and SCRAM credentials;
+version 2: certificates, with the change counter C{meta.change_seq} that
+L{SQLiteDatabase.changesSince} reads.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,11 +35,21 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from xmppcert.store.interfaces import (
+    CERTIFICATE_STATES,
     AccountExists,
+    CertificateExists,
+    CertificateLimitReached,
     IAccountStore,
+    ICertificateStore,
     NoSuchAccount,
+    NoSuchCertificate,
     ScramCredential,
+    StoredCertificate,
     StoreError,
+    checkCertificateName,
+    checkCertificateState,
+    checkFingerprint,
+    checkTransition,
 )
 
 _T = TypeVar("_T")
@@ -70,9 +84,45 @@ def _migrateTo1(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrateTo2(conn: sqlite3.Connection) -> None:
+    # XEP-0257: names are unique per account (section 2.1); a fingerprint
+    # is unique across the server, so a certificate logs in to one account.
+    # These constraints, not the checks before an insert, are the real guard.
+    states = ", ".join(f"'{state}'" for state in CERTIFICATE_STATES)
+    conn.execute(
+        f"""
+        CREATE TABLE certificates (
+            id INTEGER PRIMARY KEY,
+            account TEXT NOT NULL REFERENCES accounts(jid) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            fingerprint TEXT NOT NULL UNIQUE,
+            der BLOB NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ({states})),
+            can_manage INTEGER NOT NULL,
+            not_after REAL NOT NULL,
+            created_at REAL NOT NULL,
+            changed_at REAL NOT NULL,
+            last_used_at REAL,
+            change_seq INTEGER NOT NULL,
+            UNIQUE (account, name)
+        )
+        """
+    )
+    conn.execute("CREATE INDEX certificates_change_seq ON certificates (change_seq)")
+    conn.execute("CREATE INDEX certificates_not_after ON certificates (not_after)")
+    # Starts at 1, so that cursor 0 always means "from now on".
+    conn.execute("INSERT INTO meta (key, value) VALUES ('change_seq', 1)")
+
+
 #: C{MIGRATIONS[n]} turns a database at schema version C{n} into version
 #: C{n + 1}; version 0 is an empty file. Append to it, never edit an entry.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrateTo1]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrateTo1, _migrateTo2]
+
+#: The columns of C{certificates} that L{_certificateFromRow} reads, in order.
+_CERTIFICATE_COLUMNS = (
+    "account, name, fingerprint, der, state, can_manage, not_after,"
+    " created_at, changed_at, last_used_at"
+)
 
 #: The schema version this code writes and understands.
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -86,6 +136,31 @@ def _schemaVersion(conn: sqlite3.Connection) -> int:
         return 0
     row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     return 0 if row is None else int(row[0])
+
+
+def _certificateFromRow(row: Sequence[Any]) -> StoredCertificate:
+    account, name, fingerprint, der, state, canManage, notAfter, createdAt, changedAt, lastUsed = row
+    return StoredCertificate(
+        account=account,
+        name=name,
+        fingerprint=fingerprint,
+        der=bytes(der),
+        state=state,
+        canManage=bool(canManage),
+        notAfter=float(notAfter),
+        createdAt=float(createdAt),
+        changedAt=float(changedAt),
+        lastUsedAt=None if lastUsed is None else float(lastUsed),
+    )
+
+
+def _nextChangeSeq(conn: sqlite3.Connection) -> int:
+    """
+    Increase the change counter, inside the caller's write transaction (so a
+    rollback takes the increase back), and return its new value.
+    """
+    conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'change_seq'")
+    return int(conn.execute("SELECT value FROM meta WHERE key = 'change_seq'").fetchone()[0])
 
 
 def _checkMechanisms(credentials: Sequence[ScramCredential]) -> None:
@@ -160,6 +235,16 @@ class SQLiteDatabase:
             conn.close()
             raise
         return database
+
+    @contextmanager
+    def _readTransaction(self) -> Iterator[sqlite3.Connection]:
+        """
+        Several reads from one snapshot of the database (WAL mode: writers
+        of other connections go on meanwhile).
+        """
+        with self._conn:
+            self._conn.execute("BEGIN DEFERRED")
+            yield self._conn
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -247,7 +332,8 @@ class SQLiteDatabase:
 
     def removeAccount(self, jid: str) -> None:
         """
-        Delete an account; its credentials go with it (C{ON DELETE CASCADE}).
+        Delete an account; its credentials and certificates go with it
+        (C{ON DELETE CASCADE}).
 
         @raise NoSuchAccount: C{jid} is not registered.
         """
@@ -304,6 +390,209 @@ class SQLiteDatabase:
         salt, iterations, storedKey, serverKey = row
         return ScramCredential(mechanism, bytes(salt), int(iterations), bytes(storedKey), bytes(serverKey))
 
+    def _selectCertificate(
+        self, conn: sqlite3.Connection, where: str, params: tuple[Any, ...]
+    ) -> StoredCertificate | None:
+        row = conn.execute(
+            f"SELECT {_CERTIFICATE_COLUMNS} FROM certificates WHERE {where}", params
+        ).fetchone()
+        return None if row is None else _certificateFromRow(row)
+
+    def addCertificate(
+        self,
+        account: str,
+        name: str,
+        der: bytes,
+        fingerprint: str,
+        notAfter: float,
+        canManage: bool = True,
+        maxPerAccount: int = 0,
+    ) -> StoredCertificate:
+        """
+        Register a certificate, enabled; see L{ICertificateStore.addCertificate}.
+
+        The checks and the insert are one C{BEGIN IMMEDIATE} transaction,
+        and the C{UNIQUE} constraints are the real guard: an
+        C{IntegrityError} from one of them (XEP-0257 section 2.1: a
+        duplicate name MUST be rejected) becomes L{CertificateExists} for the
+        right field.
+
+        @raise NoSuchAccount: C{account} is not registered.
+        @raise CertificateExists: the name is taken in C{account}
+            (C{field="name"}), or the fingerprint is registered by any
+            account (C{field="fingerprint"}).
+        @raise CertificateLimitReached: C{maxPerAccount > 0} and the account
+            has that many certificates (in any state) already.
+        @raise ValueError: a bad name or fingerprint.
+        """
+        name = checkCertificateName(name)
+        checkFingerprint(fingerprint)
+        with self._transaction() as conn:
+            if not conn.execute("SELECT 1 FROM accounts WHERE jid = ?", (account,)).fetchone():
+                raise NoSuchAccount(account)
+            if conn.execute(
+                "SELECT 1 FROM certificates WHERE account = ? AND name = ?", (account, name)
+            ).fetchone():
+                raise _nameExists(account, name)
+            if conn.execute(
+                "SELECT 1 FROM certificates WHERE fingerprint = ?", (fingerprint,)
+            ).fetchone():
+                raise _fingerprintExists()
+            if maxPerAccount > 0:
+                (count,) = conn.execute(
+                    "SELECT count(*) FROM certificates WHERE account = ?", (account,)
+                ).fetchone()
+                if count >= maxPerAccount:
+                    raise CertificateLimitReached(
+                        f"{account} has {count} certificates, the most it may have"
+                    )
+            now = self._clock()
+            seq = _nextChangeSeq(conn)
+            try:
+                conn.execute(
+                    "INSERT INTO certificates (account, name, fingerprint, der, state,"
+                    " can_manage, not_after, created_at, changed_at, last_used_at, change_seq)"
+                    " VALUES (?, ?, ?, ?, 'enabled', ?, ?, ?, ?, NULL, ?)",
+                    (account, name, fingerprint, der, int(bool(canManage)), notAfter, now, now, seq),
+                )
+            except sqlite3.IntegrityError as e:
+                mapped = _integrityError(e, account, name)
+                if mapped is None:
+                    raise
+                raise mapped from e
+        return StoredCertificate(
+            account=account,
+            name=name,
+            fingerprint=fingerprint,
+            der=bytes(der),
+            state="enabled",
+            canManage=bool(canManage),
+            notAfter=float(notAfter),
+            createdAt=now,
+            changedAt=now,
+            lastUsedAt=None,
+        )
+
+    def listCertificates(self, account: str) -> list[StoredCertificate]:
+        """
+        @return: the certificates of C{account}, oldest first, then by name;
+            empty for an unknown account.
+        """
+        rows = self._conn.execute(
+            f"SELECT {_CERTIFICATE_COLUMNS} FROM certificates WHERE account = ?"
+            " ORDER BY created_at, name",
+            (account,),
+        )
+        return [_certificateFromRow(row) for row in rows]
+
+    def getCertificate(self, account: str, name: str) -> StoredCertificate | None:
+        """
+        @return: the certificate named C{name} (stripped) of C{account}, or
+            C{None}.
+        """
+        return self._selectCertificate(
+            self._conn, "account = ? AND name = ?", (account, _lookupName(name))
+        )
+
+    def certificateByFingerprint(self, fingerprint: str) -> StoredCertificate | None:
+        """
+        @return: the certificate with that fingerprint, or C{None}.
+        """
+        return self._selectCertificate(self._conn, "fingerprint = ?", (fingerprint,))
+
+    def setCertificateState(self, account: str, name: str, state: str) -> StoredCertificate:
+        """
+        Change the state of a certificate; see
+        L{ICertificateStore.setCertificateState}. A real change also bumps
+        the change counter, in the same transaction.
+
+        @raise ValueError: C{state} is not one of L{CERTIFICATE_STATES}.
+        @raise NoSuchCertificate: C{account} has no certificate C{name}.
+        @raise CertificateRevoked: it is revoked (XEP-0257 section 2.5:
+            revocation is final).
+        """
+        checkCertificateState(state)
+        name = _lookupName(name)
+        with self._transaction() as conn:
+            current = self._selectCertificate(conn, "account = ? AND name = ?", (account, name))
+            if current is None:
+                raise NoSuchCertificate(f"no certificate named {name!r} for {account}")
+            checkTransition(current.state, state, name)
+            if current.state == state:
+                return current
+            now = self._clock()
+            seq = _nextChangeSeq(conn)
+            conn.execute(
+                "UPDATE certificates SET state = ?, changed_at = ?, change_seq = ?"
+                " WHERE account = ? AND name = ?",
+                (state, now, seq, account, name),
+            )
+        return replace(current, state=state, changedAt=now)
+
+    def touchCertificate(self, fingerprint: str, when: float) -> None:
+        """
+        Record a login with the certificate at C{when}; nothing for an
+        unknown fingerprint. Not a state change: the change counter stays.
+        """
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE certificates SET last_used_at = ? WHERE fingerprint = ?",
+                (when, fingerprint),
+            )
+
+    def removeCertificate(self, account: str, name: str) -> None:
+        """
+        Delete a certificate.
+
+        @raise NoSuchCertificate: C{account} has no certificate C{name}.
+        """
+        name = _lookupName(name)
+        with self._transaction() as conn:
+            deleted = conn.execute(
+                "DELETE FROM certificates WHERE account = ? AND name = ?", (account, name)
+            ).rowcount
+            if deleted == 0:
+                raise NoSuchCertificate(f"no certificate named {name!r} for {account}")
+
+    def removeExpiredCertificates(self, before: float) -> list[StoredCertificate]:
+        """
+        Delete every certificate with C{notAfter} earlier than C{before}.
+
+        @return: the deleted certificates, as they were.
+        """
+        with self._transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {_CERTIFICATE_COLUMNS} FROM certificates WHERE not_after < ?"
+                " ORDER BY not_after, account, name",
+                (before,),
+            ).fetchall()
+            conn.execute("DELETE FROM certificates WHERE not_after < ?", (before,))
+        return [_certificateFromRow(row) for row in rows]
+
+    def changesSince(self, cursor: int) -> tuple[int, list[StoredCertificate]]:
+        """
+        Certificates added or changed in state after C{cursor}; see
+        L{ICertificateStore.changesSince}. The counter and the rows are read
+        from one snapshot, so nothing falls between two polls.
+
+        @param cursor: C{0} to start, or a cursor returned before.
+        @return: C{(newCursor, certificates)}.
+        """
+        with self._readTransaction() as conn:
+            (counter,) = conn.execute(
+                "SELECT value FROM meta WHERE key = 'change_seq'"
+            ).fetchone()
+            if cursor <= 0:
+                return int(counter), []
+            rows = conn.execute(
+                f"SELECT {_CERTIFICATE_COLUMNS} FROM certificates WHERE change_seq > ?"
+                " ORDER BY change_seq",
+                (cursor,),
+            ).fetchall()
+        # The counter itself, even if the cursor is larger (a database
+        # restored from a backup): the next poll then misses nothing.
+        return int(counter), [_certificateFromRow(row) for row in rows]
+
     def close(self) -> None:
         """
         Close the connection. Idempotent.
@@ -311,10 +600,44 @@ class SQLiteDatabase:
         self._conn.close()
 
 
-@implementer(IAccountStore)
+def _lookupName(name: str) -> str:
+    # Names are stored stripped; look them up the same way.
+    return name.strip() if isinstance(name, str) else name
+
+
+def _nameExists(account: str, name: str) -> CertificateExists:
+    return CertificateExists(
+        "name", f"a certificate named {name!r} is already registered for {account}"
+    )
+
+
+def _fingerprintExists() -> CertificateExists:
+    # Does not say by whom: that could be another account.
+    return CertificateExists("fingerprint", "this certificate is already registered")
+
+
+def _integrityError(
+    e: sqlite3.IntegrityError, account: str, name: str
+) -> StoreError | None:
+    """
+    The store's error for a constraint the checks before an insert missed
+    (they cannot, inside the write lock, but the constraints decide).
+    """
+    message = str(e)
+    if "certificates.fingerprint" in message:
+        return _fingerprintExists()
+    if "certificates.account, certificates.name" in message:
+        return _nameExists(account, name)
+    if "FOREIGN KEY" in message:
+        return NoSuchAccount(account)
+    return None
+
+
+@implementer(IAccountStore, ICertificateStore)
 class SQLiteStore:
     """
-    L{IAccountStore} on an SQLite file, for code running on the reactor.
+    L{IAccountStore} and L{ICertificateStore} on an SQLite file, for code
+    running on the reactor.
 
     Every call runs the matching L{SQLiteDatabase} method in one dedicated
     worker thread, so the reactor never waits for the disk. One thread, not
@@ -458,6 +781,84 @@ class SQLiteStore:
         See L{IAccountStore.getScramCredential}.
         """
         return self._run(lambda db: db.getScramCredential(jid, mechanism))
+
+    def addCertificate(
+        self,
+        account: str,
+        name: str,
+        der: bytes,
+        fingerprint: str,
+        notAfter: float,
+        canManage: bool = True,
+        maxPerAccount: int = 0,
+    ) -> defer.Deferred[StoredCertificate]:
+        """
+        See L{ICertificateStore.addCertificate}.
+        """
+        der = bytes(der)
+        return self._run(
+            lambda db: db.addCertificate(
+                account, name, der, fingerprint, notAfter, canManage, maxPerAccount
+            )
+        )
+
+    def listCertificates(self, account: str) -> defer.Deferred[list[StoredCertificate]]:
+        """
+        See L{ICertificateStore.listCertificates}.
+        """
+        return self._run(lambda db: db.listCertificates(account))
+
+    def getCertificate(
+        self, account: str, name: str
+    ) -> defer.Deferred[StoredCertificate | None]:
+        """
+        See L{ICertificateStore.getCertificate}.
+        """
+        return self._run(lambda db: db.getCertificate(account, name))
+
+    def certificateByFingerprint(
+        self, fingerprint: str
+    ) -> defer.Deferred[StoredCertificate | None]:
+        """
+        See L{ICertificateStore.certificateByFingerprint}.
+        """
+        return self._run(lambda db: db.certificateByFingerprint(fingerprint))
+
+    def setCertificateState(
+        self, account: str, name: str, state: str
+    ) -> defer.Deferred[StoredCertificate]:
+        """
+        See L{ICertificateStore.setCertificateState}.
+        """
+        return self._run(lambda db: db.setCertificateState(account, name, state))
+
+    def touchCertificate(self, fingerprint: str, when: float) -> defer.Deferred[None]:
+        """
+        See L{ICertificateStore.touchCertificate}.
+        """
+        return self._run(lambda db: db.touchCertificate(fingerprint, when))
+
+    def removeCertificate(self, account: str, name: str) -> defer.Deferred[None]:
+        """
+        See L{ICertificateStore.removeCertificate}.
+        """
+        return self._run(lambda db: db.removeCertificate(account, name))
+
+    def removeExpiredCertificates(
+        self, before: float
+    ) -> defer.Deferred[list[StoredCertificate]]:
+        """
+        See L{ICertificateStore.removeExpiredCertificates}.
+        """
+        return self._run(lambda db: db.removeExpiredCertificates(before))
+
+    def changesSince(
+        self, cursor: int
+    ) -> defer.Deferred[tuple[int, list[StoredCertificate]]]:
+        """
+        See L{ICertificateStore.changesSince}.
+        """
+        return self._run(lambda db: db.changesSince(cursor))
 
     def close(self) -> defer.Deferred[None]:
         """

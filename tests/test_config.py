@@ -1,0 +1,354 @@
+"""
+Tests for L{xmppcert.config}: defaults, validation errors that name their
+key, path resolution, the generated default file, and loading.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from xmppcert.config import (
+    KNOWN_MECHANISMS,
+    Config,
+    ConfigError,
+    LimitsConfig,
+    ListenConfig,
+    SASLConfig,
+    configFromDict,
+    defaultConfigText,
+    loadConfig,
+)
+
+TOP_LEVEL_SCALARS = {"domains", "data_dir", "log_level", "keepalive_interval"}
+#: Every table of the file, from the Config dataclass itself.
+TABLES = [f.name for f in dataclasses.fields(Config) if f.name not in TOP_LEVEL_SCALARS]
+
+
+def build(**data: Any) -> Config:
+    document: dict[str, Any] = {"domains": ["example.com"]}
+    document.update(data)
+    return configFromDict(document, Path("/srv/xmpp"))
+
+
+def assertNames(key: str, **data: Any) -> str:
+    with pytest.raises(ConfigError) as info:
+        build(**data)
+    message = str(info.value)
+    assert message.startswith(key + ":"), message
+    return message
+
+
+def test_defaults() -> None:
+    """
+    Configuration: only 'domains' is required; everything else has the
+    documented default, with files in the directory of the configuration.
+    """
+    config = configFromDict({"domains": ["example.com"]}, Path("/srv/xmpp"))
+    assert config.domains == ("example.com",)
+    assert config.data_dir == Path("/srv/xmpp")
+    assert config.tls.certificate == Path("/srv/xmpp/server.crt")
+    assert config.tls.key == Path("/srv/xmpp/server.key")
+    assert config.store.sqlite == Path("/srv/xmpp/xmppcert.sqlite")
+    assert config.listen == ListenConfig()
+    assert config.listen.starttls == ("tcp:5222:interface=127.0.0.1",)
+    assert config.listen.direct_tls == ("tcp:5223:interface=127.0.0.1",)
+    assert config.sasl == SASLConfig()
+    assert config.sasl.mechanisms == KNOWN_MECHANISMS
+    assert (config.sasl.max_failures, config.sasl.scram_iterations) == (3, 4096)
+    assert config.limits == LimitsConfig()
+    assert (config.limits.max_stanza_size, config.limits.max_stanza_elements) == (256 * 1024, 2000)
+    assert config.limits.auth_timeout == 60.0
+    assert config.log_level == "info"
+    assert config.keepalive_interval == 0.0
+
+
+def test_domainsNormalised() -> None:
+    """
+    RFC 7622 §3.2: domains are prepared (lower case) and listed once.
+    """
+    assert build(domains=["EXAMPLE.com", "example.com", "Chat.Example.com"]).domains == (
+        "example.com",
+        "chat.example.com",
+    )
+
+
+def test_numbersAccepted() -> None:
+    """
+    Configuration: seconds may be integers or floats; integers stay integers.
+    """
+    config = build(limits={"auth_timeout": 30}, keepalive_interval=12.5, sasl={"max_failures": 5})
+    assert config.limits.auth_timeout == 30.0
+    assert isinstance(config.limits.auth_timeout, float)
+    assert config.keepalive_interval == 12.5
+    assert config.sasl.max_failures == 5
+
+
+def test_replace() -> None:
+    """
+    Config.replace returns a changed copy.
+    """
+    config = build()
+    changed = config.replace(log_level="debug")
+    assert changed.log_level == "debug"
+    assert config.log_level == "info"
+
+
+# --- validation -----------------------------------------------------------
+
+
+def test_unknownTopLevelKey() -> None:
+    """
+    Configuration errors name the key: an unknown top-level key.
+    """
+    assert "unknown key" in assertNames("colour", colour="blue")
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_unknownKeyInTable(table: str) -> None:
+    """
+    Configuration errors name the key: an unknown key in every table is
+    refused as table.key.
+    """
+    assert "unknown key" in assertNames(f"{table}.colour", **{table: {"colour": "blue"}})
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_tableNotATable(table: str) -> None:
+    """
+    Configuration errors name the key: a table given as a value.
+    """
+    assertNames(table, **{table: "yes"})
+
+
+@pytest.mark.parametrize(
+    "key, data",
+    [
+        ("domains", {"domains": "example.com"}),
+        ("domains", {"domains": [1]}),
+        ("domains", {"domains": [""]}),
+        ("data_dir", {"data_dir": 1}),
+        ("log_level", {"log_level": 3}),
+        ("keepalive_interval", {"keepalive_interval": "30"}),
+        ("keepalive_interval", {"keepalive_interval": True}),
+        ("tls.certificate", {"tls": {"certificate": 1}}),
+        ("tls.key", {"tls": {"key": ["a"]}}),
+        ("listen.starttls", {"listen": {"starttls": "tcp:5222"}}),
+        ("listen.direct_tls", {"listen": {"direct_tls": [5223]}}),
+        ("store.sqlite", {"store": {"sqlite": False}}),
+        ("sasl.mechanisms", {"sasl": {"mechanisms": "PLAIN"}}),
+        ("sasl.max_failures", {"sasl": {"max_failures": "3"}}),
+        ("sasl.max_failures", {"sasl": {"max_failures": True}}),
+        ("sasl.max_failures", {"sasl": {"max_failures": 2.5}}),
+        ("sasl.scram_iterations", {"sasl": {"scram_iterations": True}}),
+        ("limits.max_stanza_size", {"limits": {"max_stanza_size": 65536.0}}),
+        ("limits.max_stanza_elements", {"limits": {"max_stanza_elements": False}}),
+        ("limits.auth_timeout", {"limits": {"auth_timeout": True}}),
+        ("limits.auth_timeout", {"limits": {"auth_timeout": "60"}}),
+    ],
+)
+def test_wrongType(key: str, data: dict[str, Any]) -> None:
+    """
+    Configuration errors name the key: a value of the wrong type, including
+    a boolean where a number is expected (TOML booleans are Python ints).
+    """
+    assertNames(key, **data)
+
+
+@pytest.mark.parametrize(
+    "key, data",
+    [
+        ("sasl.max_failures", {"sasl": {"max_failures": 0}}),
+        ("sasl.max_failures", {"sasl": {"max_failures": 11}}),
+        ("sasl.scram_iterations", {"sasl": {"scram_iterations": 4095}}),
+        ("limits.max_stanza_size", {"limits": {"max_stanza_size": 9999}}),
+        ("limits.max_stanza_size", {"limits": {"max_stanza_size": 16 * 1024 * 1024 + 1}}),
+        ("limits.max_stanza_elements", {"limits": {"max_stanza_elements": 9}}),
+        ("limits.auth_timeout", {"limits": {"auth_timeout": 0.5}}),
+        ("limits.auth_timeout", {"limits": {"auth_timeout": 3601}}),
+        ("limits.auth_timeout", {"limits": {"auth_timeout": float("nan")}}),
+        ("keepalive_interval", {"keepalive_interval": 4}),
+        ("keepalive_interval", {"keepalive_interval": -1}),
+        ("keepalive_interval", {"keepalive_interval": 3601}),
+        ("log_level", {"log_level": "verbose"}),
+    ],
+)
+def test_outOfRange(key: str, data: dict[str, Any]) -> None:
+    """
+    Configuration errors name the key: a value outside its range.
+    """
+    assertNames(key, **data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"sasl": {"max_failures": 1}},
+        {"sasl": {"max_failures": 10}},
+        {"sasl": {"scram_iterations": 4096}},
+        {"limits": {"max_stanza_size": 10_000, "max_stanza_elements": 10, "auth_timeout": 1}},
+        {"limits": {"auth_timeout": 3600}},
+        {"keepalive_interval": 0},
+        {"keepalive_interval": 5},
+        {"keepalive_interval": 3600},
+    ],
+)
+def test_rangeBoundaries(data: dict[str, Any]) -> None:
+    """
+    Configuration: the ends of each range are accepted.
+    """
+    build(**data)
+
+
+def test_unknownMechanism() -> None:
+    """
+    Configuration errors name the key: an unknown SASL mechanism, with the
+    known ones listed.
+    """
+    message = assertNames("sasl.mechanisms", sasl={"mechanisms": ["PLAIN", "DIGEST-MD5"]})
+    assert "DIGEST-MD5" in message
+    assert "SCRAM-SHA-256" in message
+
+
+def test_duplicateMechanism() -> None:
+    """
+    Configuration errors name the key: a mechanism listed twice.
+    """
+    assertNames("sasl.mechanisms", sasl={"mechanisms": ["PLAIN", "SCRAM-SHA-1", "PLAIN"]})
+
+
+def test_mechanismsOrderKept() -> None:
+    """
+    RFC 6120 §6.3.3: the configured order of mechanisms is kept.
+    """
+    assert build(sasl={"mechanisms": ["PLAIN", "SCRAM-SHA-1"]}).sasl.mechanisms == ("PLAIN", "SCRAM-SHA-1")
+
+
+@pytest.mark.parametrize("domains", [[], None])
+def test_noDomains(domains: list[str] | None) -> None:
+    """
+    Configuration errors name the key: at least one domain is required.
+    """
+    document: dict[str, Any] = {} if domains is None else {"domains": domains}
+    with pytest.raises(ConfigError) as info:
+        configFromDict(document, Path("/srv"))
+    assert str(info.value).startswith("domains:")
+
+
+@pytest.mark.parametrize("domain", ["alice@example.com", "example.com/resource", "exa mple.com"])
+def test_domainNotAJID(domain: str) -> None:
+    """
+    Configuration errors name the key: a JID or invalid name where a bare
+    domain is expected.
+    """
+    message = assertNames("domains", domains=[domain])
+    assert repr(domain) in message
+
+
+def test_noListeners() -> None:
+    """
+    Configuration errors name the key: with both listener lists empty the
+    server could accept no client.
+    """
+    assertNames("listen", listen={"starttls": [], "direct_tls": []})
+    assert build(listen={"starttls": []}).listen.starttls == ()
+
+
+# --- paths ----------------------------------------------------------------
+
+
+def test_relativePaths(tmp_path: Path) -> None:
+    """
+    Configuration: a relative data_dir is relative to the file's directory;
+    other relative paths are relative to data_dir; absolute paths stay.
+    """
+    config = configFromDict(
+        {
+            "domains": ["example.com"],
+            "data_dir": "var/../data",
+            "tls": {"certificate": "certs/server.crt", "key": "/etc/xmpp/server.key"},
+            "store": {"sqlite": "db/accounts.sqlite"},
+        },
+        tmp_path,
+    )
+    dataDir = (tmp_path / "data").resolve()
+    assert config.data_dir == dataDir
+    assert config.tls.certificate == dataDir / "certs" / "server.crt"
+    assert config.tls.key == Path("/etc/xmpp/server.key")
+    assert config.store.sqlite == dataDir / "db" / "accounts.sqlite"
+
+
+def test_absoluteDataDir(tmp_path: Path) -> None:
+    """
+    Configuration: an absolute data_dir does not depend on the file's place.
+    """
+    config = configFromDict({"domains": ["example.com"], "data_dir": str(tmp_path)}, Path("/elsewhere"))
+    assert config.data_dir == tmp_path
+    assert config.store.sqlite == tmp_path / "xmppcert.sqlite"
+
+
+def test_loadConfigRelativeToFile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    Configuration: loadConfig resolves paths against the file's directory,
+    whatever the working directory.
+    """
+    directory = tmp_path / "etc"
+    directory.mkdir()
+    (directory / "xmppcert.toml").write_text('domains = ["example.com"]\ndata_dir = "data"\n')
+    monkeypatch.chdir(tmp_path)
+    config = loadConfig("etc/xmppcert.toml")
+    assert config.data_dir == (directory / "data").resolve()
+    assert config.tls.certificate == (directory / "data" / "server.crt").resolve()
+
+
+# --- the default file and loading -----------------------------------------
+
+
+@pytest.mark.parametrize("domain", ["localhost", "example.org"])
+def test_defaultConfigText(tmp_path: Path, domain: str) -> None:
+    """
+    Configuration: the file written by 'xmppcert init' parses back into the
+    defaults (for its domain, with files next to it).
+    """
+    path = tmp_path / "xmppcert.toml"
+    path.write_text(defaultConfigText(domain))
+    assert loadConfig(path) == configFromDict({"domains": [domain]}, tmp_path.resolve())
+
+
+def test_loadConfigMissing(tmp_path: Path) -> None:
+    """
+    Configuration: a missing file raises ConfigError naming the file.
+    """
+    path = tmp_path / "missing.toml"
+    with pytest.raises(ConfigError) as info:
+        loadConfig(path)
+    assert str(path) in str(info.value)
+    assert "cannot read" in str(info.value)
+
+
+@pytest.mark.parametrize("content", [b"domains = [", b"domains = ['a'\n[tls\n", b"\xff\xfe"])
+def test_loadConfigInvalidTOML(tmp_path: Path, content: bytes) -> None:
+    """
+    Configuration: a file that is not TOML (or not UTF-8) raises
+    ConfigError naming the file.
+    """
+    path = tmp_path / "bad.toml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as info:
+        loadConfig(path)
+    assert str(path) in str(info.value)
+    assert "not valid TOML" in str(info.value)
+
+
+def test_loadConfigInvalidValue(tmp_path: Path) -> None:
+    """
+    Configuration: loadConfig validates, naming the key.
+    """
+    path = tmp_path / "xmppcert.toml"
+    path.write_text('domains = ["example.com"]\n[sasl]\nmax_failures = true\n')
+    with pytest.raises(ConfigError) as info:
+        loadConfig(path)
+    assert str(info.value).startswith("sasl.max_failures:")

@@ -1,0 +1,291 @@
+"""
+Tests for L{xmppcert.service}: building the server as one Twisted service,
+starting and stopping it, and closing client streams at shutdown.
+"""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from twisted.application import service
+from twisted.application.internet import StreamServerEndpointService
+from twisted.internet import reactor, task, threads
+from twisted.logger import capturedLogs
+from twisted.trial import unittest
+from zope.interface.verify import verifyObject
+
+from tests.helpers import DOMAIN, ClientConnection, makeServer
+from xmppcert.c2s import C2SServer
+from xmppcert.config import Config, configFromDict
+from xmppcert.service import C2SService, StoreService, makeService
+from xmppcert.store.sqlite import SQLiteStore
+from xmppcert.testing import InMemoryAccountStore
+from xmppcert.tls import TLSConfigurationError
+from xmppcert.x509 import writeServerCertificate
+
+LOOPBACK = "tcp:0:interface=127.0.0.1"
+
+
+def makeTestConfig(directory: Path, **data: Any) -> Config:
+    writeServerCertificate(directory / "server.crt", directory / "server.key", [DOMAIN])
+    document: dict[str, Any] = {
+        "domains": [DOMAIN],
+        "data_dir": str(directory),
+        "listen": {"starttls": [LOOPBACK], "direct_tls": [LOOPBACK]},
+    }
+    document.update(data)
+    return configFromDict(document, directory)
+
+
+def test_makeServiceChildren(tmp_path: Path) -> None:
+    """
+    makeService returns a MultiService named xmppcert with, in order: the
+    store service, one listener per endpoint, and the C2S service last (so
+    it stops first, before the store goes away).
+    """
+    store = InMemoryAccountStore()
+    config = makeTestConfig(
+        tmp_path, listen={"starttls": [LOOPBACK, LOOPBACK], "direct_tls": [LOOPBACK]}
+    )
+    root = makeService(config, store=store, reactor=task.Clock())
+    assert isinstance(root, service.MultiService)
+    assert root.name == "xmppcert"
+    children = list(root)
+    assert isinstance(children[0], StoreService)
+    assert children[0].store is store
+    assert [type(c) for c in children[1:4]] == [StreamServerEndpointService] * 3
+    assert isinstance(children[-1], C2SService)
+    assert len(children) == 5
+    for child in children:
+        assert verifyObject(service.IService, child)
+    server = cast(Any, root).c2s
+    assert isinstance(server, C2SServer)
+    assert children[-1].server is server
+    assert server.store is store
+    assert server.config is config
+    assert server.sessions.domains == {DOMAIN}
+
+
+def test_makeServiceDefaultStore(tmp_path: Path) -> None:
+    """
+    Without a store argument, makeService uses SQLite at store.sqlite.
+    """
+    config = makeTestConfig(tmp_path)
+    root = makeService(config, reactor=task.Clock())
+    store = cast(Any, root).c2s.store
+    assert isinstance(store, SQLiteStore)
+    assert store.path == tmp_path / "xmppcert.sqlite"
+
+
+def test_makeServiceHandlersAndRegistry(tmp_path: Path) -> None:
+    """
+    Extra handler factories come after the default ones; a given registry
+    is used.
+    """
+    from xmppcert.handlers import defaultHandlers
+    from xmppcert.sasl import MechanismRegistry
+
+    def extra(authenticator: Any) -> list[Any]:
+        return []
+
+    registry = MechanismRegistry()
+    root = makeService(
+        makeTestConfig(tmp_path),
+        store=InMemoryAccountStore(),
+        reactor=task.Clock(),
+        handlerFactories=[extra],
+        registry=registry,
+    )
+    server = cast(Any, root).c2s
+    assert server.handlerFactories == [defaultHandlers, extra]
+    assert server.registry is registry
+
+
+@pytest.mark.parametrize("which", ["certificate", "key"])
+def test_makeServiceBadCertificate(tmp_path: Path, which: str) -> None:
+    """
+    An unusable certificate or key path raises TLSConfigurationError
+    naming it, before anything listens.
+    """
+    config = makeTestConfig(tmp_path, tls={which: "missing.pem"})
+    with pytest.raises(TLSConfigurationError) as info:
+        makeService(config, store=InMemoryAccountStore(), reactor=task.Clock())
+    assert str(tmp_path / "missing.pem") in str(info.value)
+
+
+# --- C2SService -----------------------------------------------------------
+
+
+def test_c2sServiceSystemShutdown() -> None:
+    """
+    RFC 6120 §4.9.3.20: stopping the C2S service sends system-shutdown to
+    every connected stream, bound or not (even one that sent no header
+    yet), and waits until they are closed.
+    """
+    h = makeServer()
+    silent = h.connect()
+    started = h.connect()
+    started.header()
+    bound = h.connect()
+    bound.bound()
+    c2s = C2SService(h.server)
+    c2s.startService()
+
+    d = c2s.stopService()
+    assert d is not None
+    results: list[Any] = []
+    d.addBoth(results.append)
+    assert results == [None]
+    for conn in (silent, started, bound):
+        assert conn.received().streamError() == "system-shutdown"
+        assert conn.closed
+    assert h.server.streams == set()
+    assert len(h.sessions) == 0
+    assert not c2s.running
+
+
+def test_c2sServiceNoStreams() -> None:
+    """
+    Stopping the C2S service without streams finishes at once.
+    """
+    c2s = C2SService(makeServer().server)
+    c2s.startService()
+    assert c2s.stopService() is None
+
+
+def stuck(conn: ClientConnection) -> None:
+    """
+    Make a connection whose peer never lets it close.
+    """
+    conn.transport.loseConnection = lambda: None  # type: ignore[method-assign]
+
+
+def test_c2sServiceShutdownTimeout() -> None:
+    """
+    Shutdown: a stream that does not close does not hold up the shutdown
+    for more than 5 seconds.
+    """
+    h = makeServer()
+    conn = h.connect()
+    conn.header()
+    stuck(conn)
+    d = C2SService(h.server).stopService()
+    assert d is not None
+    results: list[Any] = []
+    d.addBoth(results.append)
+    h.clock.advance(4.9)
+    assert results == []
+    h.clock.advance(0.2)
+    assert results == [None]
+    assert conn.received().streamError() == "system-shutdown"
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: the shutdown timeout cancels each authenticator's closed Deferred, leaving an unhandled CancelledError")
+def test_c2sServiceShutdownTimeoutQuiet() -> None:
+    """
+    Shutdown: when the 5 second limit is reached, no "Unhandled error in
+    Deferred" (CancelledError) is logged for the streams that did not
+    close.
+    """
+    with capturedLogs() as events:
+        h = makeServer()
+        conn = h.connect()
+        conn.header()
+        stuck(conn)
+        d = C2SService(h.server).stopService()
+        assert d is not None
+        h.clock.advance(6)
+        del h, conn, d
+        gc.collect()
+    failures = [e for e in events if "log_failure" in e]
+    assert failures == []
+
+
+# --- the whole service on the real reactor ----------------------------------
+
+
+def readUntil(sock: socket.socket, marker: bytes) -> bytes:
+    data = b""
+    while marker not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def openStream(port: int) -> tuple[socket.socket, bytes]:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(
+        (
+            "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'"
+            f" to='{DOMAIN}' version='1.0'>"
+        ).encode()
+    )
+    return sock, readUntil(sock, b"</stream:features>")
+
+
+def readToEnd(sock: socket.socket) -> bytes:
+    with sock:
+        return readUntil(sock, b"\0never\0")
+
+
+class RunningServiceTests(unittest.TestCase):
+    """
+    makeService on the real reactor: listening, serving a stream, stopping.
+    """
+
+    def setUp(self) -> None:
+        self.directory = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, self.directory)
+
+    async def test_startAndStop(self) -> None:
+        """
+        The service listens once started; on stop, a connected stream gets
+        system-shutdown (RFC 6120 §4.9.3.20), the ports close and the store
+        is closed.
+        """
+        store = InMemoryAccountStore()
+        root = makeService(makeTestConfig(self.directory), store=store, reactor=reactor)
+        root.startService()
+        stopped = False
+        self.addCleanup(lambda: None if stopped else root.stopService())
+        listeners = [c for c in root if isinstance(c, StreamServerEndpointService)]
+        ports = [await cast(Any, c)._waitingForPort for c in listeners]
+        starttlsPort = ports[0].getHost().port
+
+        sock, features = await threads.deferToThread(openStream, starttlsPort)
+        assert b"urn:ietf:params:xml:ns:xmpp-tls" in features
+        assert len(cast(Any, root).c2s.streams) == 1
+
+        await root.stopService()
+        stopped = True
+        rest = await threads.deferToThread(readToEnd, sock)
+        assert b"<system-shutdown" in rest
+        assert rest.endswith(b"</stream:stream>")
+        assert store.closed
+        assert not root.running
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", starttlsPort), timeout=2).close()
+
+    async def test_stopClosesSQLiteStore(self) -> None:
+        """
+        Stopping the service closes the default SQLite store.
+        """
+        root = makeService(makeTestConfig(self.directory), reactor=reactor)
+        store = cast(Any, root).c2s.store
+        assert isinstance(store, SQLiteStore)
+        root.startService()
+        assert await store.accountExists("alice@example.com") is False
+        await root.stopService()
+        assert store._closed
+        from xmppcert.store import StoreError
+
+        with pytest.raises(StoreError):
+            await store.accountExists("alice@example.com")

@@ -1,0 +1,86 @@
+# -*- test-case-name: tests.test_sasl -*-
+"""
+EXTERNAL (RFC 4422 appendix A) with the TLS client certificate, as XEP-0178
+section 2 describes for client-to-server streams.
+
+The mechanism only carries the certificate chain and the authzid to the
+portal; which certificates log in as whom is the checkers' business
+(L{xmppcert.cred.StoredCertificateChecker}, L{xmppcert.cred.CACertificateChecker}
+or an operator's own).
+"""
+
+from __future__ import annotations
+
+from twisted.cred.credentials import ICredentials
+from twisted.internet import defer
+from zope.interface import implementer
+
+from xmppcert.cred import ClientCertificate, IClientCertificate
+from xmppcert.sasl import (
+    Challenge,
+    ISASLServerMechanism,
+    MechanismContext,
+    SASLFailure,
+    SASLResult,
+    Success,
+    login,
+)
+
+#: RFC 7622: a JID is at most 3071 octets.
+MAX_AUTHZID = 3071
+
+
+@implementer(ISASLServerMechanism)
+class External:
+    """
+    The authzid is the only data: absent or C{=} (empty) means "the identity
+    in my certificate", anything else names the JID to act as.
+    """
+
+    name = "EXTERNAL"
+    priority = 100
+
+    @classmethod
+    def isAvailable(cls, context: MechanismContext) -> defer.Deferred[bool]:
+        """
+        Offered when a certificate was presented that a checker could accept
+        (RFC 6120 section 6.3.4): the checkers' optional C{couldAccept}
+        answers that without logging in.
+        """
+        if not context.secure or not context.peerChain:
+            return defer.succeed(False)
+        checker = context.portal.checkers.get(IClientCertificate)
+        if checker is None:
+            return defer.succeed(False)
+        couldAccept = getattr(checker, "couldAccept", None)
+        if couldAccept is None:
+            return defer.succeed(True)
+        creds = ClientCertificate(context.peerChain, None, context.domain)
+        return defer.ensureDeferred(couldAccept(creds))
+
+    def __init__(self, context: MechanismContext) -> None:
+        self.context = context
+
+    def start(self, initialResponse: bytes | None) -> defer.Deferred[SASLResult]:
+        if initialResponse is None:
+            # RFC 4422 appendix A.1: an empty challenge asks for the authzid.
+            return defer.succeed(Challenge(b""))
+        return self.step(initialResponse)
+
+    def step(self, response: bytes) -> defer.Deferred[SASLResult]:
+        return defer.ensureDeferred(self._login(response))
+
+    async def _login(self, response: bytes) -> SASLResult:
+        if len(response) > MAX_AUTHZID:
+            raise SASLFailure("malformed-request", closeStream=True)
+        try:
+            authzid = response.decode("utf-8") or None
+        except UnicodeDecodeError:
+            raise SASLFailure("malformed-request", closeStream=True) from None
+        if not self.context.peerChain:
+            raise SASLFailure("not-authorized", "no client certificate was presented")
+        creds: ICredentials = ClientCertificate(self.context.peerChain, authzid, self.context.domain)
+        return Success(await login(self.context, creds))
+
+
+__all__ = ["External"]
