@@ -130,18 +130,29 @@ class FakeTLSTransport(StringTransportWithDisconnection):
 
     @ivar tlsStarts: the context factories C{startTLS} was called with.
     @ivar aborted: whether C{abortConnection} was called.
+    @ivar lingering: set to model a peer that never closes its side:
+        C{loseConnection} then only marks the transport as disconnecting,
+        and only C{abortConnection} ends the connection.
     """
 
     def __init__(self) -> None:
         super().__init__(peerAddress=IPv4Address("TCP", "192.0.2.7", 40000))
         self.tlsStarts: list[Any] = []
         self.aborted = False
+        self.lingering = False
 
     def startTLS(self, contextFactory: Any, normal: bool = True) -> None:
         self.tlsStarts.append(contextFactory)
 
+    def loseConnection(self) -> None:
+        if self.lingering:
+            self.disconnecting = True
+            return
+        super().loseConnection()
+
     def abortConnection(self) -> None:
         self.aborted = True
+        self.lingering = False
         self.loseConnection()
 
 

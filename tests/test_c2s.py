@@ -28,6 +28,7 @@ from tests.helpers import (
     makeServer,
     stanzaErrorCondition,
 )
+from xmppcert.c2s import CLOSE_GRACE
 from xmppcert.sasl import NS_SASL
 
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
@@ -145,7 +146,6 @@ def test_headerHostUnknown(to: str) -> None:
     assert to not in answer.headers[0].toXml()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Twisted's nameprep raises IndexError for empty labels; c2s._checkHeader catches only InvalidFormat/UnicodeError/ValueError")
 def test_headerHostWithEmptyLabel() -> None:
     """
     RFC 6120 §4.9.3.6: a 'to' that is not a valid domain (an empty label,
@@ -193,7 +193,6 @@ def test_headerWithoutToSeveralDomains() -> None:
     assertHeaderError(conn, conn.header(to=None), "host-unknown")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: c2s._checkHeader refuses a missing 'to' once self.domain is set, although the first header without 'to' was accepted")
 def test_headerWithoutToAfterRestart() -> None:
     """
     RFC 6120 §4.7.2: a client that omitted 'to' in its first header (and
@@ -626,7 +625,6 @@ def test_bindInvalidResource(resource: str) -> None:
     assert not conn.closed
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a resource that resourceprep maps to nothing (U+200B) binds a bare JID")
 def test_bindResourceEmptyAfterPreparation() -> None:
     """
     RFC 7622 §3.4: a resourcepart is at least one character after
@@ -756,7 +754,6 @@ def test_malformedTo() -> None:
     assert stanzaErrorCondition(conn.received().only("message")) == "jid-malformed"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Twisted's nameprep raises IndexError for empty labels; c2s._onStanza catches only InvalidFormat/UnicodeError/ValueError")
 def test_malformedToEmptyLabel() -> None:
     """
     RFC 6120 §8.3.3.8: a 'to' whose domain has an empty label gets
@@ -944,6 +941,27 @@ def test_clientClosesStream() -> None:
     conn.send("</stream:stream>")
     assert conn.output() == "</stream:stream>"
     assert conn.closed
+
+
+def test_peerNeverCloses() -> None:
+    """
+    RFC 6120 §4.4 and resource limits: after our stream error the peer
+    should close its side; one that never does has its connection cut after
+    CLOSE_GRACE seconds, and only then is the stream forgotten.
+    """
+    h = harness()
+    conn = h.connect()
+    conn.transport.lingering = True
+    conn.send(rawHeader(version="0.9"))
+    assert conn.received().streamError() == "unsupported-version"
+    assert conn.transport.disconnecting
+    h.clock.advance(CLOSE_GRACE - 0.1)
+    assert not conn.transport.aborted
+    assert h.server.streams == {conn.authenticator}
+    h.clock.advance(0.2)
+    assert conn.transport.aborted
+    assert conn.closed
+    assert h.server.streams == set()
 
 
 def test_streamsRegistry() -> None:

@@ -725,6 +725,69 @@ def test_certAddDuplicates(tmp_path: Path, dataDir: Path, alice: str, run) -> No
     assert storedCertificates(dataDir, "bob@example.com") == []
 
 
+def test_certAddNameOfDisabled(tmp_path: Path, dataDir: Path, alice: str, run) -> None:  # type: ignore[no-untyped-def]
+    """
+    XEP-0257 sections 2.1 and 2.3: a disabled certificate's name may be
+    used again, so a new certificate can replace it under the same name;
+    cert list shows both, and the name now refers to the enabled one. A
+    third add of the name is refused while that one is enabled.
+    """
+    cfg = configArg(dataDir)
+    fpOld = writeCertificate(tmp_path / "old.crt", [alice])
+    fpNew = writeCertificate(tmp_path / "new.crt", [alice])
+    writeCertificate(tmp_path / "third.crt", [alice])
+    assert run(*cfg, "cert", "add", alice, "laptop", str(tmp_path / "old.crt")).code == 0
+    assert run(*cfg, "cert", "disable", alice, "laptop").code == 0
+
+    result = run(*cfg, "cert", "add", alice, "laptop", str(tmp_path / "new.crt"))
+    assert result.code == 0, result.err
+    assert f"added certificate 'laptop' for {alice}" in result.out
+    assert [(c.name, c.fingerprint, c.state) for c in storedCertificates(dataDir, alice)] == [
+        ("laptop", fpOld, "disabled"), ("laptop", fpNew, "enabled"),
+    ]
+    listing = run(*cfg, "cert", "list", alice, "--full")
+    assert listing.code == 0, listing.err
+    rows = [line.split()[:3] for line in listing.out.splitlines()[1:]]
+    assert sorted(rows) == sorted([
+        ["laptop", "disabled", x509.displayFingerprint(fpOld)],
+        ["laptop", "enabled", x509.displayFingerprint(fpNew)],
+    ])
+
+    result = run(*cfg, "cert", "add", alice, "laptop", str(tmp_path / "third.crt"))
+    assertOneLineError(result, f"a certificate named 'laptop' is already registered for {alice}")
+    # By name, "laptop" is the enabled one now.
+    again = run(*cfg, "cert", "enable", alice, "laptop")
+    assert again.code == 0 and "already enabled" in again.out
+    assert run(*cfg, "cert", "revoke", alice, "laptop").code == 0
+    assert [(c.fingerprint, c.state) for c in storedCertificates(dataDir, alice)] == [
+        (fpOld, "disabled"), (fpNew, "revoked"),
+    ]
+
+
+def test_certEnableNameTaken(tmp_path: Path, dataDir: Path, alice: str, run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """
+    cert enable changes exactly the certificate it looked up; when another
+    certificate of that name was enabled in the meantime (simulated: the
+    lookup sees the old one), it fails with one line and changes nothing.
+    """
+    cfg = configArg(dataDir)
+    fpOld = writeCertificate(tmp_path / "old.crt", [alice])
+    fpNew = writeCertificate(tmp_path / "new.crt", [alice])
+    assert run(*cfg, "cert", "add", alice, "laptop", str(tmp_path / "old.crt")).code == 0
+    assert run(*cfg, "cert", "disable", alice, "laptop").code == 0
+    assert run(*cfg, "cert", "add", alice, "laptop", str(tmp_path / "new.crt")).code == 0
+
+    def staleLookup(self: SQLiteDatabase, account: str, name: str) -> StoredCertificate | None:
+        return self.certificateByFingerprint(fpOld)
+
+    monkeypatch.setattr(SQLiteDatabase, "getCertificate", staleLookup)
+    result = run(*cfg, "cert", "enable", alice, "laptop")
+    assertOneLineError(result, f"another certificate of {alice} named 'laptop' is enabled")
+    assert [(c.fingerprint, c.state) for c in storedCertificates(dataDir, alice)] == [
+        (fpOld, "disabled"), (fpNew, "enabled"),
+    ]
+
+
 def test_certAddBadInput(tmp_path: Path, dataDir: Path, alice: str, run) -> None:  # type: ignore[no-untyped-def]
     """
     A missing account, an unreadable or non-certificate file, and a bad

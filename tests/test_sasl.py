@@ -182,7 +182,6 @@ def test_accountJIDRefused(authcid: str) -> None:
     assert info.value.condition == "not-authorized"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Twisted's nameprep raises IndexError for an empty label; accountJID does not catch it")
 def test_accountJIDEmptyLabel() -> None:
     """
     RFC 6120 §6.3.7: an identity whose domain has an empty label gets
@@ -212,7 +211,6 @@ def test_checkAuthzidOther(authzid: str) -> None:
     assert info.value.condition == "invalid-authzid"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Twisted's nameprep raises IndexError for an empty label; checkAuthzid does not catch it")
 def test_checkAuthzidEmptyLabel() -> None:
     """
     RFC 6120 §6.5.5: an authzid whose domain has an empty label gets
@@ -443,7 +441,6 @@ def test_unescapeSaslnameBad(escaped: str) -> None:
     assert info.value.condition == "malformed-request"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: _unescapeSaslname validates by deleting =2C/=3D, which can join a bad escape into a good one")
 def test_unescapeSaslnameBadAcrossEscape() -> None:
     """
     RFC 5802 §5.1: in '=3=2CD' the first '=' is followed by '3=', a bad

@@ -387,7 +387,6 @@ def test_routePresenceToBareJID() -> None:
     assert quietClient.sent == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: sessions._deliverToBare drops groupchat messages to a bare JID silently")
 @pytest.mark.parametrize("online", [True, False], ids=["online", "offline"])
 def test_routeGroupchatToBareJID(online: bool) -> None:
     """
@@ -432,7 +431,6 @@ def test_initialPresenceBroadcast() -> None:
     assert laptop.available
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: sessions.broadcastPresence skips the sending resource (other is not session)")
 def test_initialPresenceToSelf() -> None:
     """
     RFC 6121 §4.2.2: initial presence is also broadcast to the resource

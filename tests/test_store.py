@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +198,7 @@ def fakeCertificate(n: int) -> tuple[bytes, str]:
 DER1, FP1 = fakeCertificate(1)
 DER2, FP2 = fakeCertificate(2)
 DER3, FP3 = fakeCertificate(3)
+DER4, FP4 = fakeCertificate(4)
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
 
@@ -308,9 +310,9 @@ class CertificateStoreTestsMixin:
 
     async def test_duplicateName(self) -> None:
         """
-        XEP-0257 section 2.1: a duplicate name in one account MUST be
-        rejected: CertificateExists with field "name"; the first stays.
-        Another account may use the same name.
+        XEP-0257 section 2.1: a name an enabled certificate of the account
+        has MUST be rejected: CertificateExists with field "name"; the first
+        stays. Another account may use the same name.
         """
         await self.addAccounts(ALICE, BOB)
         first = await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
@@ -342,14 +344,18 @@ class CertificateStoreTestsMixin:
 
     async def test_limit(self) -> None:
         """
-        With maxPerAccount above 0, an account with that many certificates,
-        counting disabled and revoked ones, gets CertificateLimitReached;
-        other accounts are not affected, and 0 means no limit.
+        With maxPerAccount above 0, an account with that many enabled
+        certificates gets CertificateLimitReached; other accounts are not
+        affected, and 0 means no limit.
+
+        (Changed: disabled and revoked certificates used to count too. They
+        are history now, not in the list the user sees (XEP-0257 section
+        2.2), and the usual flow, upload a new certificate and disable the
+        old one, must not run into the limit.)
         """
         await self.addAccounts(ALICE, BOB)
         await self.store.addCertificate(ALICE, "one", DER1, FP1, 5000.0, maxPerAccount=2)
         await self.store.addCertificate(ALICE, "two", DER2, FP2, 5000.0, maxPerAccount=2)
-        await self.store.setCertificateState(ALICE, "one", "revoked")
         with pytest.raises(CertificateLimitReached):
             await self.store.addCertificate(ALICE, "three", DER3, FP3, 5000.0, maxPerAccount=2)
         assert len(await self.store.listCertificates(ALICE)) == 2
@@ -357,6 +363,28 @@ class CertificateStoreTestsMixin:
         await self.store.removeCertificate(BOB, "three")
         await self.store.addCertificate(ALICE, "three", DER3, FP3, 5000.0, maxPerAccount=3)
         assert len(await self.store.listCertificates(ALICE)) == 3
+        await self.store.addCertificate(ALICE, "four", DER4, FP4, 5000.0)
+        assert len(await self.store.listCertificates(ALICE)) == 4
+
+    async def test_limitCountsEnabledOnly(self) -> None:
+        """
+        maxPerAccount counts only enabled certificates: disabling or
+        revoking one makes room for a new one, also under the same name.
+        """
+        await self.addAccounts(ALICE)
+        await self.store.addCertificate(ALICE, "one", DER1, FP1, 5000.0, maxPerAccount=2)
+        await self.store.addCertificate(ALICE, "two", DER2, FP2, 5000.0, maxPerAccount=2)
+        await self.store.setCertificateState(ALICE, "one", "revoked")
+        await self.store.addCertificate(ALICE, "one", DER3, FP3, 5000.0, maxPerAccount=2)
+        with pytest.raises(CertificateLimitReached) as e:
+            await self.store.addCertificate(ALICE, "four", DER4, FP4, 5000.0, maxPerAccount=2)
+        assert "2 enabled certificates" in str(e.value)
+        await self.store.setCertificateStateByFingerprint(FP2, "disabled")
+        await self.store.addCertificate(ALICE, "four", DER4, FP4, 5000.0, maxPerAccount=2)
+        # All added at 1000: by name, then in the order they were added.
+        assert [(c.name, c.state) for c in await self.store.listCertificates(ALICE)] == [
+            ("four", "enabled"), ("one", "revoked"), ("one", "enabled"), ("two", "disabled"),
+        ]
 
     async def test_failedAddChangesNothing(self) -> None:
         """
@@ -581,6 +609,234 @@ class CertificateStoreTestsMixin:
         assert await self.store.listCertificates(ALICE) == []
         await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
 
+    async def test_nameReusedAfterDisable(self) -> None:
+        """
+        XEP-0257 sections 2.1 and 2.3: a disabled certificate can no longer
+        log in, so its name may be used again (the usual flow: upload a new
+        "laptop", disable the old one, later reuse the name). The old one
+        stays as history; lookups by name give the enabled one, and a name
+        an enabled certificate has is still refused.
+        """
+        await self.addAccounts(ALICE)
+        old = await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        self.now = 1100.0
+        old = await self.store.setCertificateState(ALICE, "laptop", "disabled")
+        self.now = 1200.0
+        new = await self.store.addCertificate(ALICE, " laptop", DER2, FP2, 5000.0)
+        assert (new.name, new.state) == ("laptop", "enabled")
+        assert await self.store.getCertificate(ALICE, "laptop") == new
+        assert await self.store.certificateByFingerprint(FP1) == old
+        assert await self.store.listCertificates(ALICE) == [old, new]
+        with pytest.raises(CertificateExists) as e:
+            await self.store.addCertificate(ALICE, "laptop", DER3, FP3, 5000.0)
+        assert e.value.field == "name"
+        assert await self.store.certificateByFingerprint(FP3) is None
+
+    async def test_nameReusedAfterRevoke(self) -> None:
+        """
+        A revoked certificate's name may be used again too; its fingerprint
+        may not (in no account, under no name): a revoked certificate can
+        never be registered again.
+        """
+        await self.addAccounts(ALICE, BOB)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        revoked = await self.store.setCertificateState(ALICE, "laptop", "revoked")
+        with pytest.raises(CertificateExists) as e:
+            await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        assert e.value.field == "fingerprint"
+        new = await self.store.addCertificate(ALICE, "laptop", DER2, FP2, 5000.0)
+        assert await self.store.getCertificate(ALICE, "laptop") == new
+        for account, name in [(ALICE, "other"), (BOB, "laptop")]:
+            with pytest.raises(CertificateExists) as e:
+                await self.store.addCertificate(account, name, DER1, FP1, 5000.0)
+            assert e.value.field == "fingerprint"
+        assert await self.store.certificateByFingerprint(FP1) == revoked
+        # Revoking the new one frees the name once more.
+        await self.store.setCertificateState(ALICE, "laptop", "revoked")
+        await self.store.addCertificate(ALICE, "laptop", DER3, FP3, 5000.0)
+        assert [c.state for c in await self.store.listCertificates(ALICE)] == [
+            "revoked", "revoked", "enabled",
+        ]
+
+    async def test_lookupMostRecentlyChanged(self) -> None:
+        """
+        Without an enabled certificate of that name, getCertificate gives
+        the most recently changed one (not the most recently added), and
+        setCertificateState and removeCertificate by name act on that one.
+        """
+        await self.addAccounts(ALICE)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        self.now = 1100.0
+        await self.store.setCertificateState(ALICE, "laptop", "disabled")
+        self.now = 1200.0
+        await self.store.addCertificate(ALICE, "laptop", DER2, FP2, 5000.0)
+        self.now = 1300.0
+        second = await self.store.setCertificateState(ALICE, "laptop", "disabled")
+        assert second.fingerprint == FP2
+        assert await self.store.getCertificate(ALICE, "laptop") == second
+
+        self.now = 1400.0
+        first = await self.store.setCertificateStateByFingerprint(FP1, "revoked")
+        assert await self.store.getCertificate(ALICE, "laptop") == first
+        # By name: revoking again is a no-op on the first; the second stays.
+        assert await self.store.setCertificateState(ALICE, "laptop", "revoked") == first
+        assert (await self.store.certificateByFingerprint(FP2)).state == "disabled"
+
+        await self.store.removeCertificate(ALICE, "laptop")
+        assert await self.store.certificateByFingerprint(FP1) is None
+        assert await self.store.getCertificate(ALICE, "laptop") == second
+        self.now = 1500.0
+        enabled = await self.store.setCertificateState(ALICE, "laptop", "enabled")
+        assert (enabled.fingerprint, enabled.state) == (FP2, "enabled")
+
+    async def test_lookupTieMostRecentlyAdded(self) -> None:
+        """
+        Two disabled certificates of one name changed at the same time: the
+        one added last is the one the name refers to.
+        """
+        await self.addAccounts(ALICE)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        await self.store.setCertificateStateByFingerprint(FP1, "disabled")
+        await self.store.addCertificate(ALICE, "laptop", DER2, FP2, 5000.0)
+        await self.store.setCertificateStateByFingerprint(FP2, "disabled")
+        assert (await self.store.getCertificate(ALICE, "laptop")).fingerprint == FP2
+        await self.store.removeCertificate(ALICE, "laptop")
+        assert (await self.store.getCertificate(ALICE, "laptop")).fingerprint == FP1
+
+    async def test_enabledWinsLookup(self) -> None:
+        """
+        An enabled certificate is the one its name refers to, even when a
+        disabled one of that name changed later; changing state by name then
+        acts on the enabled one.
+        """
+        await self.addAccounts(ALICE)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        await self.store.setCertificateState(ALICE, "laptop", "disabled")
+        self.now = 1100.0
+        new = await self.store.addCertificate(ALICE, "laptop", DER2, FP2, 5000.0)
+        self.now = 1200.0
+        await self.store.setCertificateStateByFingerprint(FP1, "revoked")
+        assert await self.store.getCertificate(ALICE, "laptop") == new
+        self.now = 1300.0
+        disabled = await self.store.setCertificateState(ALICE, "laptop", "disabled")
+        assert (disabled.fingerprint, disabled.state) == (FP2, "disabled")
+        assert await self.store.getCertificate(ALICE, "laptop") == disabled
+
+    async def test_reenableConflict(self) -> None:
+        """
+        Enabling a disabled certificate whose name an enabled certificate
+        of the account has now fails with CertificateExists (field "name")
+        and changes nothing; once the other is disabled, it works. By name,
+        "enable" refers to the enabled one, so it is a no-op.
+        """
+        await self.addAccounts(ALICE, BOB)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        old = await self.store.setCertificateState(ALICE, "laptop", "disabled")
+        new = await self.store.addCertificate(ALICE, "laptop", DER2, FP2, 5000.0)
+        await self.store.addCertificate(BOB, "laptop", DER3, FP3, 5000.0)
+        cursor, _ = await self.store.changesSince(0)
+        self.now = 2000.0
+        with pytest.raises(CertificateExists) as e:
+            await self.store.setCertificateStateByFingerprint(FP1, "enabled")
+        assert e.value.field == "name"
+        assert await self.store.certificateByFingerprint(FP1) == old
+        assert await self.store.setCertificateState(ALICE, "laptop", "enabled") == new
+        assert await self.store.changesSince(cursor) == (cursor, [])
+
+        await self.store.setCertificateStateByFingerprint(FP2, "disabled")
+        enabled = await self.store.setCertificateStateByFingerprint(FP1, "enabled")
+        assert (enabled.state, enabled.changedAt) == ("enabled", 2000.0)
+        assert await self.store.getCertificate(ALICE, "laptop") == enabled
+        with pytest.raises(CertificateExists) as e:
+            await self.store.setCertificateStateByFingerprint(FP2, "enabled")
+        assert e.value.field == "name"
+
+    async def test_listStates(self) -> None:
+        """
+        listCertificates filters by state when given states (XEP-0257
+        section 2.2 lists the enabled ones), in the same order as without a
+        filter; an empty filter gives nothing, an unknown state or a bare
+        string is a ValueError.
+        """
+        await self.addAccounts(ALICE, BOB)
+        a = await self.store.addCertificate(ALICE, "a", DER1, FP1, 5000.0)
+        self.now = 1100.0
+        b = await self.store.addCertificate(ALICE, "b", DER2, FP2, 5000.0)
+        self.now = 1200.0
+        c = await self.store.addCertificate(ALICE, "c", DER3, FP3, 5000.0)
+        await self.store.addCertificate(BOB, "d", DER4, FP4, 5000.0)
+        b = await self.store.setCertificateState(ALICE, "b", "disabled")
+        c = await self.store.setCertificateState(ALICE, "c", "revoked")
+        assert await self.store.listCertificates(ALICE) == [a, b, c]
+        assert await self.store.listCertificates(ALICE, None) == [a, b, c]
+        assert await self.store.listCertificates(ALICE, states=["enabled"]) == [a]
+        assert await self.store.listCertificates(ALICE, states=("revoked", "disabled")) == [b, c]
+        assert await self.store.listCertificates(ALICE, states=list(CERTIFICATE_STATES)) == [
+            a, b, c,
+        ]
+        assert await self.store.listCertificates(ALICE, states=[]) == []
+        assert await self.store.listCertificates(BOB, states=["disabled"]) == []
+        for bad in [["bogus"], ["enabled", "Enabled"], "enabled"]:
+            with pytest.raises(ValueError):
+                await self.store.listCertificates(ALICE, states=bad)
+
+    async def test_setStateByFingerprint(self) -> None:
+        """
+        setCertificateStateByFingerprint follows the same transitions as
+        setCertificateState, for exactly that certificate, and is reported
+        by changesSince; unknown fingerprints give NoSuchCertificate,
+        unknown states ValueError, revoked certificates CertificateRevoked.
+        """
+        await self.addAccounts(ALICE)
+        added = await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        cursor, _ = await self.store.changesSince(0)
+        assert await self.store.setCertificateStateByFingerprint(FP1, "enabled") == added
+        assert await self.store.changesSince(cursor) == (cursor, [])
+        self.now = 1100.0
+        disabled = await self.store.setCertificateStateByFingerprint(FP1, "disabled")
+        assert disabled == StoredCertificate(
+            account=ALICE, name="laptop", fingerprint=FP1, der=DER1, state="disabled",
+            canManage=True, notAfter=5000.0, createdAt=1000.0, changedAt=1100.0,
+            lastUsedAt=None,
+        )
+        assert await self.store.getCertificate(ALICE, "laptop") == disabled
+        newCursor, changes = await self.store.changesSince(cursor)
+        assert newCursor > cursor and changes == [disabled]
+        self.now = 1200.0
+        assert (await self.store.setCertificateStateByFingerprint(FP1, "enabled")).state == "enabled"
+        revoked = await self.store.setCertificateStateByFingerprint(FP1, "revoked")
+        for state in ["enabled", "disabled"]:
+            with pytest.raises(CertificateRevoked):
+                await self.store.setCertificateStateByFingerprint(FP1, state)
+        assert await self.store.setCertificateStateByFingerprint(FP1, "revoked") == revoked
+        with pytest.raises(ValueError):
+            await self.store.setCertificateStateByFingerprint(FP1, "bogus")
+        with pytest.raises(NoSuchCertificate):
+            await self.store.setCertificateStateByFingerprint(FP2, "disabled")
+        assert await self.store.certificateByFingerprint(FP1) == revoked
+
+    async def test_removeByFingerprint(self) -> None:
+        """
+        removeCertificateByFingerprint deletes exactly that certificate,
+        leaving others of the same name; an unknown fingerprint, or one
+        removed already, gives NoSuchCertificate. The fingerprint is free
+        again afterwards.
+        """
+        await self.addAccounts(ALICE, BOB)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        await self.store.setCertificateState(ALICE, "laptop", "disabled")
+        new = await self.store.addCertificate(ALICE, "laptop", DER2, FP2, 5000.0)
+        await self.store.removeCertificateByFingerprint(FP1)
+        assert await self.store.certificateByFingerprint(FP1) is None
+        assert await self.store.listCertificates(ALICE) == [new]
+        with pytest.raises(NoSuchCertificate):
+            await self.store.removeCertificateByFingerprint(FP1)
+        with pytest.raises(NoSuchCertificate):
+            await self.store.removeCertificateByFingerprint(FP3)
+        await self.store.removeCertificateByFingerprint(FP2)
+        assert await self.store.getCertificate(ALICE, "laptop") is None
+        await self.store.addCertificate(BOB, "laptop", DER1, FP1, 5000.0)
+
     async def test_closedStore(self) -> None:
         """
         After close(), certificate calls fail with StoreError.
@@ -588,6 +844,10 @@ class CertificateStoreTestsMixin:
         await self.store.close()
         with pytest.raises(StoreError):
             await self.store.certificateByFingerprint(FP1)
+        with pytest.raises(StoreError):
+            await self.store.setCertificateStateByFingerprint(FP1, "disabled")
+        with pytest.raises(StoreError):
+            await self.store.removeCertificateByFingerprint(FP1)
 
 
 class InMemoryAccountStoreTests(AccountStoreTestsMixin, unittest.TestCase):
@@ -926,9 +1186,10 @@ def test_migrateFromVersion1(dbPath: Path) -> None:
 def test_certificateSchema(database: SQLiteDatabase) -> None:
     """
     The schema itself guards certificates: the state must be a known one,
-    names are unique per account and fingerprints across the server,
-    certificates need an account and go with it (ON DELETE CASCADE); the
-    change counter and expiry have indexes.
+    names are unique among the enabled certificates of an account (not
+    among disabled or revoked ones) and fingerprints across the server in
+    every state, certificates need an account and go with it (ON DELETE
+    CASCADE); the change counter and expiry have indexes.
     """
     database.addAccount(ALICE, [])
     database.addAccount(BOB, [])
@@ -942,11 +1203,23 @@ def test_certificateSchema(database: SQLiteDatabase) -> None:
         (ALICE, "other", FP2, "bogus"),
         (ALICE, "laptop", FP2, "enabled"),
         (BOB, "laptop", FP1, "enabled"),
+        (BOB, "laptop", FP1, "revoked"),
         ("carol@example.com", "laptop", FP2, "enabled"),
     ]:
         with pytest.raises(sqlite3.IntegrityError):
             with conn:
                 conn.execute(insert, values)
+    # History: any number of disabled and revoked namesakes.
+    with conn:
+        conn.execute(insert, (ALICE, "laptop", FP2, "disabled"))
+        conn.execute(insert, (ALICE, "laptop", FP3, "revoked"))
+        conn.execute(insert, (ALICE, "laptop", FP4, "disabled"))
+    with pytest.raises(sqlite3.IntegrityError):
+        with conn:
+            conn.execute("UPDATE certificates SET state = 'enabled' WHERE fingerprint = ?", (FP2,))
+    with conn:
+        conn.execute("UPDATE certificates SET state = 'disabled' WHERE fingerprint = ?", (FP1,))
+        conn.execute("UPDATE certificates SET state = 'enabled' WHERE fingerprint = ?", (FP2,))
     indexes = {
         row[0] for row in conn.execute(
             "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'certificates'"
@@ -955,9 +1228,40 @@ def test_certificateSchema(database: SQLiteDatabase) -> None:
     }
     assert any("(change_seq)" in sql for sql in indexes)
     assert any("(not_after)" in sql for sql in indexes)
+    assert any("(account, name)" in sql and "WHERE" not in sql for sql in indexes)
     with conn:
         conn.execute("DELETE FROM accounts WHERE jid = ?", (ALICE,))
     assert conn.execute("SELECT count(*) FROM certificates").fetchone() == (0,)
+
+
+def test_partialNameIndex(database: SQLiteDatabase) -> None:
+    """
+    Names are unique through the partial unique index
+    certificates_enabled_name on (account, name) WHERE state = 'enabled',
+    not through a UNIQUE (account, name) constraint of the table; the
+    fingerprint stays UNIQUE for the whole table.
+    """
+    conn = database._conn
+    (sql,) = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'certificates_enabled_name'"
+    ).fetchone()
+    assert " ".join(sql.split()) == (
+        "CREATE UNIQUE INDEX certificates_enabled_name ON certificates (account, name)"
+        " WHERE state = 'enabled'"
+    )
+    unique = {}
+    for _, name, isUnique, origin, partial in conn.execute("PRAGMA index_list(certificates)"):
+        if isUnique:
+            columns = [row[2] for row in conn.execute(f"PRAGMA index_info('{name}')")]
+            unique[tuple(columns)] = (origin, partial)
+    assert unique == {
+        ("account", "name"): ("c", 1),  # CREATE INDEX, partial
+        ("fingerprint",): ("u", 0),  # the column's UNIQUE constraint, whole table
+    }
+    (table,) = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'certificates'"
+    ).fetchone()
+    assert "UNIQUE (account, name)" not in table
 
 
 def test_addCertificateAtomic(database: SQLiteDatabase) -> None:
@@ -1026,26 +1330,52 @@ def test_constraintsAreTheGuard(database: SQLiteDatabase) -> None:
     assert database.changesSince(cursor) == (cursor, [])
 
 
-def _raceAdds(dbPath: Path, adds: list[tuple[str, str, bytes, str]]) -> list[object]:
+def test_indexGuardsEnable(database: SQLiteDatabase) -> None:
     """
-    Run each add on its own connection to C{dbPath}, in its own thread, all
+    Enabling a disabled certificate while another of its name is enabled
+    gives CertificateExists for the name even when the check before the
+    update misses it: the partial index decides, and nothing changes. A
+    blind add next to a disabled namesake still succeeds: the index counts
+    enabled certificates only.
+    """
+    database.addAccount(ALICE, [])
+    database.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+    old = database.setCertificateState(ALICE, "laptop", "disabled")
+    realConnection = database._conn
+    database._conn = _BlindConnection(realConnection)  # type: ignore[assignment]
+    try:
+        new = database.addCertificate(ALICE, "laptop", DER2, FP2, 5000.0)
+        cursor, _ = database.changesSince(0)
+        with pytest.raises(CertificateExists) as e:
+            database.setCertificateStateByFingerprint(FP1, "enabled")
+        assert e.value.field == "name"
+        assert ALICE in str(e.value) and "laptop" in str(e.value)
+    finally:
+        database._conn = realConnection
+    assert database.certificateByFingerprint(FP1) == old
+    assert database.getCertificate(ALICE, "laptop") == new
+    assert database.changesSince(cursor) == (cursor, [])
+
+
+def _race(dbPath: Path, calls: list[Callable[[SQLiteDatabase], object]]) -> list[object]:
+    """
+    Run each call on its own connection to C{dbPath}, in its own thread, all
     released at once by a barrier.
 
-    @return: per add, the new record or the exception raised.
+    @return: per call, its result or the exception raised.
     """
-    connections = [SQLiteDatabase.open(dbPath) for _ in adds]
-    barrier = threading.Barrier(len(adds))
-    results: list[object] = [None] * len(adds)
+    connections = [SQLiteDatabase.open(dbPath) for _ in calls]
+    barrier = threading.Barrier(len(calls))
+    results: list[object] = [None] * len(calls)
 
-    def add(i: int) -> None:
-        account, name, der, fp = adds[i]
+    def run(i: int) -> None:
         barrier.wait()
         try:
-            results[i] = connections[i].addCertificate(account, name, der, fp, 5000.0)
+            results[i] = calls[i](connections[i])
         except Exception as e:
             results[i] = e
 
-    threads = [threading.Thread(target=add, args=(i,)) for i in range(len(adds))]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
     try:
         for thread in threads:
             thread.start()
@@ -1055,6 +1385,20 @@ def _raceAdds(dbPath: Path, adds: list[tuple[str, str, bytes, str]]) -> list[obj
         for connection in connections:
             connection.close()
     return results
+
+
+def _add(account: str, name: str, der: bytes, fp: str) -> Callable[[SQLiteDatabase], object]:
+    return lambda db: db.addCertificate(account, name, der, fp, 5000.0)
+
+
+def _raceAdds(dbPath: Path, adds: list[tuple[str, str, bytes, str]]) -> list[object]:
+    """
+    Run each add on its own connection to C{dbPath}, in its own thread, all
+    released at once by a barrier.
+
+    @return: per add, the new record or the exception raised.
+    """
+    return _race(dbPath, [_add(*add) for add in adds])
 
 
 def test_concurrentAddsSameName(dbPath: Path) -> None:
@@ -1079,6 +1423,71 @@ def test_concurrentAddsSameName(dbPath: Path) -> None:
         check = SQLiteDatabase.open(dbPath)
         try:
             assert check.getCertificate(ALICE, name) == stored[0]
+        finally:
+            check.close()
+
+
+def test_concurrentAddsSameNameWithHistory(dbPath: Path) -> None:
+    """
+    The same race with disabled and revoked certificates of that name
+    already there: they do not block either add, and still exactly one of
+    the two concurrent adds wins.
+    """
+    setup = SQLiteDatabase.open(dbPath)
+    setup.addAccount(ALICE, [])
+    for round in range(10):
+        name = f"laptop {round}"
+        for i, state in enumerate(["disabled", "revoked"]):
+            der, fp = fakeCertificate(300 + 2 * round + i)
+            setup.addCertificate(ALICE, name, der, fp, 5000.0)
+            setup.setCertificateState(ALICE, name, state)
+    setup.close()
+    for round in range(10):
+        name = f"laptop {round}"
+        derA, fpA = fakeCertificate(400 + 2 * round)
+        derB, fpB = fakeCertificate(401 + 2 * round)
+        results = _raceAdds(dbPath, [(ALICE, name, derA, fpA), (ALICE, name, derB, fpB)])
+        stored = [r for r in results if isinstance(r, StoredCertificate)]
+        failed = [r for r in results if isinstance(r, CertificateExists)]
+        assert len(stored) == 1 and len(failed) == 1, results
+        assert failed[0].field == "name"
+    check = SQLiteDatabase.open(dbPath)
+    try:
+        states = [c.state for c in check.listCertificates(ALICE)]
+        assert states.count("enabled") == 10 and len(states) == 30
+    finally:
+        check.close()
+
+
+def _enable(fp: str) -> Callable[[SQLiteDatabase], object]:
+    return lambda db: db.setCertificateStateByFingerprint(fp, "enabled")
+
+
+def test_concurrentEnableAndAdd(dbPath: Path) -> None:
+    """
+    Enabling a disabled certificate and adding a new one of its name at the
+    same moment, on two connections: exactly one succeeds, the other gets
+    CertificateExists for the name; never two enabled certificates of one
+    name.
+    """
+    setup = SQLiteDatabase.open(dbPath)
+    setup.addAccount(ALICE, [])
+    setup.close()
+    for round in range(10):
+        name = f"laptop {round}"
+        derOld, fpOld = fakeCertificate(500 + 2 * round)
+        derNew, fpNew = fakeCertificate(501 + 2 * round)
+        setup = SQLiteDatabase.open(dbPath)
+        setup.addCertificate(ALICE, name, derOld, fpOld, 5000.0)
+        setup.setCertificateState(ALICE, name, "disabled")
+        setup.close()
+        results = _race(dbPath, [_enable(fpOld), _add(ALICE, name, derNew, fpNew)])
+        failed = [r for r in results if isinstance(r, CertificateExists)]
+        assert len(failed) == 1 and failed[0].field == "name", results
+        assert sum(isinstance(r, StoredCertificate) for r in results) == 1, results
+        check = SQLiteDatabase.open(dbPath)
+        try:
+            assert len(check.listCertificates(ALICE, states=["enabled"])) == round + 1
         finally:
             check.close()
 

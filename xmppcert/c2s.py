@@ -120,9 +120,11 @@ class C2SStream(HardenedXmlStream):
         within L{CLOSE_GRACE} seconds.
         """
         transport: Any = self.transport
-        transport.loseConnection()
         if self.clock is not None and self._abortCall is None:
+            # Scheduled first: connectionLost (maybe called from inside
+            # loseConnection) cancels it.
             self._abortCall = self.clock.callLater(CLOSE_GRACE, transport.abortConnection)
+        transport.loseConnection()
 
     def sendStreamError(self, streamError: error.StreamError) -> None:
         if not self._headerSent and self.thisEntity is None:
@@ -362,7 +364,8 @@ class ReceivingSASLFeature:
         a = self.authenticator
         self.failures += 1
         log.info(
-            "SASL failure {condition} for {mechanism} from {peer} ({count} of {limit})",
+            "SASL failure {condition} for {mechanism} from {peer} ({count} of {limit}): {detail}",
+            detail=reason.detail or "-",
             condition=reason.condition,
             mechanism=self._mechanismName or "-",
             peer=_peer(a.xmlstream),

@@ -25,13 +25,14 @@ import tempfile
 import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from cryptography.hazmat.primitives import serialization
 from twisted.words.protocols.jabber import jid as jabberJID
 
-from xmppcert import passwords, x509
+from xmppcert import cred, passwords, x509
 from xmppcert.config import Config, ConfigError, configFromDict, defaultConfigText, loadConfig
+from xmppcert.jids import parseJID
 from xmppcert.store.interfaces import (
     AccountExists,
     CertificateExists,
@@ -43,6 +44,7 @@ from xmppcert.store.interfaces import (
     checkCertificateName,
 )
 from xmppcert.store.sqlite import SQLiteDatabase
+from xmppcert.tls import loadCABundle
 
 #: Used when neither C{--config} nor C{$XMPPCERT_CONFIG} is given.
 DEFAULT_CONFIG = "var/xmppcert.toml"
@@ -536,6 +538,121 @@ def _certAdd(args: argparse.Namespace, out: TextIO) -> None:
         )
 
 
+def _inspectLines(
+    certificate: Any, chain: Sequence[Any], config: Config, database: SQLiteDatabase, account: str | None
+) -> list[str]:
+    """
+    What a certificate is, and what SASL EXTERNAL would do with it: the same
+    functions as the login path (L{cred.checkStoredCertificate},
+    L{cred.CACertificateChecker}), so the answer is the server's.
+    """
+    facts = x509.certificateFacts(certificate)
+    moment = now()
+    state = x509.validity(certificate, moment)
+    lines = [
+        f"subject:       {facts.subject}",
+        f"issuer:        {facts.issuer}" + (" (self-signed)" if facts.selfSigned else ""),
+        f"key:           {facts.keyDescription}",
+        f"fingerprint:   {x509.displayFingerprint(facts.fingerprint)}",
+        f"valid:         {_formatTime(facts.notBefore)} to {_formatTime(facts.notAfter)}"
+        + {
+            x509.Validity.VALID: " (valid now)",
+            x509.Validity.EXPIRED: " (EXPIRED)",
+            x509.Validity.NOT_YET_VALID: " (NOT YET VALID)",
+        }[state],
+        "client auth:   " + ("yes" if facts.clientAuth else "NO (extendedKeyUsage lacks clientAuth)"),
+    ]
+    if facts.xmppAddrError is not None:
+        lines.append(f"xmppAddrs:     UNREADABLE: {facts.xmppAddrError}")
+    else:
+        lines.append("xmppAddrs:     " + (", ".join(a.full() for a in facts.xmppAddrs) or "none"))
+    if facts.emails:
+        lines.append("e-mail:        " + ", ".join(facts.emails))
+    stored = database.certificateByFingerprint(facts.fingerprint)
+    if stored is None:
+        lines.append("registered:    no")
+    else:
+        lines.append(
+            f"registered:    as {stored.name!r} for {stored.account} ({stored.state}"
+            + ("" if stored.canManage else ", no certificate management")
+            + f", last used {_formatTime(stored.lastUsedAt)})"
+        )
+    domains = frozenset(config.domains)
+    verdicts: list[str] = []
+    authzid = account
+    for checkerName in config.certificates.checkers:
+        try:
+            if checkerName == "stored":
+                identity = cred.checkStoredCertificate(
+                    certificate, stored, authzid, domains, config.certificates.require_xmppaddr, moment
+                )
+            elif checkerName == "ca":
+                identity = _inspectWithCA(chain, config, database, authzid, moment)
+            else:
+                verdicts.append(f"{checkerName}: a custom checker; run a login to see what it decides")
+                continue
+        except cred.SASLAuthFailure as e:
+            verdicts.append(f"{checkerName}: refuses with <{e.condition}/>: {e.detail}")
+            continue
+        pinned = f" (may bind only the resource {identity.jid.resource!r})" if identity.jid.resource else ""
+        verdicts.append(f"{checkerName}: accepts, as {identity.jid.userhost()}{pinned}")
+        lines.append(f"EXTERNAL:      would log in as {identity.jid.userhost()}{pinned} [{checkerName}]")
+        break
+    else:
+        lines.append("EXTERNAL:      would FAIL")
+    lines.extend("  " + v for v in verdicts)
+    return lines
+
+
+def _inspectWithCA(
+    chain: Sequence[Any], config: Config, database: SQLiteDatabase, authzid: str | None, moment: datetime.datetime
+) -> cred.CertificateIdentity:
+    from cryptography.x509 import verification
+
+    assert config.certificates.ca_bundle is not None
+    roots = loadCABundle(config.certificates.ca_bundle)
+    verifier = verification.PolicyBuilder().store(verification.Store(roots)).time(moment).build_client_verifier()
+    try:
+        verifier.verify(chain[0], list(chain[1:]))
+    except verification.VerificationError as e:
+        raise cred.SASLAuthFailure("not-authorized", detail=f"not issued by a trusted CA: {e}") from None
+    identity = cred.checkIdentityOfTrustedCertificate(chain[0], authzid, frozenset(config.domains), moment)
+    if not database.accountExists(identity.jid.userhost()):
+        raise cred.SASLAuthFailure("not-authorized", detail=f"there is no account {identity.jid.userhost()}")
+    return identity
+
+
+def _certInspect(args: argparse.Namespace, out: TextIO) -> None:
+    """
+    Explain a certificate, and whether (and why not) it would log in.
+    """
+    config = _loadConfig(args)
+    account = None
+    if args.account:
+        try:
+            account = parseJID(args.account).full()
+        except jabberJID.InvalidFormat as e:
+            raise CommandError(str(e)) from None
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as e:
+        raise CommandError(f"cannot read {args.file}: {e.strerror}") from None
+    certificate = x509.loadCertificate(data)
+    chain = [certificate]
+    try:
+        from cryptography import x509 as cx509
+
+        chain = cx509.load_pem_x509_certificates(data)
+    except ValueError:
+        pass
+    database = _openDatabase(config)
+    try:
+        for line in _inspectLines(certificate, chain, config, database, account):
+            print(line, file=out)
+    finally:
+        database.close()
+
+
 def _shortFingerprint(fingerprint: str, full: bool) -> str:
     display = x509.displayFingerprint(fingerprint)
     # The first 8 bytes tell certificates apart; --full shows all 32.
@@ -602,9 +719,16 @@ def _certSetState(state: str) -> Callable[[argparse.Namespace, TextIO], None]:
                 print(f"certificate {name!r} of {account} is already {state}", file=out)
                 return
             try:
-                database.setCertificateState(account, name, state)
+                # Exactly the certificate looked up above: disabled and
+                # revoked certificates may share its name, and another
+                # process may change them meanwhile.
+                database.setCertificateStateByFingerprint(current.fingerprint, state)
             except NoSuchCertificate:
                 raise _noSuchCertificate(name, account) from None
+            except CertificateExists:
+                raise CommandError(
+                    f"another certificate of {account} named {name!r} is enabled"
+                ) from None
             except CertificateRevoked:
                 raise CommandError(
                     f"certificate {name!r} of {account} is revoked, which is final;"
@@ -706,6 +830,19 @@ def _addCertificateCommands(
         help="accept a certificate without an xmppAddr naming the account",
     )
     add.set_defaults(func=_certAdd)
+
+    inspect = certCommands.add_parser(
+        "inspect",
+        parents=[configOption],
+        help="show a certificate and whether SASL EXTERNAL would accept it, and why not",
+    )
+    inspect.add_argument("file", metavar="FILE", help="the certificate (PEM, chain allowed, or DER)")
+    inspect.add_argument(
+        "--account",
+        metavar="JID",
+        help="log in as this JID, as a client sending it as the authzid (a full JID pins a resource)",
+    )
+    inspect.set_defaults(func=_certInspect)
 
     listCommand = certCommands.add_parser(
         "list", parents=[configOption], help="list the certificates of an account"

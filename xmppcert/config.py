@@ -111,12 +111,22 @@ class CertificatesConfig:
         account in an id-on-xmppAddr to log in (and to be registered).
     @ivar ca_bundle: PEM file of trusted roots for the C{ca} checker; their
         names are also sent to clients with the certificate request.
+    @ivar max_per_account: enabled certificates an account may register
+        (XEP-0257 append); 0 means no limit.
+    @ivar prune_expired_after: days after its expiry that a certificate is
+        removed from the store (XEP-0257 section 2.3 MAY); 0 keeps them.
+    @ivar revocation_poll_interval: seconds between looks at the store for
+        certificates revoked elsewhere (the CLI, another node), whose
+        sessions are then closed.
     """
 
     policy: str = "wanted"
     checkers: tuple[str, ...] = ("stored",)
     require_xmppaddr: bool = True
     ca_bundle: Path | None = None
+    max_per_account: int = 32
+    prune_expired_after: float = 90.0
+    revocation_poll_interval: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -332,7 +342,14 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
     )
 
     certData = _table(data, "certificates", "")
-    _noUnknownKeys(certData, {"policy", "checkers", "require_xmppaddr", "ca_bundle"}, "certificates.")
+    _noUnknownKeys(
+        certData,
+        {
+            "policy", "checkers", "require_xmppaddr", "ca_bundle",
+            "max_per_account", "prune_expired_after", "revocation_poll_interval",
+        },
+        "certificates.",
+    )
     certDefaults = CertificatesConfig()
     checkerNames = _stringList(certData, "checkers", "certificates.", certDefaults.checkers)
     for name in checkerNames:
@@ -350,6 +367,19 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
         checkers=checkerNames,
         require_xmppaddr=_get(certData, "require_xmppaddr", "certificates.", bool, True),
         ca_bundle=path(caBundle) if caBundle else None,
+        max_per_account=_get(
+            certData, "max_per_account", "certificates.", int, certDefaults.max_per_account,
+            lambda v: 0 <= v <= 10_000, "an integer from 0 (no limit) to 10000",
+        ),
+        prune_expired_after=float(_get(
+            certData, "prune_expired_after", "certificates.", (int, float), certDefaults.prune_expired_after,
+            lambda v: 0 <= v <= 36500, "a number of days from 0 (never) to 36500",
+        )),
+        revocation_poll_interval=float(_get(
+            certData, "revocation_poll_interval", "certificates.", (int, float),
+            certDefaults.revocation_poll_interval,
+            lambda v: 0.1 <= v <= 3600, "a number of seconds from 0.1 to 3600",
+        )),
     )
     _check(
         "ca" not in checkerNames or certificates.ca_bundle is not None,
@@ -445,6 +475,12 @@ policy = "wanted"
 checkers = ["stored"]
 require_xmppaddr = true
 # ca_bundle = "ca.pem"
+# XEP-0257: enabled certificates per account (0: no limit), days after
+# expiry before a certificate is removed (0: never), and how often to look
+# for revocations made by the CLI or another node.
+max_per_account = 32
+prune_expired_after = 90
+revocation_poll_interval = 2
 
 [limits]
 max_stanza_size = {limits.max_stanza_size}

@@ -51,11 +51,23 @@ class SASLAuthFailure(error.UnauthorizedLogin):
         (XEP-0178 asks for that in some cases).
     """
 
-    def __init__(self, condition: str = "not-authorized", text: str = "", closeStream: bool = False):
-        super().__init__(text or condition)
+    def __init__(
+        self,
+        condition: str = "not-authorized",
+        text: str = "",
+        closeStream: bool = False,
+        detail: str = "",
+    ):
+        """
+        @param text: sent to the client in the failure's C{<text/>}.
+        @param detail: for logs and C{xmppcert cert inspect} only, where it
+            may say more than the client should learn (e.g. "revoked").
+        """
+        super().__init__(detail or text or condition)
         self.condition = condition
         self.text = text
         self.closeStream = closeStream
+        self.detail = detail or text
 
 
 class IAccount(Interface):
@@ -327,14 +339,72 @@ def selectIdentity(
     return jidmod.JID(tuple=(mappedAccount.user, mappedAccount.host, resource))
 
 
-def _certificateFacts(leaf: x509.Certificate, clock: IReactorTime) -> list[jidmod.JID]:
+def checkStoredCertificate(
+    leaf: x509.Certificate,
+    stored: Any,
+    authzid: str | None,
+    domains: frozenset[str],
+    requireXmppAddr: bool,
+    now: datetime.datetime,
+) -> CertificateIdentity:
+    """
+    Decide a login with a registered certificate: the whole rule set of the
+    C{stored} checker, as a pure function, so that C{xmppcert cert inspect}
+    explains exactly what a login would do.
+
+    @param stored: the L{xmppcert.store.interfaces.StoredCertificate} with
+        the leaf's fingerprint, or C{None}.
+    @raise SASLAuthFailure: with the condition a client would get, and a
+        C{detail} saying why.
+    """
+    if stored is None:
+        raise SASLAuthFailure(
+            "not-authorized", "the certificate is not registered", closeStream=True,
+            detail="no account has registered this certificate",
+        )
+    if stored.state != "enabled":
+        # Unknown, disabled and revoked look the same to the client.
+        raise SASLAuthFailure(
+            "not-authorized", "the certificate is not registered", closeStream=True,
+            detail=f"the certificate is {stored.state}",
+        )
+    addrs = _certificateFacts(leaf, now)
+    account = jidmod.internJID(stored.account)
+    if requireXmppAddr and not any(a.userhost() == account.userhost() for a in addrs):
+        raise SASLAuthFailure(
+            "not-authorized", "the certificate does not name its account", closeStream=True,
+            detail=f"no id-on-xmppAddr names {account.userhost()} (certificates.require_xmppaddr is on)",
+        )
+    chosen = selectIdentity(addrs, authzid, domains, mappedAccount=account)
+    if chosen.userhost() != account.userhost():
+        raise SASLAuthFailure(
+            "invalid-authzid", "not the certificate's account", closeStream=True,
+            detail=f"the certificate is registered to {account.userhost()}, not {chosen.userhost()}",
+        )
+    return CertificateIdentity(chosen, stored.fingerprint, stored.canManage)
+
+
+def checkIdentityOfTrustedCertificate(
+    leaf: x509.Certificate, authzid: str | None, domains: frozenset[str], now: datetime.datetime
+) -> CertificateIdentity:
+    """
+    For a certificate whose chain is already trusted: the XEP-0178 identity
+    rules on its xmppAddrs.
+
+    @raise SASLAuthFailure: as for a login.
+    """
+    addrs = _certificateFacts(leaf, now)
+    return CertificateIdentity(selectIdentity(addrs, authzid, domains), x509facts.fingerprint(leaf), True)
+
+
+def _certificateFacts(leaf: x509.Certificate, now: datetime.datetime) -> list[jidmod.JID]:
     """
     The checks every certificate login shares: in its validity window,
     usable for client authentication, well-formed identities.
 
     @return: its xmppAddrs.
     """
-    state = x509facts.validity(leaf, _now(clock))
+    state = x509facts.validity(leaf, now)
     if state is not x509facts.Validity.VALID:
         raise SASLAuthFailure("not-authorized", f"the certificate is {state.value}", closeStream=True)
     if not x509facts.hasClientAuth(leaf):
@@ -370,42 +440,30 @@ class StoredCertificateChecker:
         self.domains = frozenset(domains)
         self.requireXmppAddr = requireXmppAddr
 
-    async def _lookup(self, creds: IClientCertificate) -> Any:
-        fp = x509facts.fingerprint(creds.chain[0])
-        stored = await self.store.certificateByFingerprint(fp)
-        if stored is None or stored.state != "enabled":
-            # Unknown, disabled and revoked look the same (SPEC: don't leak which).
-            raise SASLAuthFailure("not-authorized", "the certificate is not registered", closeStream=True)
-        return stored
-
     async def couldAccept(self, creds: IClientCertificate) -> bool:
         """
-        Cheap pre-check for offering EXTERNAL (RFC 6120 section 6.3.4).
+        Cheap pre-check for offering EXTERNAL (RFC 6120 section 6.3.4): the
+        same decision as a login without an authzid, minus the authzid rules.
         """
-        try:
-            await self._lookup(creds)
-            _certificateFacts(creds.chain[0], self.clock)
-        except SASLAuthFailure:
+        if not creds.chain:
             return False
+        stored = await self.store.certificateByFingerprint(x509facts.fingerprint(creds.chain[0]))
+        try:
+            checkStoredCertificate(creds.chain[0], stored, None, self.domains, self.requireXmppAddr, _now(self.clock))
+        except SASLAuthFailure as e:
+            return e.condition == "invalid-authzid"
         return True
 
     async def _check(self, creds: IClientCertificate) -> CertificateIdentity:
         if not creds.chain:
             raise SASLAuthFailure("not-authorized", "no client certificate", closeStream=True)
-        stored = await self._lookup(creds)
-        addrs = _certificateFacts(creds.chain[0], self.clock)
-        account = jidmod.internJID(stored.account)
-        if self.requireXmppAddr:
-            if not any(a.userhost() == account.userhost() for a in addrs):
-                raise SASLAuthFailure(
-                    "not-authorized", "the certificate does not name its account", closeStream=True
-                )
-        chosen = selectIdentity(addrs, creds.authzid, self.domains, mappedAccount=account)
-        if chosen.userhost() != account.userhost():
-            raise SASLAuthFailure("invalid-authzid", "not the certificate's account", closeStream=True)
-        touched = self.store.touchCertificate(stored.fingerprint, self.clock.seconds())
+        stored = await self.store.certificateByFingerprint(x509facts.fingerprint(creds.chain[0]))
+        identity = checkStoredCertificate(
+            creds.chain[0], stored, creds.authzid, self.domains, self.requireXmppAddr, _now(self.clock)
+        )
+        touched = self.store.touchCertificate(identity.fingerprint, self.clock.seconds())
         touched.addErrback(lambda f: log.failure("Could not record certificate use", f, level=LogLevel.warn))
-        return CertificateIdentity(chosen, stored.fingerprint, stored.canManage)
+        return identity
 
     def requestAvatarId(self, credentials: IClientCertificate) -> Any:
         return defer.ensureDeferred(self._check(credentials))
@@ -453,11 +511,13 @@ class CACertificateChecker:
 
     async def _check(self, creds: IClientCertificate) -> CertificateIdentity:
         self._verify(creds)
-        addrs = _certificateFacts(creds.chain[0], self.clock)
-        chosen = selectIdentity(addrs, creds.authzid, self.domains)
-        if not await self.store.accountExists(chosen.userhost()):
-            raise SASLAuthFailure("not-authorized", "no such account", closeStream=True)
-        return CertificateIdentity(chosen, x509facts.fingerprint(creds.chain[0]), True)
+        identity = checkIdentityOfTrustedCertificate(creds.chain[0], creds.authzid, self.domains, _now(self.clock))
+        if not await self.store.accountExists(identity.jid.userhost()):
+            raise SASLAuthFailure(
+                "not-authorized", "no such account", closeStream=True,
+                detail=f"there is no account {identity.jid.userhost()}",
+            )
+        return identity
 
     def requestAvatarId(self, credentials: IClientCertificate) -> Any:
         return defer.ensureDeferred(self._check(credentials))
@@ -568,6 +628,8 @@ __all__ = [
     "IAccount",
     "IClientCertificate",
     "StoredCertificateChecker",
+    "checkIdentityOfTrustedCertificate",
+    "checkStoredCertificate",
     "loadCertificateCheckers",
     "selectIdentity",
     "IScramProof",

@@ -29,10 +29,12 @@ from xmppcert.config import Config
 from xmppcert.cred import loadCertificateCheckers, makePortal
 from xmppcert.handlers import defaultHandlers
 from xmppcert.sasl import MechanismRegistry, defaultRegistry
+from xmppcert.saslcert import CertificateManager, Requester, SASLCertHandler
 from xmppcert.sessions import SessionManager
 from xmppcert.store.interfaces import IAccountStore
 from xmppcert.store.sqlite import SQLiteStore
 from xmppcert.tls import ServerTLSContextFactory, loadCABundle
+from xmppcert.watch import ExpiredCertificatePruner, RevocationWatcher
 
 log = Logger(observer=_log.observer)
 
@@ -162,6 +164,12 @@ def makeService(
     )
     sessions = SessionManager(config.domains, store)
     certificateCheckers = loadCertificateCheckers(certs.checkers, config=config, store=store, clock=clock)
+    manager = CertificateManager(store, sessions, clock, certs.require_xmppaddr, certs.max_per_account)
+
+    def saslcertHandlers(authenticator: Any) -> list[Any]:
+        account = authenticator.account
+        return [SASLCertHandler(manager, Requester(account.jid, account.canManageCertificates))]
+
     server = C2SServer(
         config=config,
         portal=makePortal(store, [certificateCheckers, *checkers], config.sasl.scram_iterations),
@@ -170,7 +178,7 @@ def makeService(
         tlsFactory=tlsFactory,
         registry=registry or defaultRegistry(),
         clock=clock,
-        handlerFactories=[defaultHandlers, *handlerFactories],
+        handlerFactories=[defaultHandlers, saslcertHandlers, *handlerFactories],
     )
     factory = server.streamFactory()
     for description in config.listen.starttls:
@@ -178,6 +186,9 @@ def makeService(
     for description in config.listen.direct_tls:
         wrapped = tlsFactory.wrapFactory(factory)  # type: ignore[arg-type]
         strports.service(description, wrapped, reactor=reactor).setServiceParent(root)
+    RevocationWatcher(store, sessions, clock, certs.revocation_poll_interval).setServiceParent(root)
+    if certs.prune_expired_after:
+        ExpiredCertificatePruner(store, clock, certs.prune_expired_after * 86400).setServiceParent(root)
     C2SService(server).setServiceParent(root)
     root.c2s = server
     return root

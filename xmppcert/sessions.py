@@ -175,6 +175,30 @@ class SessionManager(service.Service):
             session.close(error.StreamError("system-shutdown"))
         return service.Service.stopService(self)
 
+    def resourcesWithCertificate(self, account: jid.JID, fingerprint: str) -> list[str]:
+        """
+        The resources of C{account} logged in with this certificate by SASL
+        EXTERNAL (XEP-0257 section 2.2, C{<users/>}).
+        """
+        return sorted(
+            s.jid.resource or ""
+            for s in self.sessionsOf(account)
+            if s.info.get("certificate") == fingerprint and s.info.get("mechanism") == "EXTERNAL"
+        )
+
+    def closeSessionsWithCertificate(self, fingerprint: str) -> int:
+        """
+        Close every session that logged in with this certificate, with a
+        C{not-authorized} stream error (XEP-0257 section 2.4).
+
+        @return: how many were closed.
+        """
+        doomed = [s for s in self.allSessions() if s.info.get("certificate") == fingerprint]
+        for session in doomed:
+            log.info("Closing {jid}: its certificate was revoked", jid=session.jid.full())
+            session.close(error.StreamError("not-authorized", text="The certificate of this session was revoked"))
+        return len(doomed)
+
     # --- routing ----------------------------------------------------------
 
     def isLocal(self, target: jid.JID) -> bool:

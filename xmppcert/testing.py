@@ -26,11 +26,18 @@ from xmppcert.store.interfaces import (
     StoreError,
     checkCertificateName,
     checkCertificateState,
+    checkCertificateStates,
     checkFingerprint,
     checkTransition,
 )
 
 _T = TypeVar("_T")
+
+
+def _nameExists(account: str, name: str) -> CertificateExists:
+    return CertificateExists(
+        "name", f"a certificate named {name!r} is already registered for {account}"
+    )
 
 
 def _checkMechanisms(credentials: Sequence[ScramCredential]) -> None:
@@ -48,8 +55,9 @@ class InMemoryAccountStore:
 
     @ivar accounts: bare JID to (mechanism to L{ScramCredential}); tests may
         read and change it directly.
-    @ivar certificates: fingerprint to L{StoredCertificate}; tests may read
-        it, and change it (what they put in directly is not reported by
+    @ivar certificates: fingerprint to L{StoredCertificate}, in the order
+        they were added (which stands in for SQLite's row id); tests may
+        read it, and change it (what they put in directly is not reported by
         L{changesSince}).
     @ivar clock: returns the current time as a POSIX timestamp, for the
         creation and change times of certificates.
@@ -85,10 +93,35 @@ class InMemoryAccountStore:
         return defer.succeed(result)
 
     def _find(self, account: str, name: str) -> StoredCertificate | None:
-        for certificate in self.certificates.values():
-            if certificate.account == account and certificate.name == name:
-                return certificate
-        return None
+        """
+        The certificate C{name} refers to in C{account}: the enabled one,
+        else the most recently changed, else the most recently added.
+        """
+        named = [
+            (c.state == "enabled", c.changedAt, position, c)
+            for position, c in enumerate(self.certificates.values())
+            if c.account == account and c.name == name
+        ]
+        if not named:
+            return None
+        return max(named, key=lambda entry: entry[:3])[3]
+
+    def _enabledNamesake(self, certificate: StoredCertificate) -> bool:
+        return any(
+            c.account == certificate.account
+            and c.name == certificate.name
+            and c.state == "enabled"
+            and c.fingerprint != certificate.fingerprint
+            for c in self.certificates.values()
+        )
+
+    def _changeState(self, current: StoredCertificate, state: str) -> StoredCertificate:
+        checkTransition(current.state, state, current.name)
+        if current.state == state:
+            return current
+        if state == "enabled" and self._enabledNamesake(current):
+            raise _nameExists(current.account, current.name)
+        return self._changed(replace(current, state=state, changedAt=self.clock()))
 
     def _changed(self, certificate: StoredCertificate) -> StoredCertificate:
         self._changeCounter += 1
@@ -207,18 +240,22 @@ class InMemoryAccountStore:
             checkFingerprint(fingerprint)
             if account not in self.accounts:
                 raise NoSuchAccount(account)
-            if self._find(account, stripped) is not None:
-                # XEP-0257 section 2.1: a duplicate name MUST be rejected.
-                raise CertificateExists(
-                    "name", f"a certificate named {stripped!r} is already registered for {account}"
-                )
+            found = self._find(account, stripped)
+            if found is not None and found.state == "enabled":
+                # XEP-0257 section 2.1: a name already used MUST be
+                # rejected; disabled and revoked certificates do not count.
+                raise _nameExists(account, stripped)
             if fingerprint in self.certificates:
                 raise CertificateExists("fingerprint", "this certificate is already registered")
             if maxPerAccount > 0:
-                count = sum(1 for c in self.certificates.values() if c.account == account)
+                count = sum(
+                    1
+                    for c in self.certificates.values()
+                    if c.account == account and c.state == "enabled"
+                )
                 if count >= maxPerAccount:
                     raise CertificateLimitReached(
-                        f"{account} has {count} certificates, the most it may have"
+                        f"{account} has {count} enabled certificates, the most it may have"
                     )
             now = self.clock()
             return self._changed(
@@ -238,16 +275,26 @@ class InMemoryAccountStore:
 
         return self._answer(add)
 
-    def listCertificates(self, account: str) -> defer.Deferred[list[StoredCertificate]]:
+    def listCertificates(
+        self, account: str, states: Sequence[str] | None = None
+    ) -> defer.Deferred[list[StoredCertificate]]:
         """
         See L{ICertificateStore.listCertificates}.
         """
-        return self._answer(
-            lambda: sorted(
-                (c for c in self.certificates.values() if c.account == account),
+
+        def list_() -> list[StoredCertificate]:
+            wanted = checkCertificateStates(states)
+            # sorted() is stable: ties stay in the order they were added.
+            return sorted(
+                (
+                    c
+                    for c in self.certificates.values()
+                    if c.account == account and (wanted is None or c.state in wanted)
+                ),
                 key=lambda c: (c.createdAt, c.name),
             )
-        )
+
+        return self._answer(list_)
 
     def getCertificate(
         self, account: str, name: str
@@ -278,10 +325,23 @@ class InMemoryAccountStore:
             current = self._find(account, stripped)
             if current is None:
                 raise NoSuchCertificate(f"no certificate named {stripped!r} for {account}")
-            checkTransition(current.state, state, stripped)
-            if current.state == state:
-                return current
-            return self._changed(replace(current, state=state, changedAt=self.clock()))
+            return self._changeState(current, state)
+
+        return self._answer(setState)
+
+    def setCertificateStateByFingerprint(
+        self, fingerprint: str, state: str
+    ) -> defer.Deferred[StoredCertificate]:
+        """
+        See L{ICertificateStore.setCertificateStateByFingerprint}.
+        """
+
+        def setState() -> StoredCertificate:
+            checkCertificateState(state)
+            current = self.certificates.get(fingerprint)
+            if current is None:
+                raise NoSuchCertificate("no certificate with that fingerprint")
+            return self._changeState(current, state)
 
         return self._answer(setState)
 
@@ -308,6 +368,18 @@ class InMemoryAccountStore:
             if current is None:
                 raise NoSuchCertificate(f"no certificate named {stripped!r} for {account}")
             self._forget(current.fingerprint)
+
+        return self._answer(remove)
+
+    def removeCertificateByFingerprint(self, fingerprint: str) -> defer.Deferred[None]:
+        """
+        See L{ICertificateStore.removeCertificateByFingerprint}.
+        """
+
+        def remove() -> None:
+            if fingerprint not in self.certificates:
+                raise NoSuchCertificate("no certificate with that fingerprint")
+            self._forget(fingerprint)
 
         return self._answer(remove)
 

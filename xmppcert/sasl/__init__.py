@@ -54,12 +54,14 @@ class SASLFailure(Exception):
     @ivar closeStream: close the stream after sending the failure.
     """
 
-    def __init__(self, condition: str, text: str = "", closeStream: bool = False) -> None:
+    def __init__(self, condition: str, text: str = "", closeStream: bool = False, detail: str = "") -> None:
         assert condition in CONDITIONS, condition
         super().__init__(condition, text)
         self.condition = condition
         self.text = text
         self.closeStream = closeStream
+        #: For the log, never sent.
+        self.detail = detail or text
 
 
 @dataclass(frozen=True)
@@ -235,7 +237,7 @@ async def login(context: MechanismContext, credentials: Any) -> Account:
     try:
         _, avatar, _ = await context.portal.login(credentials, None, IAccount)
     except SASLAuthFailure as e:
-        raise SASLFailure(e.condition, e.text, e.closeStream) from None
+        raise SASLFailure(e.condition, e.text, e.closeStream, e.detail) from None
     except (credError.UnauthorizedLogin, credError.UnhandledCredentials):
         raise SASLFailure("not-authorized") from None
     assert isinstance(avatar, Account)

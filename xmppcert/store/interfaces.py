@@ -12,6 +12,7 @@ checked against the same values.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from zope.interface import Interface
@@ -58,10 +59,11 @@ class NoSuchAccount(StoreError):
 
 class CertificateExists(StoreError):
     """
-    The certificate cannot be added: its name is taken in that account
-    (XEP-0257 section 2.1: names are unique per account), or its fingerprint
-    is registered already (by any account: one certificate logs in to one
-    account).
+    The certificate cannot be added or enabled: an enabled certificate of
+    that account has its name (XEP-0257 section 2.1: names are unique among
+    the certificates an account can log in with), or its fingerprint is
+    registered already (by any account, in any state: one certificate logs
+    in to one account, and a revoked one can never be registered again).
 
     The message never names another account.
 
@@ -81,13 +83,14 @@ class CertificateExists(StoreError):
 
 class NoSuchCertificate(StoreError):
     """
-    The account has no certificate of that name.
+    The account has no certificate of that name, or no certificate has
+    that fingerprint.
     """
 
 
 class CertificateLimitReached(StoreError):
     """
-    The account has as many certificates (in any state) as it may have.
+    The account has as many enabled certificates as it may have.
     """
 
 
@@ -150,6 +153,21 @@ def checkCertificateState(state: str) -> str:
             f"unknown certificate state {state!r} (one of {', '.join(CERTIFICATE_STATES)})"
         )
     return state
+
+
+def checkCertificateStates(states: Sequence[str] | None) -> tuple[str, ...] | None:
+    """
+    Check the state filter of L{ICertificateStore.listCertificates}.
+
+    @return: C{None} for C{None} (no filter), else the states as a tuple.
+    @raise ValueError: a state is not one of L{CERTIFICATE_STATES}, or
+        C{states} is a single string (which would be read as its letters).
+    """
+    if states is None:
+        return None
+    if isinstance(states, str):
+        raise ValueError(f"states must be a sequence of states, not the string {states!r}")
+    return tuple(checkCertificateState(state) for state in states)
 
 
 def checkTransition(current: str, new: str, name: str = "") -> None:
@@ -248,9 +266,11 @@ class StoredCertificate:
     A client certificate registered for an account (XEP-0257).
 
     @ivar account: the bare JID of the account.
-    @ivar name: unique per account (XEP-0257 section 2.1).
+    @ivar name: unique among the enabled certificates of the account
+        (XEP-0257 section 2.1); disabled and revoked ones are history and
+        may share it with each other and with an enabled one.
     @ivar fingerprint: SHA-256 of the DER encoding, lowercase hex; unique
-        across the server.
+        across the server, in every state: it identifies one certificate.
     @ivar der: the certificate, DER-encoded.
     @ivar state: one of L{CERTIFICATE_STATES}.
     @ivar canManage: C{False} when uploaded with C{<no-cert-management/>}
@@ -282,6 +302,16 @@ class ICertificateStore(Interface):
     Every method returns a L{twisted.internet.defer.Deferred}. Accounts are
     normalised bare JID strings; fingerprints are lowercase SHA-256 hex.
     Certificate names are stripped of surrounding whitespace by every method.
+
+    A name is unique only among the B{enabled} certificates of an account
+    (XEP-0257 section 2.1 against 2.3: a disabled or revoked certificate can
+    no longer log in, and the usual client flow uploads a new certificate,
+    disables the old one and later reuses its name). Disabled and revoked
+    certificates are kept as history, so one name may belong to several
+    certificates; a fingerprint is unique across all accounts and states,
+    so it names exactly one. The methods taking C{(account, name)} act on
+    the certificate L{getCertificate} returns; those taking a fingerprint
+    act on exactly that certificate.
     """
 
     def addCertificate(  # type: ignore[no-untyped-def]
@@ -294,32 +324,47 @@ class ICertificateStore(Interface):
         own uniqueness constraints back them: of two concurrent adds of the
         same name or fingerprint exactly one succeeds.
 
+        The name conflicts only with an B{enabled} certificate of the
+        account; disabled and revoked ones may have it. The fingerprint
+        conflicts with any certificate, in any state and account.
+
         @param name: 1 to 255 characters after stripping, no control
             characters.
         @param der: the DER encoding.
         @param fingerprint: its SHA-256 fingerprint.
         @param notAfter: its end of validity, POSIX timestamp.
         @param canManage: C{False} for C{<no-cert-management/>}.
-        @param maxPerAccount: when above 0, the most certificates (counting
-            every state) the account may have.
+        @param maxPerAccount: when above 0, the most B{enabled}
+            certificates the account may have (the ones its user sees in the
+            XEP-0257 list); disabled and revoked ones do not count.
         @return: Deferred firing with the new L{StoredCertificate}, or
             failing with L{NoSuchAccount}, L{CertificateExists} (XEP-0257
-            section 2.1: a duplicate name MUST be rejected; C{field} says
-            which is taken), L{CertificateLimitReached}, or C{ValueError}
-            for a bad name or fingerprint.
+            section 2.1: a name already used by an enabled certificate MUST
+            be rejected; C{field} says which is taken),
+            L{CertificateLimitReached}, or C{ValueError} for a bad name or
+            fingerprint.
         """
 
-    def listCertificates(account):  # type: ignore[no-untyped-def]
+    def listCertificates(account, states=None):  # type: ignore[no-untyped-def]
         """
+        @param states: a sequence of states from L{CERTIFICATE_STATES}: only
+            certificates in one of them; all when C{None}. XEP-0257 section
+            2.2 lists those that can log in: C{["enabled"]}.
         @return: Deferred firing with the L{StoredCertificate}s of
             C{account} (a C{list}, empty for an unknown account), oldest
-            first, then by name.
+            first, then by name, then in the order they were added; or
+            failing with C{ValueError} for an unknown state (or a string
+            instead of a sequence).
         """
 
     def getCertificate(account, name):  # type: ignore[no-untyped-def]
         """
-        @return: Deferred firing with the L{StoredCertificate} named C{name}
-            of C{account}, or C{None}.
+        The certificate of C{account} that C{name} refers to: the enabled
+        one with that name if there is one, else the most recently changed
+        (by C{changedAt}, then the most recently added) disabled or revoked
+        one.
+
+        @return: Deferred firing with that L{StoredCertificate}, or C{None}.
         """
 
     def certificateByFingerprint(fingerprint):  # type: ignore[no-untyped-def]
@@ -330,14 +375,35 @@ class ICertificateStore(Interface):
 
     def setCertificateState(account, name, state):  # type: ignore[no-untyped-def]
         """
-        Enable, disable or revoke a certificate (XEP-0257 sections 2.3 to
-        2.5). Allowed: enabled to disabled or revoked, disabled to enabled
-        or revoked; revoked is final. Setting the current state again
-        (revoked included) changes nothing.
+        Enable, disable or revoke the certificate L{getCertificate} would
+        return (XEP-0257 sections 2.3 to 2.5). Allowed: enabled to disabled
+        or revoked, disabled to enabled or revoked; revoked is final.
+        Setting the current state again (revoked included) changes nothing.
+
+        Enabling a disabled certificate fails with L{CertificateExists}
+        (C{field="name"}) when another certificate of the account with that
+        name is enabled (only possible after a concurrent change here, as
+        L{getCertificate} prefers the enabled one; see
+        L{setCertificateStateByFingerprint}).
 
         @return: Deferred firing with the updated L{StoredCertificate}, or
-            failing with L{NoSuchCertificate}, L{CertificateRevoked}, or
-            C{ValueError} for a state not in L{CERTIFICATE_STATES}.
+            failing with L{NoSuchCertificate}, L{CertificateRevoked},
+            L{CertificateExists}, or C{ValueError} for a state not in
+            L{CERTIFICATE_STATES}.
+        """
+
+    def setCertificateStateByFingerprint(fingerprint, state):  # type: ignore[no-untyped-def]
+        """
+        Like L{setCertificateState}, for exactly the certificate with that
+        fingerprint: for a caller that already looked it up. The same
+        transitions are allowed; enabling a disabled certificate fails with
+        L{CertificateExists} (C{field="name"}) when another certificate of
+        its account with its name is enabled now.
+
+        @return: Deferred firing with the updated L{StoredCertificate}, or
+            failing with L{NoSuchCertificate}, L{CertificateRevoked},
+            L{CertificateExists}, or C{ValueError} for a state not in
+            L{CERTIFICATE_STATES}.
         """
 
     def touchCertificate(fingerprint, when):  # type: ignore[no-untyped-def]
@@ -350,7 +416,18 @@ class ICertificateStore(Interface):
 
     def removeCertificate(account, name):  # type: ignore[no-untyped-def]
         """
-        Delete a certificate (XEP-0257 section 2.6 as an operator action).
+        Delete the certificate L{getCertificate} would return (XEP-0257
+        section 2.6 as an operator action). Other certificates with that
+        name stay.
+
+        @return: Deferred firing with C{None}, or failing with
+            L{NoSuchCertificate}.
+        """
+
+    def removeCertificateByFingerprint(fingerprint):  # type: ignore[no-untyped-def]
+        """
+        Delete exactly the certificate with that fingerprint, of whichever
+        account and in whichever state.
 
         @return: Deferred firing with C{None}, or failing with
             L{NoSuchCertificate}.
@@ -400,6 +477,7 @@ __all__ = [
     "StoredCertificate",
     "checkCertificateName",
     "checkCertificateState",
+    "checkCertificateStates",
     "checkFingerprint",
     "checkTransition",
 ]

@@ -16,7 +16,9 @@ The schema is versioned from the start: the C{meta} table holds
 C{schema_version}, and L{MIGRATIONS} brings an older file up to date, one
 transaction per version step. Version 1: accounts and SCRAM credentials;
 version 2: certificates, with the change counter C{meta.change_seq} that
-L{SQLiteDatabase.changesSince} reads.
+L{SQLiteDatabase.changesSince} reads. A certificate name is unique among the
+enabled certificates of an account only (a partial unique index), a
+fingerprint across the whole table.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from xmppcert.store.interfaces import (
     StoreError,
     checkCertificateName,
     checkCertificateState,
+    checkCertificateStates,
     checkFingerprint,
     checkTransition,
 )
@@ -85,9 +88,13 @@ def _migrateTo1(conn: sqlite3.Connection) -> None:
 
 
 def _migrateTo2(conn: sqlite3.Connection) -> None:
-    # XEP-0257: names are unique per account (section 2.1); a fingerprint
-    # is unique across the server, so a certificate logs in to one account.
-    # These constraints, not the checks before an insert, are the real guard.
+    # XEP-0257: names are unique among the enabled certificates of an
+    # account (section 2.1; a disabled or revoked one can no longer log in,
+    # section 2.3, and its name may be used again); a fingerprint is unique
+    # across the server and every state, so a certificate logs in to one
+    # account and a revoked one can never be registered again. These
+    # constraints, not the checks before an insert or update, are the real
+    # guard.
     states = ", ".join(f"'{state}'" for state in CERTIFICATE_STATES)
     conn.execute(
         f"""
@@ -103,11 +110,17 @@ def _migrateTo2(conn: sqlite3.Connection) -> None:
             created_at REAL NOT NULL,
             changed_at REAL NOT NULL,
             last_used_at REAL,
-            change_seq INTEGER NOT NULL,
-            UNIQUE (account, name)
+            change_seq INTEGER NOT NULL
         )
         """
     )
+    conn.execute(
+        "CREATE UNIQUE INDEX certificates_enabled_name ON certificates (account, name)"
+        " WHERE state = 'enabled'"
+    )
+    # For lookups by account and name in any state, and for ON DELETE
+    # CASCADE from accounts (the partial index serves neither).
+    conn.execute("CREATE INDEX certificates_account_name ON certificates (account, name)")
     conn.execute("CREATE INDEX certificates_change_seq ON certificates (change_seq)")
     conn.execute("CREATE INDEX certificates_not_after ON certificates (not_after)")
     # Starts at 1, so that cursor 0 always means "from now on".
@@ -117,6 +130,10 @@ def _migrateTo2(conn: sqlite3.Connection) -> None:
 #: C{MIGRATIONS[n]} turns a database at schema version C{n} into version
 #: C{n + 1}; version 0 is an empty file. Append to it, never edit an entry.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrateTo1, _migrateTo2]
+
+#: The C{ORDER BY} that puts first the certificate a name refers to: the
+#: enabled one, else the most recently changed, else the most recently added.
+_BY_NAME_ORDER = "ORDER BY state = 'enabled' DESC, changed_at DESC, id DESC"
 
 #: The columns of C{certificates} that L{_certificateFromRow} reads, in order.
 _CERTIFICATE_COLUMNS = (
@@ -391,12 +408,29 @@ class SQLiteDatabase:
         return ScramCredential(mechanism, bytes(salt), int(iterations), bytes(storedKey), bytes(serverKey))
 
     def _selectCertificate(
-        self, conn: sqlite3.Connection, where: str, params: tuple[Any, ...]
+        self, conn: sqlite3.Connection, where: str, params: tuple[Any, ...], order: str = ""
     ) -> StoredCertificate | None:
         row = conn.execute(
-            f"SELECT {_CERTIFICATE_COLUMNS} FROM certificates WHERE {where}", params
+            f"SELECT {_CERTIFICATE_COLUMNS} FROM certificates WHERE {where} {order} LIMIT 1",
+            params,
         ).fetchone()
         return None if row is None else _certificateFromRow(row)
+
+    def _selectNamed(
+        self, conn: sqlite3.Connection, account: str, name: str
+    ) -> StoredCertificate | None:
+        """
+        The certificate C{name} (stripped already) refers to in C{account};
+        see L{ICertificateStore.getCertificate}.
+        """
+        return self._selectCertificate(
+            conn, "account = ? AND name = ?", (account, name), _BY_NAME_ORDER
+        )
+
+    def _selectByFingerprint(
+        self, conn: sqlite3.Connection, fingerprint: str
+    ) -> StoredCertificate | None:
+        return self._selectCertificate(conn, "fingerprint = ?", (fingerprint,))
 
     def addCertificate(
         self,
@@ -412,17 +446,20 @@ class SQLiteDatabase:
         Register a certificate, enabled; see L{ICertificateStore.addCertificate}.
 
         The checks and the insert are one C{BEGIN IMMEDIATE} transaction,
-        and the C{UNIQUE} constraints are the real guard: an
-        C{IntegrityError} from one of them (XEP-0257 section 2.1: a
-        duplicate name MUST be rejected) becomes L{CertificateExists} for the
-        right field.
+        and the unique constraints are the real guard: an C{IntegrityError}
+        from the partial index C{certificates_enabled_name} (XEP-0257
+        section 2.1: a name already used MUST be rejected) or from the
+        C{UNIQUE} fingerprint becomes L{CertificateExists} for the right
+        field.
 
         @raise NoSuchAccount: C{account} is not registered.
-        @raise CertificateExists: the name is taken in C{account}
-            (C{field="name"}), or the fingerprint is registered by any
-            account (C{field="fingerprint"}).
+        @raise CertificateExists: an enabled certificate of C{account} has
+            the name (C{field="name"}; disabled and revoked ones do not
+            count), or the fingerprint is registered by any account in any
+            state (C{field="fingerprint"}).
         @raise CertificateLimitReached: C{maxPerAccount > 0} and the account
-            has that many certificates (in any state) already.
+            has that many enabled certificates already (disabled and
+            revoked ones do not count).
         @raise ValueError: a bad name or fingerprint.
         """
         name = checkCertificateName(name)
@@ -431,7 +468,9 @@ class SQLiteDatabase:
             if not conn.execute("SELECT 1 FROM accounts WHERE jid = ?", (account,)).fetchone():
                 raise NoSuchAccount(account)
             if conn.execute(
-                "SELECT 1 FROM certificates WHERE account = ? AND name = ?", (account, name)
+                "SELECT 1 FROM certificates WHERE account = ? AND name = ?"
+                " AND state = 'enabled'",
+                (account, name),
             ).fetchone():
                 raise _nameExists(account, name)
             if conn.execute(
@@ -440,11 +479,12 @@ class SQLiteDatabase:
                 raise _fingerprintExists()
             if maxPerAccount > 0:
                 (count,) = conn.execute(
-                    "SELECT count(*) FROM certificates WHERE account = ?", (account,)
+                    "SELECT count(*) FROM certificates WHERE account = ? AND state = 'enabled'",
+                    (account,),
                 ).fetchone()
                 if count >= maxPerAccount:
                     raise CertificateLimitReached(
-                        f"{account} has {count} certificates, the most it may have"
+                        f"{account} has {count} enabled certificates, the most it may have"
                     )
             now = self._clock()
             seq = _nextChangeSeq(conn)
@@ -473,36 +513,81 @@ class SQLiteDatabase:
             lastUsedAt=None,
         )
 
-    def listCertificates(self, account: str) -> list[StoredCertificate]:
+    def listCertificates(
+        self, account: str, states: Sequence[str] | None = None
+    ) -> list[StoredCertificate]:
         """
-        @return: the certificates of C{account}, oldest first, then by name;
-            empty for an unknown account.
+        @param states: only certificates in one of these states; all when
+            C{None}.
+        @return: the certificates of C{account}, oldest first, then by name,
+            then in the order they were added; empty for an unknown account.
+        @raise ValueError: an unknown state, or a string for C{states}.
         """
+        wanted = checkCertificateStates(states)
+        where, params = "account = ?", [account]
+        if wanted is not None:
+            if not wanted:
+                return []
+            where += f" AND state IN ({', '.join('?' for _ in wanted)})"
+            params.extend(wanted)
         rows = self._conn.execute(
-            f"SELECT {_CERTIFICATE_COLUMNS} FROM certificates WHERE account = ?"
-            " ORDER BY created_at, name",
-            (account,),
+            f"SELECT {_CERTIFICATE_COLUMNS} FROM certificates WHERE {where}"
+            " ORDER BY created_at, name, id",
+            params,
         )
         return [_certificateFromRow(row) for row in rows]
 
     def getCertificate(self, account: str, name: str) -> StoredCertificate | None:
         """
-        @return: the certificate named C{name} (stripped) of C{account}, or
-            C{None}.
+        @return: the certificate C{name} (stripped) refers to in C{account}:
+            the enabled one with that name, else the most recently changed
+            disabled or revoked one; or C{None}.
         """
-        return self._selectCertificate(
-            self._conn, "account = ? AND name = ?", (account, _lookupName(name))
-        )
+        return self._selectNamed(self._conn, account, _lookupName(name))
 
     def certificateByFingerprint(self, fingerprint: str) -> StoredCertificate | None:
         """
         @return: the certificate with that fingerprint, or C{None}.
         """
-        return self._selectCertificate(self._conn, "fingerprint = ?", (fingerprint,))
+        return self._selectByFingerprint(self._conn, fingerprint)
+
+    def _changeState(
+        self, conn: sqlite3.Connection, current: StoredCertificate, state: str
+    ) -> StoredCertificate:
+        """
+        Put C{current} into C{state}, inside the caller's write transaction;
+        a real change also bumps the change counter.
+
+        When enabling, the check for an enabled namesake comes first and the
+        partial unique index is the real guard.
+        """
+        checkTransition(current.state, state, current.name)
+        if current.state == state:
+            return current
+        if state == "enabled" and conn.execute(
+            "SELECT 1 FROM certificates WHERE account = ? AND name = ? AND state = 'enabled'"
+            " AND fingerprint != ?",
+            (current.account, current.name, current.fingerprint),
+        ).fetchone():
+            raise _nameExists(current.account, current.name)
+        now = self._clock()
+        seq = _nextChangeSeq(conn)
+        try:
+            conn.execute(
+                "UPDATE certificates SET state = ?, changed_at = ?, change_seq = ?"
+                " WHERE fingerprint = ?",
+                (state, now, seq, current.fingerprint),
+            )
+        except sqlite3.IntegrityError as e:
+            mapped = _integrityError(e, current.account, current.name)
+            if mapped is None:  # pragma: no cover - no other constraint applies
+                raise
+            raise mapped from e
+        return replace(current, state=state, changedAt=now)
 
     def setCertificateState(self, account: str, name: str, state: str) -> StoredCertificate:
         """
-        Change the state of a certificate; see
+        Change the state of the certificate L{getCertificate} returns; see
         L{ICertificateStore.setCertificateState}. A real change also bumps
         the change counter, in the same transaction.
 
@@ -510,24 +595,34 @@ class SQLiteDatabase:
         @raise NoSuchCertificate: C{account} has no certificate C{name}.
         @raise CertificateRevoked: it is revoked (XEP-0257 section 2.5:
             revocation is final).
+        @raise CertificateExists: enabling it, while another certificate of
+            the account with that name is enabled (C{field="name"}).
         """
         checkCertificateState(state)
         name = _lookupName(name)
         with self._transaction() as conn:
-            current = self._selectCertificate(conn, "account = ? AND name = ?", (account, name))
+            current = self._selectNamed(conn, account, name)
             if current is None:
                 raise NoSuchCertificate(f"no certificate named {name!r} for {account}")
-            checkTransition(current.state, state, name)
-            if current.state == state:
-                return current
-            now = self._clock()
-            seq = _nextChangeSeq(conn)
-            conn.execute(
-                "UPDATE certificates SET state = ?, changed_at = ?, change_seq = ?"
-                " WHERE account = ? AND name = ?",
-                (state, now, seq, account, name),
-            )
-        return replace(current, state=state, changedAt=now)
+            return self._changeState(conn, current, state)
+
+    def setCertificateStateByFingerprint(self, fingerprint: str, state: str) -> StoredCertificate:
+        """
+        Change the state of exactly the certificate with that fingerprint;
+        see L{ICertificateStore.setCertificateStateByFingerprint}.
+
+        @raise ValueError: C{state} is not one of L{CERTIFICATE_STATES}.
+        @raise NoSuchCertificate: no certificate has that fingerprint.
+        @raise CertificateRevoked: it is revoked.
+        @raise CertificateExists: enabling it, while another certificate of
+            its account with its name is enabled (C{field="name"}).
+        """
+        checkCertificateState(state)
+        with self._transaction() as conn:
+            current = self._selectByFingerprint(conn, fingerprint)
+            if current is None:
+                raise NoSuchCertificate("no certificate with that fingerprint")
+            return self._changeState(conn, current, state)
 
     def touchCertificate(self, fingerprint: str, when: float) -> None:
         """
@@ -542,17 +637,30 @@ class SQLiteDatabase:
 
     def removeCertificate(self, account: str, name: str) -> None:
         """
-        Delete a certificate.
+        Delete the certificate L{getCertificate} returns; other certificates
+        with that name stay.
 
         @raise NoSuchCertificate: C{account} has no certificate C{name}.
         """
         name = _lookupName(name)
         with self._transaction() as conn:
+            current = self._selectNamed(conn, account, name)
+            if current is None:
+                raise NoSuchCertificate(f"no certificate named {name!r} for {account}")
+            conn.execute("DELETE FROM certificates WHERE fingerprint = ?", (current.fingerprint,))
+
+    def removeCertificateByFingerprint(self, fingerprint: str) -> None:
+        """
+        Delete exactly the certificate with that fingerprint.
+
+        @raise NoSuchCertificate: no certificate has that fingerprint.
+        """
+        with self._transaction() as conn:
             deleted = conn.execute(
-                "DELETE FROM certificates WHERE account = ? AND name = ?", (account, name)
+                "DELETE FROM certificates WHERE fingerprint = ?", (fingerprint,)
             ).rowcount
             if deleted == 0:
-                raise NoSuchCertificate(f"no certificate named {name!r} for {account}")
+                raise NoSuchCertificate("no certificate with that fingerprint")
 
     def removeExpiredCertificates(self, before: float) -> list[StoredCertificate]:
         """
@@ -563,7 +671,7 @@ class SQLiteDatabase:
         with self._transaction() as conn:
             rows = conn.execute(
                 f"SELECT {_CERTIFICATE_COLUMNS} FROM certificates WHERE not_after < ?"
-                " ORDER BY not_after, account, name",
+                " ORDER BY not_after, account, name, id",
                 (before,),
             ).fetchall()
             conn.execute("DELETE FROM certificates WHERE not_after < ?", (before,))
@@ -620,12 +728,14 @@ def _integrityError(
     e: sqlite3.IntegrityError, account: str, name: str
 ) -> StoreError | None:
     """
-    The store's error for a constraint the checks before an insert missed
-    (they cannot, inside the write lock, but the constraints decide).
+    The store's error for a constraint the checks before an insert or an
+    enabling update missed (they cannot, inside the write lock, but the
+    constraints decide).
     """
     message = str(e)
     if "certificates.fingerprint" in message:
         return _fingerprintExists()
+    # The partial index certificates_enabled_name: SQLite names its columns.
     if "certificates.account, certificates.name" in message:
         return _nameExists(account, name)
     if "FOREIGN KEY" in message:
@@ -802,11 +912,19 @@ class SQLiteStore:
             )
         )
 
-    def listCertificates(self, account: str) -> defer.Deferred[list[StoredCertificate]]:
+    def listCertificates(
+        self, account: str, states: Sequence[str] | None = None
+    ) -> defer.Deferred[list[StoredCertificate]]:
         """
         See L{ICertificateStore.listCertificates}.
         """
-        return self._run(lambda db: db.listCertificates(account))
+        try:
+            # Checked and copied here: the caller may change its list while
+            # the thread works.
+            wanted = checkCertificateStates(states)
+        except ValueError as e:
+            return defer.fail(e)
+        return self._run(lambda db: db.listCertificates(account, wanted))
 
     def getCertificate(
         self, account: str, name: str
@@ -832,6 +950,14 @@ class SQLiteStore:
         """
         return self._run(lambda db: db.setCertificateState(account, name, state))
 
+    def setCertificateStateByFingerprint(
+        self, fingerprint: str, state: str
+    ) -> defer.Deferred[StoredCertificate]:
+        """
+        See L{ICertificateStore.setCertificateStateByFingerprint}.
+        """
+        return self._run(lambda db: db.setCertificateStateByFingerprint(fingerprint, state))
+
     def touchCertificate(self, fingerprint: str, when: float) -> defer.Deferred[None]:
         """
         See L{ICertificateStore.touchCertificate}.
@@ -843,6 +969,12 @@ class SQLiteStore:
         See L{ICertificateStore.removeCertificate}.
         """
         return self._run(lambda db: db.removeCertificate(account, name))
+
+    def removeCertificateByFingerprint(self, fingerprint: str) -> defer.Deferred[None]:
+        """
+        See L{ICertificateStore.removeCertificateByFingerprint}.
+        """
+        return self._run(lambda db: db.removeCertificateByFingerprint(fingerprint))
 
     def removeExpiredCertificates(
         self, before: float

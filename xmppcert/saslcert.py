@@ -1,0 +1,430 @@
+# -*- test-case-name: tests.test_saslcert -*-
+"""
+XEP-0257 (Client Certificate Management for SASL EXTERNAL, v0.3,
+C{urn:xmpp:saslcert:1}): users list, add, disable and revoke the
+certificates their devices log in with.
+
+The shape is wokkel's C{PubSubService} over C{IPubSubResource}:
+L{SASLCertHandler} parses requests into small value objects
+(L{AppendRequest}, L{NameRequest}) and renders L{CertificateItem}s; a backend
+providing L{ICertificateManager} (L{CertificateManager}) decides, and raises
+C{StanzaError}s with the conditions documented in docs/xep-0257.md.
+
+The handler is attached only to bound streams, which are always protected
+by TLS and SASL (XEP-0257 section 5.1).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.words.protocols.jabber import error, jid
+from twisted.words.xish import domish
+from wokkel import disco
+from wokkel.iwokkel import IDisco
+from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
+from zope.interface import Attribute, Interface, implementer
+
+from xmppcert import _log, x509
+from xmppcert.store.interfaces import (
+    CertificateExists,
+    CertificateLimitReached,
+    NoSuchAccount,
+    NoSuchCertificate,
+    StoredCertificate,
+    checkCertificateName,
+)
+
+log = Logger(observer=_log.observer)
+
+NS_SASLCERT = "urn:xmpp:saslcert:1"
+
+ITEMS = f"/iq[@type='get']/items[@xmlns='{NS_SASLCERT}']"
+APPEND = f"/iq[@type='set']/append[@xmlns='{NS_SASLCERT}']"
+DISABLE = f"/iq[@type='set']/disable[@xmlns='{NS_SASLCERT}']"
+REVOKE = f"/iq[@type='set']/revoke[@xmlns='{NS_SASLCERT}']"
+
+#: Base64 text of the largest certificate accepted, with room for the
+#: presentation whitespace the XEP's examples use.
+MAX_X509CERT_TEXT = (x509.MAX_CERTIFICATE_SIZE * 4 // 3 + 4) * 2
+
+
+def _badRequest(text: str) -> error.StanzaError:
+    return error.StanzaError("bad-request", type="modify", text=text)
+
+
+def _childText(element: domish.Element, name: str) -> str | None:
+    found = [c for c in element.elements(NS_SASLCERT, name)]
+    if len(found) > 1:
+        raise _badRequest(f"more than one <{name}/>")
+    return str(found[0]) if found else None
+
+
+def _parseName(element: domish.Element) -> str:
+    name = _childText(element, "name")
+    if name is None or not name.strip():
+        raise _badRequest("a non-empty <name/> is required")
+    try:
+        return checkCertificateName(name)
+    except ValueError as e:
+        raise _badRequest(str(e)) from None
+
+
+@dataclass(frozen=True)
+class AppendRequest:
+    """
+    C{<append><name/><x509cert/><no-cert-management/>?</append>} (XEP-0257 §2.1).
+
+    @ivar der: the certificate, DER; not yet parsed as X.509.
+    @ivar canManage: C{False} when C{<no-cert-management/>} was given.
+    """
+
+    name: str
+    der: bytes
+    canManage: bool = True
+
+    @classmethod
+    def fromElement(cls, element: domish.Element) -> AppendRequest:
+        """
+        @param element: the C{<append/>} element.
+        @raise error.StanzaError: C{bad-request} for anything malformed.
+        """
+        name = _parseName(element)
+        text = _childText(element, "x509cert")
+        if text is None or not text.strip():
+            raise _badRequest("a non-empty <x509cert/> is required")
+        if len(text) > MAX_X509CERT_TEXT:
+            raise _badRequest("the certificate is too large")
+        # The XEP's examples wrap the base64 in whitespace "for presentation".
+        compact = "".join(text.split())
+        try:
+            der = base64.b64decode(compact, validate=True)
+        except (binascii.Error, ValueError):
+            raise _badRequest("<x509cert/> is not base64") from None
+        canManage = not any(True for _ in element.elements(NS_SASLCERT, "no-cert-management"))
+        return cls(name, der, canManage)
+
+    def toElement(self) -> domish.Element:
+        append = domish.Element((NS_SASLCERT, "append"))
+        append.addElement("name", content=self.name)
+        if not self.canManage:
+            append.addElement("no-cert-management")
+        append.addElement("x509cert", content=base64.b64encode(self.der).decode("ascii"))
+        return append
+
+
+@dataclass(frozen=True)
+class NameRequest:
+    """
+    C{<disable><name/></disable>} or C{<revoke><name/></revoke>}
+    (XEP-0257 §2.3, §2.4).
+    """
+
+    verb: str
+    name: str
+
+    @classmethod
+    def fromElement(cls, element: domish.Element) -> NameRequest:
+        return cls(element.name, _parseName(element))
+
+    def toElement(self) -> domish.Element:
+        request = domish.Element((NS_SASLCERT, self.verb))
+        request.addElement("name", content=self.name)
+        return request
+
+
+@dataclass(frozen=True)
+class CertificateItem:
+    """
+    One C{<item/>} of an C{<items/>} result (XEP-0257 §2.2).
+
+    @ivar resources: resources currently logged in with this certificate by
+        SASL EXTERNAL; rendered as C{<users/>} when there are any.
+    """
+
+    name: str
+    der: bytes
+    resources: tuple[str, ...] = ()
+
+    def toElement(self) -> domish.Element:
+        item = domish.Element((NS_SASLCERT, "item"))
+        item.addElement("name", content=self.name)
+        item.addElement("x509cert", content=base64.b64encode(self.der).decode("ascii"))
+        if self.resources:
+            users = item.addElement("users")
+            for resource in self.resources:
+                users.addElement("resource", content=resource)
+        return item
+
+    @classmethod
+    def fromElement(cls, element: domish.Element) -> CertificateItem:
+        name = _parseName(element)
+        der = base64.b64decode("".join((_childText(element, "x509cert") or "").split()))
+        resources: list[str] = []
+        for users in element.elements(NS_SASLCERT, "users"):
+            resources.extend(str(r) for r in users.elements(NS_SASLCERT, "resource"))
+        return cls(name, der, tuple(resources))
+
+
+def itemsElement(items: list[CertificateItem]) -> domish.Element:
+    result = domish.Element((NS_SASLCERT, "items"))
+    for item in items:
+        result.addChild(item.toElement())
+    return result
+
+
+@dataclass(frozen=True)
+class Requester:
+    """
+    Who sends a request: the account, and how the session logged in.
+
+    @ivar canManage: C{False} when the session logged in with a certificate
+        registered with C{<no-cert-management/>}.
+    """
+
+    account: jid.JID
+    canManage: bool = True
+
+
+class ICertificateManager(Interface):
+    """
+    The backend of L{SASLCertHandler}. Every method returns a Deferred and
+    fails with C{error.StanzaError} to refuse.
+    """
+
+    maxPerAccount = Attribute("How many enabled certificates an account may have (0: no limit).")
+
+    def items(requester):  # type: ignore[no-untyped-def]
+        """
+        @return: Deferred firing with the L{CertificateItem}s of the
+            requester's account that can log in.
+        """
+
+    def append(requester, request):  # type: ignore[no-untyped-def]
+        """
+        Register the certificate of an L{AppendRequest}.
+        """
+
+    def disable(requester, name):  # type: ignore[no-untyped-def]
+        """
+        Stop a certificate from logging in; its sessions stay.
+        """
+
+    def revoke(requester, name):  # type: ignore[no-untyped-def]
+        """
+        Stop a certificate from logging in and close its sessions.
+        """
+
+
+@implementer(ICertificateManager)
+class CertificateManager:
+    """
+    The certificate store and the live sessions behind XEP-0257.
+    """
+
+    def __init__(
+        self,
+        store: Any,
+        sessions: Any,
+        clock: IReactorTime,
+        requireXmppAddr: bool = True,
+        maxPerAccount: int = 0,
+    ) -> None:
+        """
+        @param store: provides L{xmppcert.store.interfaces.ICertificateStore}.
+        @param sessions: the L{xmppcert.sessions.SessionManager}.
+        """
+        self.store = store
+        self.sessions = sessions
+        self.clock = clock
+        self.requireXmppAddr = requireXmppAddr
+        self.maxPerAccount = maxPerAccount
+
+    def _now(self) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(self.clock.seconds(), datetime.UTC)
+
+    @staticmethod
+    def _mayManage(requester: Requester) -> None:
+        if not requester.canManage:
+            raise error.StanzaError(
+                "forbidden", type="auth", text="This session's certificate may not manage certificates"
+            )
+
+    def items(self, requester: Requester) -> defer.Deferred[list[CertificateItem]]:
+        return defer.ensureDeferred(self._items(requester))
+
+    async def _items(self, requester: Requester) -> list[CertificateItem]:
+        stored = await self.store.listCertificates(requester.account.userhost(), states=["enabled"])
+        return [
+            CertificateItem(
+                c.name, c.der, tuple(self.sessions.resourcesWithCertificate(requester.account, c.fingerprint))
+            )
+            for c in stored
+        ]
+
+    def append(self, requester: Requester, request: AppendRequest) -> defer.Deferred[None]:
+        return defer.ensureDeferred(self._append(requester, request))
+
+    def _checkCertificate(self, requester: Requester, request: AppendRequest) -> tuple[str, float]:
+        try:
+            certificate = x509.loadCertificate(request.der)
+        except x509.CertificateError as e:
+            raise _badRequest(f"not an X.509 certificate: {e}") from None
+        facts = x509.certificateFacts(certificate)
+        state = x509.validity(certificate, self._now())
+        if state is not x509.Validity.VALID:
+            raise error.StanzaError("not-acceptable", type="modify", text=f"The certificate is {state.value}")
+        if not facts.clientAuth:
+            raise error.StanzaError(
+                "not-acceptable", type="modify", text="The certificate is not for client authentication"
+            )
+        if facts.xmppAddrError is not None:
+            raise error.StanzaError("not-acceptable", type="modify", text=facts.xmppAddrError)
+        account = requester.account.userhost()
+        if self.requireXmppAddr and not any(a.userhost() == account for a in facts.xmppAddrs):
+            raise error.StanzaError(
+                "not-acceptable", type="modify", text=f"The certificate has no xmppAddr naming {account}"
+            )
+        canonical = certificate.public_bytes(serialization.Encoding.DER)
+        if canonical != request.der:
+            raise _badRequest("trailing or non-canonical data around the certificate")
+        return facts.fingerprint, facts.notAfter.timestamp()
+
+    async def _append(self, requester: Requester, request: AppendRequest) -> None:
+        self._mayManage(requester)
+        fingerprint, notAfter = self._checkCertificate(requester, request)
+        account = requester.account.userhost()
+        existing = await self.store.certificateByFingerprint(fingerprint)
+        if existing is not None and existing.account == account and existing.state == "disabled":
+            # Appending a certificate the user disabled earlier brings it
+            # back: the old record is history, not a conflict.
+            await self.store.removeCertificateByFingerprint(fingerprint)
+        try:
+            await self.store.addCertificate(
+                account, request.name, request.der, fingerprint, notAfter,
+                canManage=request.canManage, maxPerAccount=self.maxPerAccount,
+            )
+        except CertificateExists as e:
+            if e.field == "name":
+                # XEP-0257 §2.1: a name already used MUST be an error.
+                raise error.StanzaError(
+                    "conflict", type="cancel", text=f"A certificate named {request.name!r} exists"
+                ) from None
+            raise error.StanzaError(
+                "conflict", type="cancel", text="This certificate is already registered"
+            ) from None
+        except CertificateLimitReached:
+            raise error.StanzaError(
+                "policy-violation", type="cancel",
+                text=f"An account may have at most {self.maxPerAccount} certificates",
+            ) from None
+        except NoSuchAccount:
+            raise error.StanzaError("forbidden", type="auth") from None
+        log.info(
+            "{account} added certificate {name!r} ({fingerprint})",
+            account=account, name=request.name, fingerprint=fingerprint,
+        )
+
+    async def _enabled(self, requester: Requester, name: str) -> StoredCertificate:
+        stored = await self.store.getCertificate(requester.account.userhost(), name)
+        if stored is None or stored.state != "enabled":
+            # Prosody answers success here; the client must learn the name is wrong.
+            raise error.StanzaError(
+                "item-not-found", type="cancel", text=f"No certificate named {name!r}"
+            )
+        return stored
+
+    def disable(self, requester: Requester, name: str) -> defer.Deferred[None]:
+        return defer.ensureDeferred(self._setState(requester, name, "disabled"))
+
+    def revoke(self, requester: Requester, name: str) -> defer.Deferred[None]:
+        return defer.ensureDeferred(self._setState(requester, name, "revoked"))
+
+    async def _setState(self, requester: Requester, name: str, state: str) -> None:
+        self._mayManage(requester)
+        stored = await self._enabled(requester, name)
+        try:
+            await self.store.setCertificateStateByFingerprint(stored.fingerprint, state)
+        except NoSuchCertificate:
+            raise error.StanzaError("item-not-found", type="cancel") from None
+        log.info(
+            "{account} {verb} certificate {name!r} ({fingerprint})",
+            account=requester.account.userhost(), verb=state, name=name, fingerprint=stored.fingerprint,
+        )
+        if state == "revoked":
+            # XEP-0257 §2.4: close the streams that logged in with it.
+            self.sessions.closeSessionsWithCertificate(stored.fingerprint)
+
+
+@implementer(IDisco)
+class SASLCertHandler(XMPPHandler, IQHandlerMixin):
+    """
+    The XEP-0257 protocol on one bound client stream.
+    """
+
+    iqHandlers = {ITEMS: "_onItems", APPEND: "_onAppend", DISABLE: "_onDisable", REVOKE: "_onRevoke"}
+
+    def __init__(self, manager: ICertificateManager, requester: Requester) -> None:
+        XMPPHandler.__init__(self)
+        self.manager = manager
+        self.requester = requester
+
+    def connectionInitialized(self) -> None:
+        for query in self.iqHandlers:
+            self.xmlstream.addObserver(query, self.handleRequest)
+
+    def _payload(self, iq: domish.Element, name: str) -> domish.Element:
+        return next(c for c in iq.elements(NS_SASLCERT, name))
+
+    def _onItems(self, iq: domish.Element) -> defer.Deferred[domish.Element]:
+        d = self.manager.items(self.requester)
+        d.addCallback(itemsElement)
+        return d
+
+    def _onAppend(self, iq: domish.Element) -> defer.Deferred[None]:
+        return self.manager.append(self.requester, AppendRequest.fromElement(self._payload(iq, "append")))
+
+    def _onDisable(self, iq: domish.Element) -> defer.Deferred[None]:
+        request = NameRequest.fromElement(self._payload(iq, "disable"))
+        return self.manager.disable(self.requester, request.name)
+
+    def _onRevoke(self, iq: domish.Element) -> defer.Deferred[None]:
+        request = NameRequest.fromElement(self._payload(iq, "revoke"))
+        return self.manager.revoke(self.requester, request.name)
+
+    def getDiscoInfo(self, requestor: jid.JID, target: jid.JID | None, nodeIdentifier: str = "") -> list[Any]:
+        """
+        XEP-0257 §4: advertise C{urn:xmpp:saslcert:1}, on the server and on
+        the account.
+        """
+        if nodeIdentifier:
+            return []
+        return [disco.DiscoFeature(NS_SASLCERT)]
+
+    def getDiscoItems(self, requestor: jid.JID, target: jid.JID | None, nodeIdentifier: str = "") -> list[Any]:
+        return []
+
+
+__all__ = [
+    "APPEND",
+    "DISABLE",
+    "ITEMS",
+    "NS_SASLCERT",
+    "REVOKE",
+    "AppendRequest",
+    "CertificateItem",
+    "CertificateManager",
+    "ICertificateManager",
+    "NameRequest",
+    "Requester",
+    "SASLCertHandler",
+    "itemsElement",
+]

@@ -1,0 +1,124 @@
+# -*- test-case-name: tests.test_watch -*-
+"""
+Services that keep the running server in step with the certificate store.
+
+The store is shared: the C{xmppcert cert ...} commands write to it from
+another process, and several server nodes can share one database. A revoke
+made anywhere must end the sessions that logged in with that certificate
+(XEP-0257 section 2.4), so each node polls the store's change counter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application import service
+from twisted.internet import defer, task
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from xmppcert import _log
+
+log = Logger(observer=_log.observer)
+
+#: Seconds between runs of the expired-certificate pruner.
+PRUNE_INTERVAL = 3600.0
+
+
+class RevocationWatcher(service.Service):
+    """
+    Polls C{ICertificateStore.changesSince} and closes the sessions of every
+    certificate revoked since the last look.
+    """
+
+    def __init__(self, store: Any, sessions: Any, clock: IReactorTime, interval: float) -> None:
+        self.store = store
+        self.sessions = sessions
+        self.clock = clock
+        self.interval = interval
+        self.cursor = 0
+        self._loop: task.LoopingCall | None = None
+        self._failing = False
+
+    def startService(self) -> None:
+        service.Service.startService(self)
+        self._loop = task.LoopingCall(self.poll)
+        self._loop.clock = self.clock
+        self._loop.start(self.interval, now=True).addErrback(
+            lambda f: log.failure("Revocation watcher stopped", f)
+        )
+
+    def stopService(self) -> None:
+        service.Service.stopService(self)
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+
+    def poll(self) -> defer.Deferred[None]:
+        d = defer.ensureDeferred(self._poll())
+        d.addErrback(self._pollFailed)
+        return d
+
+    async def _poll(self) -> None:
+        cursor, changed = await self.store.changesSince(self.cursor)
+        first = self.cursor == 0
+        self.cursor = cursor
+        if self._failing:
+            log.info("The certificate store answers again")
+            self._failing = False
+        if first:
+            return
+        for certificate in changed:
+            if certificate.state == "revoked":
+                self.sessions.closeSessionsWithCertificate(certificate.fingerprint)
+
+    def _pollFailed(self, f: Any) -> None:
+        # Keep polling: a locked or briefly unavailable database must not
+        # stop revocations from taking effect later. Say so once.
+        if not self._failing:
+            log.failure("Could not read certificate changes from the store", f)
+            self._failing = True
+
+
+class ExpiredCertificatePruner(service.Service):
+    """
+    Removes certificates that expired more than C{after} seconds ago
+    (XEP-0257 section 2.3: a server MAY remove expired certificates).
+    """
+
+    def __init__(self, store: Any, clock: IReactorTime, after: float, interval: float = PRUNE_INTERVAL) -> None:
+        self.store = store
+        self.clock = clock
+        self.after = after
+        self.interval = interval
+        self._loop: task.LoopingCall | None = None
+
+    def startService(self) -> None:
+        service.Service.startService(self)
+        self._loop = task.LoopingCall(self.prune)
+        self._loop.clock = self.clock
+        self._loop.start(self.interval, now=True).addErrback(
+            lambda f: log.failure("Certificate pruner stopped", f)
+        )
+
+    def stopService(self) -> None:
+        service.Service.stopService(self)
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+
+    def prune(self) -> defer.Deferred[None]:
+        d = defer.ensureDeferred(self._prune())
+        d.addErrback(lambda f: log.failure("Could not prune expired certificates", f))
+        return d
+
+    async def _prune(self) -> None:
+        removed = await self.store.removeExpiredCertificates(self.clock.seconds() - self.after)
+        for certificate in removed:
+            log.info(
+                "Removed certificate {name!r} of {account}: expired more than {days:g} days ago",
+                name=certificate.name,
+                account=certificate.account,
+                days=self.after / 86400,
+            )
+
+
+__all__ = ["PRUNE_INTERVAL", "ExpiredCertificatePruner", "RevocationWatcher"]
