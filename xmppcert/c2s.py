@@ -284,16 +284,25 @@ class ReceivingSASLFeature:
         name = element.getAttribute("mechanism", "")
         self._mechanism = None
         self._mechanismName = name[:40]
+        enabled = self.authenticator.server.config.sasl.mechanisms
         if name not in (self.offered or []):
-            if name == "EXTERNAL" and name in self.authenticator.server.config.sasl.mechanisms:
-                # XEP-0178: EXTERNAL without a usable certificate is a plain
-                # refusal, answered at once.
-                self._fail(SASLFailure("not-authorized", "no usable client certificate"))
+            if name == "EXTERNAL" and name in enabled and self.authenticator.peerChain:
+                # XEP-0178 section 3: a certificate that cannot be mapped is
+                # refused by the mechanism itself (the specific condition,
+                # then the stream is closed), offered or not.
+                pass
+            elif name == "EXTERNAL" and name in enabled:
+                # No certificate at all: a plain refusal, answered at once;
+                # the client may still use another mechanism.
+                self._fail(SASLFailure("not-authorized", "no client certificate was presented"))
+                return
             else:
                 self._fail(SASLFailure("invalid-mechanism"))
-            return
+                return
         factory = self.authenticator.server.registry.get(name)
-        assert factory is not None
+        if factory is None:
+            self._fail(SASLFailure("invalid-mechanism"))
+            return
         try:
             data = self._decode(element, initial=True)
         except SASLFailure as e:

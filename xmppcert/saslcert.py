@@ -322,9 +322,13 @@ class CertificateManager:
                 "conflict", type="cancel", text="This certificate is already registered"
             ) from None
         except CertificateLimitReached:
+            # resource-constraint rather than RFC 6120's policy-violation:
+            # clients with the RFC 3920 condition list (slixmpp among them)
+            # cannot parse the latter and never see the answer.
             raise error.StanzaError(
-                "policy-violation", type="cancel",
-                text=f"An account may have at most {self.maxPerAccount} certificates",
+                "resource-constraint", type="wait",
+                text=f"An account may have at most {self.maxPerAccount} enabled certificates;"
+                " disable or revoke one first",
             ) from None
         except NoSuchAccount:
             raise error.StanzaError("forbidden", type="auth") from None

@@ -212,7 +212,8 @@ def test_appendErrors(server: RunningServer, tmp_path: Path) -> None:
 
 def test_limitPerAccount(server: RunningServer, tmp_path: Path) -> None:
     """
-    Operator option max_per_account: past it, append is policy-violation.
+    Operator option max_per_account: past it, append is resource-constraint
+    (docs/xep-0257.md); a disabled certificate frees its place.
     """
 
     async def run() -> None:
@@ -222,9 +223,12 @@ def test_limitPerAccount(server: RunningServer, tmp_path: Path) -> None:
         for i in range(MAX_PER_ACCOUNT - present):
             await api.add_cert(f"Device {i}", Device(tmp_path, f"d{i}", ["bob@localhost"]).base64, timeout=10)
         extra = Device(tmp_path, "extra", ["bob@localhost"])
-        assert await condition(api.add_cert("One too many", extra.base64, timeout=10)) == "policy-violation"
-        for i in range(MAX_PER_ACCOUNT - present):
+        assert await condition(api.add_cert("One too many", extra.base64, timeout=10)) == "resource-constraint"
+        await api.disable_cert("Device 0", timeout=10)
+        await api.add_cert("One too many", extra.base64, timeout=10)
+        for i in range(1, MAX_PER_ACCOUNT - present):
             await api.disable_cert(f"Device {i}", timeout=10)
+        await api.disable_cert("One too many", timeout=10)
         await logout(bob)
 
     runAsync(run())
