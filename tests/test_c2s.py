@@ -993,3 +993,162 @@ def test_connectionLostUnbinds() -> None:
     assert len(h.sessions) == 0
     assert conn.authenticator.closed.called
     assert conn.authenticator.session is not None and conn.authenticator.session.closed
+
+
+# --- SASL EXTERNAL and the certificate's lifetime -------------------------
+
+
+def certificateHarness(
+    days: int = 30,
+) -> tuple[ServerHarness, Any]:
+    """
+    A harness whose portal checks stored certificates, with one certificate
+    registered to alice, valid from one day ago for C{days} days; the clock
+    is at the present.
+    """
+    import datetime
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from twisted.cred.portal import Portal
+
+    from tests.helpers import resultOf, syncDeferToThread
+    from xmppcert import x509 as certs
+    from xmppcert.cred import (
+        AccountRealm,
+        ScramChecker,
+        StoredCertificateChecker,
+        StoredPasswordChecker,
+    )
+
+    h = harness(sasl={"mechanisms": ["EXTERNAL", *MECHANISMS]})
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    h.clock.advance(now.timestamp())
+    certificate = certs.issueClientCertificate(
+        [ALICE], certs.generateClientKey("ec"), now=now - datetime.timedelta(days=1), days=days
+    )
+    facts = certs.certificateFacts(certificate)
+    resultOf(
+        h.store.addCertificate(
+            ALICE, "Phone", certificate.public_bytes(Encoding.DER), facts.fingerprint, facts.notAfter.timestamp()
+        )
+    )
+    h.server.portal = Portal(
+        AccountRealm(),
+        [
+            ScramChecker(),
+            StoredPasswordChecker(h.store, deferToThread=syncDeferToThread),
+            StoredCertificateChecker(h.store, h.clock, [DOMAIN]),
+        ],
+    )
+    return h, certificate
+
+
+def externalConnection(h: ServerHarness, certificate: Any) -> tuple[ClientConnection, Received]:
+    """
+    A stream whose TLS handshake presented C{certificate}; returns it and
+    the features after STARTTLS.
+    """
+    conn = h.connect()
+    conn.authenticator.peerChain = (certificate,)
+    return conn, conn.startTLS()
+
+
+def test_externalOfferedFirst() -> None:
+    """
+    RFC 6120 §6.3.4, XEP-0178 §3: with a certificate that can log in,
+    EXTERNAL is offered, before the other mechanisms.
+    """
+    h, certificate = certificateHarness()
+    conn, features = externalConnection(h, certificate)
+    assert mechanisms(features) == ["EXTERNAL", *MECHANISMS]
+    answer = conn.auth("EXTERNAL", raw="=")
+    assert answer.only().name == "success", answer.raw
+    conn.header()
+    assert conn.bind("phone").only("iq")["type"] == "result"
+    assert conn.authenticator.account is not None
+    assert conn.authenticator.account.jid.userhost() == ALICE
+
+
+def test_externalUnregisteredTriedAnyway() -> None:
+    """
+    XEP-0178 §3: a presented certificate that cannot be mapped is not
+    offered EXTERNAL; trying it anyway gets not-authorized and the stream
+    is closed.
+    """
+    h, _ = certificateHarness()
+    import datetime
+
+    from xmppcert import x509 as certs
+
+    stranger = certs.issueClientCertificate(
+        [ALICE], certs.generateClientKey("ec"), now=datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
+    )
+    conn, features = externalConnection(h, stranger)
+    assert "EXTERNAL" not in mechanisms(features)
+    answer = conn.auth("EXTERNAL", raw="=")
+    assert saslFailure(answer) == "not-authorized"
+    assert conn.closed
+
+
+def test_externalWithoutCertificate() -> None:
+    """
+    XEP-0178: EXTERNAL with no certificate at all is not-authorized, and the
+    stream stays open so the client can use another mechanism.
+    """
+    h, _ = certificateHarness()
+    conn = tlsConnection(h)
+    answer = conn.auth("EXTERNAL", raw="=")
+    assert saslFailure(answer) == "not-authorized"
+    assert not conn.closed
+    answer = conn.auth("PLAIN", plain())
+    assert answer.only().name == "success", answer.raw
+
+
+def test_certificateExpiryClosesStream() -> None:
+    """
+    RFC 6120 §13.7.2.3 and §4.9.3.16: a stream authenticated with a
+    certificate is closed with reset when the certificate expires, not
+    before.
+    """
+    h, certificate = certificateHarness(days=2)
+    conn, _ = externalConnection(h, certificate)
+    assert conn.auth("EXTERNAL", raw="=").only().name == "success"
+    conn.header()
+    conn.bind("phone")
+    left = certificate.not_valid_after_utc.timestamp() - h.clock.seconds()
+    h.clock.advance(left - 1)
+    assert not conn.closed
+    h.clock.advance(1)
+    assert conn.received().streamError() == "reset"
+    assert conn.closed
+    assert h.sessions.sessionFor(jid.JID(f"{ALICE}/phone")) is None
+
+
+def test_passwordSessionHasNoExpiry() -> None:
+    """
+    RFC 6120 §13.7.2.3 concerns certificate logins only: a password login
+    on a stream that presented a certificate is not closed at its expiry.
+    """
+    h, certificate = certificateHarness(days=2)
+    conn, _ = externalConnection(h, certificate)
+    assert conn.auth("PLAIN", plain()).only().name == "success"
+    conn.header()
+    conn.bind("phone")
+    h.clock.advance(10 * 86400)
+    assert not conn.closed
+    assert conn.authenticator._expiry is None
+
+
+def test_expiryTimerCancelledOnClose() -> None:
+    """
+    A stream that ends before its certificate expires leaves no timer
+    behind.
+    """
+    h, certificate = certificateHarness(days=2)
+    conn, _ = externalConnection(h, certificate)
+    assert conn.auth("EXTERNAL", raw="=").only().name == "success"
+    assert h.clock.getDelayedCalls()
+    conn.send("</stream:stream>")
+    assert conn.closed
+    assert conn.authenticator._expiry is None
+    assert h.clock.getDelayedCalls() == []

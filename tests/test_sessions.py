@@ -506,3 +506,50 @@ def test_priority(text: str, expected: int) -> None:
     manager = makeManager()
     session, _ = available(manager, "alice@example.com/phone", priority=text)
     assert session.priority == expected
+
+
+# --- certificate sessions (XEP-0257) ----------------------------------------
+
+FP_PHONE = "a" * 64
+FP_LAPTOP = "b" * 64
+
+
+def certificateSession(
+    manager: SessionManager, fullJID: str, fingerprint: str | None, mechanism: str = "EXTERNAL"
+) -> tuple[Session, FakeClient]:
+    session, client = bindSession(manager, fullJID)
+    session.info["certificate"] = fingerprint
+    session.info["mechanism"] = mechanism
+    return session, client
+
+
+def test_resourcesWithCertificate() -> None:
+    """
+    XEP-0257 §2.2: <users/> lists the resources of the account logged in
+    with that certificate, sorted; not other certificates, not password
+    logins, not another account's sessions.
+    """
+    manager = makeManager()
+    certificateSession(manager, f"{ALICE}/phone", FP_PHONE)
+    certificateSession(manager, f"{ALICE}/another", FP_PHONE)
+    certificateSession(manager, f"{ALICE}/laptop", FP_LAPTOP)
+    certificateSession(manager, f"{ALICE}/desk", None, mechanism="SCRAM-SHA-256")
+    certificateSession(manager, f"{BOB}/phone", FP_PHONE)
+    assert manager.resourcesWithCertificate(jid.JID(ALICE), FP_PHONE) == ["another", "phone"]
+    assert manager.resourcesWithCertificate(jid.JID(ALICE), FP_LAPTOP) == ["laptop"]
+    assert manager.resourcesWithCertificate(jid.JID(CAROL), FP_PHONE) == []
+
+
+def test_closeSessionsWithCertificate() -> None:
+    """
+    XEP-0257 §2.4 and RFC 6120 §4.9.3.16: revoking a certificate closes
+    exactly the sessions that logged in with it, with a reset stream error.
+    """
+    manager = makeManager()
+    _, phone = certificateSession(manager, f"{ALICE}/phone", FP_PHONE)
+    _, laptop = certificateSession(manager, f"{ALICE}/laptop", FP_LAPTOP)
+    _, desk = certificateSession(manager, f"{ALICE}/desk", None, mechanism="PLAIN")
+    assert manager.closeSessionsWithCertificate(FP_PHONE) == 1
+    assert [e.condition for e in phone.closes] == ["reset"]
+    assert laptop.closes == [] and desk.closes == []
+    assert manager.closeSessionsWithCertificate("c" * 64) == 0

@@ -9,8 +9,10 @@ client certificates), and what only SQLite does.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import sqlite3
+import stat
 import tempfile
 import threading
 from collections.abc import Callable
@@ -1023,6 +1025,27 @@ def test_createsParentDirectory(dbPath: Path) -> None:
     assert not dbPath.parent.exists()
     SQLiteDatabase.open(dbPath).close()
     assert dbPath.is_file()
+
+
+def test_fileModes(dbPath: Path) -> None:
+    """
+    The database (and its WAL files) holds password verifiers: a new one is
+    readable and writable by its owner only, whatever the umask; an
+    existing file keeps the mode its operator gave it.
+    """
+    old = os.umask(0o022)
+    try:
+        database = SQLiteDatabase.open(dbPath)
+        database.addAccount("alice@example.com", [])
+        for suffix in ("", "-wal", "-shm"):
+            path = dbPath.with_name(dbPath.name + suffix)
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        database.close()
+        dbPath.chmod(0o640)
+        SQLiteDatabase.open(dbPath).close()
+        assert stat.S_IMODE(dbPath.stat().st_mode) == 0o640
+    finally:
+        os.umask(old)
 
 
 def test_newerSchemaRefused(dbPath: Path) -> None:

@@ -516,6 +516,7 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
         self.saslFeature = ReceivingSASLFeature(self)
         self.bindFeature = ReceivingBindFeature(self)
         self._timeout: IDelayedCall | None = None
+        self._expiry: IDelayedCall | None = None
         self._keepalive: task.LoopingCall | None = None
         #: Fires when the connection is gone.
         self.closed: defer.Deferred[None] = defer.Deferred()
@@ -559,6 +560,9 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
         if self._timeout is not None and self._timeout.active():
             self._timeout.cancel()
         self._timeout = None
+        if self._expiry is not None and self._expiry.active():
+            self._expiry.cancel()
+        self._expiry = None
         if self._keepalive is not None and self._keepalive.running:
             self._keepalive.stop()
         if self.session is not None:
@@ -574,7 +578,7 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
         """
         if not self.connected:
             return
-        if condition not in ("system-shutdown", "conflict", "connection-timeout"):
+        if condition not in ("system-shutdown", "conflict", "connection-timeout", "reset"):
             log.warn(
                 "Stream error {condition} to {peer}: {text}",
                 condition=condition,
@@ -690,6 +694,21 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
         self.account = account
         self.mechanism = mechanism
         self.state = "bind"
+        if mechanism == "EXTERNAL" and self.peerChain:
+            # RFC 6120 section 13.7.2.3: a stream authenticated by a
+            # certificate lives no longer than the certificate (and the
+            # intermediates presented with it).
+            notAfter = min(c.not_valid_after_utc for c in self.peerChain).timestamp()
+            delay = max(0.0, notAfter - self.server.clock.seconds())
+            self._expiry = self.server.clock.callLater(delay, self._certificateExpired)
+
+    def _certificateExpired(self) -> None:
+        self._expiry = None
+        where = self.session.jid.full() if self.session is not None else _peer(self.xmlstream)
+        log.info("Closing {jid}: its certificate has expired", jid=where)
+        # RFC 6120 section 4.9.3.16: reset is the condition for a
+        # certificate that expired during the life of the stream.
+        self.streamError("reset", "The certificate of this session has expired")
 
     def bound(self, fullJID: jid.JID, request: domish.Element) -> None:
         xs = self.xmlstream

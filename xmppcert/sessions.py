@@ -188,15 +188,17 @@ class SessionManager(service.Service):
 
     def closeSessionsWithCertificate(self, fingerprint: str) -> int:
         """
-        Close every session that logged in with this certificate, with a
-        C{not-authorized} stream error (XEP-0257 section 2.4).
+        Close every session that logged in with this certificate
+        (XEP-0257 section 2.4), with a C{reset} stream error: RFC 6120
+        section 4.9.3.16 names it for a certificate revoked during the life
+        of the stream.
 
         @return: how many were closed.
         """
         doomed = [s for s in self.allSessions() if s.info.get("certificate") == fingerprint]
         for session in doomed:
             log.info("Closing {jid}: its certificate was revoked", jid=session.jid.full())
-            session.close(error.StreamError("not-authorized", text="The certificate of this session was revoked"))
+            session.close(error.StreamError("reset", text="The certificate of this session was revoked"))
         return len(doomed)
 
     # --- routing ----------------------------------------------------------

@@ -23,6 +23,7 @@ fingerprint across the whole table.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -230,6 +231,15 @@ class SQLiteDatabase:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as e:
             raise StoreError(f"cannot create directory {path.parent}: {e.strerror}") from None
+        try:
+            # It holds password verifiers and who may log in: readable by the
+            # server's user only. SQLite gives its -wal and -shm files the
+            # same mode.
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as e:
+            raise StoreError(f"cannot create database {path}: {e.strerror}") from None
         try:
             # isolation_level=None: the sqlite3 module would otherwise start
             # transactions on its own and commit DDL outside them; we begin
