@@ -140,6 +140,10 @@ class FakeTLSTransport(StringTransportWithDisconnection):
         self.tlsStarts: list[Any] = []
         self.aborted = False
         self.lingering = False
+        self.noDelay = False
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        self.noDelay = enabled
 
     def startTLS(self, contextFactory: Any, normal: bool = True) -> None:
         self.tlsStarts.append(contextFactory)

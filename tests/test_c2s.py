@@ -1152,3 +1152,13 @@ def test_expiryTimerCancelledOnClose() -> None:
     assert conn.closed
     assert conn.authenticator._expiry is None
     assert h.clock.getDelayedCalls() == []
+
+
+def test_tcpNoDelay() -> None:
+    """
+    Latency: every client connection turns Nagle's algorithm off, so the
+    features sent after an asynchronous store lookup are not held back.
+    """
+    h = harness()
+    assert h.connect().transport.noDelay is True
+    assert h.connect(directTLS=True).transport.noDelay is True

@@ -532,6 +532,12 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
     def connectionMade(self) -> None:
         xs = self.xmlstream
         xs.clock = self.server.clock
+        setNoDelay = getattr(xs.transport, "setTcpNoDelay", None)
+        if setNoDelay is not None:
+            # Features that wait for the store (EXTERNAL) leave after the
+            # stream header in a second small write; with Nagle's algorithm
+            # it would wait for the client's delayed ACK (tens of ms).
+            setNoDelay(True)
         # Anything sent before the client's header (an error) must still
         # carry our namespace and a domain we serve.
         xs.namespace = NS_CLIENT
