@@ -78,6 +78,20 @@ def _parseName(element: domish.Element) -> str:
         raise _badRequest(str(e)) from None
 
 
+def _parseX509Cert(element: domish.Element) -> bytes:
+    text = _childText(element, "x509cert")
+    if text is None or not text.strip():
+        raise _badRequest("a non-empty <x509cert/> is required")
+    if len(text) > MAX_X509CERT_TEXT:
+        raise _badRequest("the certificate is too large")
+    # The XEP's examples wrap the base64 in whitespace "for presentation".
+    compact = "".join(text.split())
+    try:
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        raise _badRequest("<x509cert/> is not base64") from None
+
+
 @dataclass(frozen=True)
 class AppendRequest:
     """
@@ -98,17 +112,7 @@ class AppendRequest:
         @raise error.StanzaError: C{bad-request} for anything malformed.
         """
         name = _parseName(element)
-        text = _childText(element, "x509cert")
-        if text is None or not text.strip():
-            raise _badRequest("a non-empty <x509cert/> is required")
-        if len(text) > MAX_X509CERT_TEXT:
-            raise _badRequest("the certificate is too large")
-        # The XEP's examples wrap the base64 in whitespace "for presentation".
-        compact = "".join(text.split())
-        try:
-            der = base64.b64decode(compact, validate=True)
-        except (binascii.Error, ValueError):
-            raise _badRequest("<x509cert/> is not base64") from None
+        der = _parseX509Cert(element)
         canManage = not any(True for _ in element.elements(NS_SASLCERT, "no-cert-management"))
         return cls(name, der, canManage)
 
@@ -167,7 +171,7 @@ class CertificateItem:
     @classmethod
     def fromElement(cls, element: domish.Element) -> CertificateItem:
         name = _parseName(element)
-        der = base64.b64decode("".join((_childText(element, "x509cert") or "").split()))
+        der = _parseX509Cert(element)
         resources: list[str] = []
         for users in element.elements(NS_SASLCERT, "users"):
             resources.extend(str(r) for r in users.elements(NS_SASLCERT, "resource"))
