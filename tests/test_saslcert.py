@@ -598,6 +598,25 @@ def test_appendDisabledAgain(canManage: bool) -> None:
     )
 
 
+def test_appendDisabledAgainRefusedKeepsRecord() -> None:
+    """
+    Bad input never loses stored data: appending a disabled certificate
+    again under a name in use (conflict) or past the limit
+    (resource-constraint) is refused and leaves its disabled record as it
+    was.
+    """
+    env = makeEnv(maxPerAccount=2)
+    data = issue()
+    resultOf(append(env, data, "Phone"))
+    resultOf(env.manager.disable(requester(), "Phone"))
+    resultOf(append(env, issue(), "Laptop"))
+    assert refusal(append(env, data, "Laptop")) == ("conflict", "cancel")
+    assert sorted(states(env)) == [("Laptop", "enabled"), ("Phone", "disabled")]
+    resultOf(append(env, issue(), "Tablet"))
+    assert refusal(append(env, data, "Phone")) == ("resource-constraint", "wait")
+    assert sorted(states(env)) == [("Laptop", "enabled"), ("Phone", "disabled"), ("Tablet", "enabled")]
+
+
 def test_appendDisabledOfOtherAccount() -> None:
     """
     XEP-0257 §2.3: only the account that disabled a certificate may bring

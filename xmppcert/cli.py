@@ -201,6 +201,14 @@ def _init(args: argparse.Namespace, out: TextIO) -> None:
     existed = databasePath.exists()
     _openDatabase(config).close()
     print(f"{'kept' if existed else 'created'} database {databasePath}", file=out)
+    if not existed:
+        example = f"alice@{config.domains[0]}"
+        print(
+            f"next: add a user with  xmppcert --config {configPath} user add {example}\n"
+            f"      and a device certificate with  xmppcert --config {configPath} gencert {example} --out alice-phone\n"
+            f"      then  xmppcert --config {configPath} cert add {example} Phone alice-phone.crt",
+            file=out,
+        )
 
 
 def _userAdd(args: argparse.Namespace, out: TextIO) -> None:

@@ -302,6 +302,21 @@ class CertificateManager:
             raise _badRequest("trailing or non-canonical data around the certificate")
         return facts.fingerprint, facts.notAfter.timestamp()
 
+    @staticmethod
+    def _nameTaken(name: str) -> error.StanzaError:
+        # XEP-0257 §2.1: a name already used MUST be an error.
+        return error.StanzaError("conflict", type="cancel", text=f"A certificate named {name!r} exists")
+
+    def _limitReached(self) -> error.StanzaError:
+        # resource-constraint rather than RFC 6120's policy-violation:
+        # clients with the RFC 3920 condition list (slixmpp among them)
+        # cannot parse the latter and never see the answer.
+        return error.StanzaError(
+            "resource-constraint", type="wait",
+            text=f"An account may have at most {self.maxPerAccount} enabled certificates;"
+            " disable or revoke one first",
+        )
+
     async def _append(self, requester: Requester, request: AppendRequest) -> None:
         self._mayManage(requester)
         fingerprint, notAfter = self._checkCertificate(requester, request)
@@ -309,7 +324,17 @@ class CertificateManager:
         existing = await self.store.certificateByFingerprint(fingerprint)
         if existing is not None and existing.account == account and existing.state == "disabled":
             # Appending a certificate the user disabled earlier brings it
-            # back: the old record is history, not a conflict.
+            # back: the old record is history, not a conflict. Check what
+            # would refuse the append first, so a refused request does not
+            # drop that history (the add below still enforces both).
+            # getCertificate returns the enabled one of a name when there is one.
+            named = await self.store.getCertificate(account, request.name)
+            if named is not None and named.state == "enabled":
+                raise self._nameTaken(request.name)
+            if self.maxPerAccount and (
+                len(await self.store.listCertificates(account, states=["enabled"])) >= self.maxPerAccount
+            ):
+                raise self._limitReached()
             await self.store.removeCertificateByFingerprint(fingerprint)
         try:
             await self.store.addCertificate(
@@ -318,22 +343,12 @@ class CertificateManager:
             )
         except CertificateExists as e:
             if e.field == "name":
-                # XEP-0257 §2.1: a name already used MUST be an error.
-                raise error.StanzaError(
-                    "conflict", type="cancel", text=f"A certificate named {request.name!r} exists"
-                ) from None
+                raise self._nameTaken(request.name) from None
             raise error.StanzaError(
                 "conflict", type="cancel", text="This certificate is already registered"
             ) from None
         except CertificateLimitReached:
-            # resource-constraint rather than RFC 6120's policy-violation:
-            # clients with the RFC 3920 condition list (slixmpp among them)
-            # cannot parse the latter and never see the answer.
-            raise error.StanzaError(
-                "resource-constraint", type="wait",
-                text=f"An account may have at most {self.maxPerAccount} enabled certificates;"
-                " disable or revoke one first",
-            ) from None
+            raise self._limitReached() from None
         except NoSuchAccount:
             raise error.StanzaError("forbidden", type="auth") from None
         log.info(
