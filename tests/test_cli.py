@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography import x509 as cx509
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key, pkcs12
 
 from xmppcert import cli, x509
@@ -101,6 +102,10 @@ def test_initCreates(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-de
     assert config.store.sqlite.is_file()
     for word in ["created directory", "wrote configuration", "generated", "created database"]:
         assert word in result.out
+    # Issue: command 1 prints how to add a user (the first time only).
+    assert f"xmppcert --config {directory / 'xmppcert.toml'} user add alice@example.com" in result.out
+    again = run("init", "--data-dir", str(directory))
+    assert "user add" not in again.out
 
 
 def test_initDefaults(tmp_path: Path, run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
@@ -840,3 +845,351 @@ def test_certAddMalformedXmppAddr(tmp_path: Path, dataDir: Path, alice: str, run
                  "--allow-no-xmppaddr")
     assertOneLineError(result, "xmppAddr")
     assert storedCertificates(dataDir, alice) == []
+
+
+# ---------------------------------------------------------------------------
+# cert inspect
+# ---------------------------------------------------------------------------
+
+
+def inspectLines(result: Result) -> dict[str, str]:
+    """
+    The "label: value" lines of cert inspect output, by label; the
+    indented verdict lines under "verdicts".
+    """
+    assert result.code == 0, result.err
+    assert result.err == ""
+    lines: dict[str, str] = {}
+    verdicts = []
+    for line in result.out.splitlines():
+        if line.startswith("  "):
+            verdicts.append(line.strip())
+        else:
+            label, _, value = line.partition(":")
+            lines[label] = value.strip()
+    lines["verdicts"] = "\n".join(verdicts)
+    return lines
+
+
+def setCheckers(dataDir: Path, checkers: list[str], caBundle: str | None = None) -> None:
+    """
+    Edit the configuration init wrote: the certificate checkers and the
+    CA bundle.
+    """
+    configPath = dataDir / "xmppcert.toml"
+    text = configPath.read_text()
+    names = ", ".join(f'"{name}"' for name in checkers)
+    assert 'checkers = ["stored"]' in text
+    text = text.replace('checkers = ["stored"]', f"checkers = [{names}]")
+    if caBundle is not None:
+        assert '# ca_bundle = "ca.pem"' in text
+        text = text.replace('# ca_bundle = "ca.pem"', f'ca_bundle = "{caBundle}"')
+    configPath.write_text(text)
+
+
+def test_certInspectRegistered(tmp_path: Path, dataDir: Path, alice: str, run, fixedNow: datetime.datetime) -> None:  # type: ignore[no-untyped-def]
+    """
+    cert inspect shows the facts of a registered certificate (subject,
+    self-signed issuer, key, fingerprint, validity, client auth, xmppAddrs,
+    registration) and that SASL EXTERNAL would log in with it through the
+    stored checker; exit status 0.
+    """
+    cfg = configArg(dataDir)
+    fp = writeCertificate(tmp_path / "laptop.crt", [alice])
+    assert run(*cfg, "cert", "add", alice, "laptop", str(tmp_path / "laptop.crt")).code == 0
+    lines = inspectLines(run(*cfg, "cert", "inspect", str(tmp_path / "laptop.crt")))
+    assert lines["subject"] == f"CN={alice}"
+    assert lines["issuer"] == f"CN={alice} (self-signed)"
+    assert lines["key"] == "EC P-256"
+    assert lines["fingerprint"] == x509.displayFingerprint(fp)
+    assert lines["valid"] == "2030-06-01 11:55 UTC to 2031-06-01 12:00 UTC (valid now)"
+    assert lines["client auth"] == "yes"
+    assert lines["xmppAddrs"] == alice
+    assert lines["registered"] == f"as 'laptop' for {alice} (enabled, last used never)"
+    assert lines["EXTERNAL"] == f"would log in as {alice} [stored]"
+    assert lines["verdicts"] == f"stored: accepts, as {alice}"
+
+
+def test_certInspectReadOnly(tmp_path: Path, dataDir: Path, alice: str, run, fixedNow: datetime.datetime) -> None:  # type: ignore[no-untyped-def]
+    """
+    cert inspect only explains: it does not record a use of the
+    certificate (XEP-0257 last use) or change anything else.
+    """
+    cfg = configArg(dataDir)
+    writeCertificate(tmp_path / "laptop.crt", [alice])
+    assert run(*cfg, "cert", "add", alice, "laptop", str(tmp_path / "laptop.crt")).code == 0
+    before = storedCertificates(dataDir, alice)
+    assert run(*cfg, "cert", "inspect", str(tmp_path / "laptop.crt")).code == 0
+    assert storedCertificates(dataDir, alice) == before
+    assert before[0].lastUsedAt is None
+
+
+def test_certInspectUnregistered(tmp_path: Path, dataDir: Path, alice: str, run, fixedNow: datetime.datetime) -> None:  # type: ignore[no-untyped-def]
+    """
+    cert inspect of a certificate nobody registered: "registered: no", and
+    EXTERNAL would fail with not-authorized, the reason given; the verdict
+    is the output, so the exit status is 0.
+    """
+    fp = writeCertificate(tmp_path / "stranger.crt", [alice])
+    lines = inspectLines(run(*configArg(dataDir), "cert", "inspect", str(tmp_path / "stranger.crt")))
+    assert lines["fingerprint"] == x509.displayFingerprint(fp)
+    assert lines["xmppAddrs"] == alice
+    assert lines["registered"] == "no"
+    assert lines["EXTERNAL"] == "would FAIL"
+    assert lines["verdicts"] == (
+        "stored: refuses with <not-authorized/>: no account has registered this certificate"
+    )
+
+
+@pytest.mark.parametrize(
+    "shift, shown, reason",
+    [
+        (datetime.timedelta(days=366), "(EXPIRED)", "the certificate is expired"),
+        (-datetime.timedelta(days=1), "(NOT YET VALID)", "the certificate is not-yet-valid"),
+    ],
+    ids=["expired", "not-yet-valid"],
+)
+def test_certInspectOutsideValidity(  # type: ignore[no-untyped-def]
+    tmp_path: Path, dataDir: Path, alice: str, run, fixedNow: datetime.datetime,
+    monkeypatch: pytest.MonkeyPatch, shift: datetime.timedelta, shown: str, reason: str,
+) -> None:
+    """
+    XEP-0257 §3: for a registered certificate outside its validity period
+    (by the CLI's clock), cert inspect marks the validity and says that
+    EXTERNAL would fail, and why.
+    """
+    cfg = configArg(dataDir)
+    writeCertificate(tmp_path / "laptop.crt", [alice])
+    assert run(*cfg, "cert", "add", alice, "laptop", str(tmp_path / "laptop.crt")).code == 0
+    monkeypatch.setattr(cli, "now", lambda: NOW + shift)
+    lines = inspectLines(run(*cfg, "cert", "inspect", str(tmp_path / "laptop.crt")))
+    assert lines["valid"].endswith(shown)
+    assert lines["registered"].startswith(f"as 'laptop' for {alice} (enabled")
+    assert lines["EXTERNAL"] == "would FAIL"
+    assert lines["verdicts"] == f"stored: refuses with <not-authorized/>: {reason}"
+
+
+@pytest.mark.parametrize("command, state", [("disable", "disabled"), ("revoke", "revoked")])
+def test_certInspectDisabledOrRevoked(  # type: ignore[no-untyped-def]
+    tmp_path: Path, dataDir: Path, alice: str, run, fixedNow: datetime.datetime, command: str, state: str,
+) -> None:
+    """
+    XEP-0257 §2.3: cert inspect tells the operator that a disabled or
+    revoked certificate would fail, and which it is (the client is not
+    told).
+    """
+    cfg = configArg(dataDir)
+    writeCertificate(tmp_path / "laptop.crt", [alice])
+    assert run(*cfg, "cert", "add", alice, "laptop", str(tmp_path / "laptop.crt"),
+               "--no-cert-management").code == 0
+    assert run(*cfg, "cert", command, alice, "laptop").code == 0
+    lines = inspectLines(run(*cfg, "cert", "inspect", str(tmp_path / "laptop.crt")))
+    assert lines["registered"] == (
+        f"as 'laptop' for {alice} ({state}, no certificate management, last used never)"
+    )
+    assert lines["EXTERNAL"] == "would FAIL"
+    assert lines["verdicts"] == f"stored: refuses with <not-authorized/>: the certificate is {state}"
+
+
+def test_certInspectAccountOption(tmp_path: Path, dataDir: Path, alice: str, run, fixedNow: datetime.datetime) -> None:  # type: ignore[no-untyped-def]
+    """
+    XEP-0178 §2: cert inspect --account JID answers for a client sending
+    JID as authzid: a certificate naming several JIDs fails without it,
+    logs in as the named account with it, pins a full JID's resource, and
+    cannot act as another account.
+    """
+    cfg = configArg(dataDir)
+    bob = "bob@example.com"
+    assert run(*cfg, "user", "add", bob, "--no-password").code == 0
+    path = str(tmp_path / "both.crt")
+    writeCertificate(tmp_path / "both.crt", [alice, bob])
+    assert run(*cfg, "cert", "add", alice, "both", path).code == 0
+
+    lines = inspectLines(run(*cfg, "cert", "inspect", path))
+    assert lines["xmppAddrs"] == f"{alice}, {bob}"
+    assert lines["EXTERNAL"] == "would FAIL"
+    assert lines["verdicts"] == (
+        "stored: refuses with <invalid-authzid/>: the certificate names several JIDs: send an authzid"
+    )
+
+    lines = inspectLines(run(*cfg, "cert", "inspect", path, "--account", "Alice@Example.com"))
+    assert lines["EXTERNAL"] == f"would log in as {alice} [stored]"
+
+    lines = inspectLines(run(*cfg, "cert", "inspect", path, "--account", f"{alice}/phone"))
+    assert lines["EXTERNAL"] == f"would log in as {alice} (may bind only the resource 'phone') [stored]"
+    assert lines["verdicts"] == f"stored: accepts, as {alice} (may bind only the resource 'phone')"
+
+    lines = inspectLines(run(*cfg, "cert", "inspect", path, "--account", bob))
+    assert lines["EXTERNAL"] == "would FAIL"
+    assert lines["verdicts"] == (
+        f"stored: refuses with <invalid-authzid/>: the certificate is registered to {alice}, not {bob}"
+    )
+
+
+def test_certInspectPinnedCertificate(tmp_path: Path, dataDir: Path, alice: str, run, fixedNow: datetime.datetime) -> None:  # type: ignore[no-untyped-def]
+    """
+    XEP-0257 §3: for a certificate naming a full JID, cert inspect says
+    that the login may bind only that resource.
+    """
+    cfg = configArg(dataDir)
+    writeCertificate(tmp_path / "phone.der", [f"{alice}/phone"], der=True)
+    assert run(*cfg, "cert", "add", alice, "phone", str(tmp_path / "phone.der")).code == 0
+    lines = inspectLines(run(*cfg, "cert", "inspect", str(tmp_path / "phone.der")))
+    assert lines["xmppAddrs"] == f"{alice}/phone"
+    assert lines["EXTERNAL"] == f"would log in as {alice} (may bind only the resource 'phone') [stored]"
+
+
+def test_certInspectNoXmppAddr(tmp_path: Path, dataDir: Path, alice: str, run, fixedNow: datetime.datetime) -> None:  # type: ignore[no-untyped-def]
+    """
+    certificates.require_xmppaddr: cert inspect of a registered certificate
+    naming no JID shows "xmppAddrs: none" and that the setting refuses it.
+    """
+    cfg = configArg(dataDir)
+    writeCertificate(tmp_path / "anon.crt", [])
+    assert run(*cfg, "cert", "add", alice, "anon", str(tmp_path / "anon.crt"),
+               "--allow-no-xmppaddr").code == 0
+    lines = inspectLines(run(*cfg, "cert", "inspect", str(tmp_path / "anon.crt")))
+    assert lines["xmppAddrs"] == "none"
+    assert lines["EXTERNAL"] == "would FAIL"
+    assert "require_xmppaddr is on" in lines["verdicts"]
+    assert lines["verdicts"].startswith("stored: refuses with <not-authorized/>: no id-on-xmppAddr names")
+
+
+def test_certInspectCustomChecker(tmp_path: Path, dataDir: Path, alice: str, run, fixedNow: datetime.datetime) -> None:  # type: ignore[no-untyped-def]
+    """
+    certificates.checkers: cert inspect cannot run a custom checker; it
+    says so and goes on to the next checker.
+    """
+    setCheckers(dataDir, ["company.checkers.makeChecker", "stored"])
+    writeCertificate(tmp_path / "laptop.crt", [alice])
+    cfg = configArg(dataDir)
+    assert run(*cfg, "cert", "add", alice, "laptop", str(tmp_path / "laptop.crt")).code == 0
+    lines = inspectLines(run(*cfg, "cert", "inspect", str(tmp_path / "laptop.crt")))
+    assert lines["EXTERNAL"] == f"would log in as {alice} [stored]"
+    assert lines["verdicts"].splitlines() == [
+        "company.checkers.makeChecker: a custom checker; run a login to see what it decides",
+        f"stored: accepts, as {alice}",
+    ]
+
+
+#: A CA certificate and its key.
+Issuer = tuple[cx509.Certificate, x509.ClientPrivateKey]
+
+
+@pytest.fixture
+def caFiles(tmp_path: Path, dataDir: Path) -> tuple[Issuer, Issuer]:
+    """
+    A root CA written to the data directory as ca.pem, and an intermediate
+    it issued (certificate, key each); the configuration uses the stored
+    then the ca checker with that bundle.
+    """
+    rootKey = x509.generateClientKey()
+    root = x509.issueCACertificate("Test Root", rootKey, now=NOW - datetime.timedelta(days=30))
+    interKey = x509.generateClientKey()
+    inter = x509.issueCACertificate(
+        "Test Intermediate", interKey, now=NOW - datetime.timedelta(days=30),
+        issuerCertificate=root, issuerKey=rootKey,
+    )
+    (dataDir / "ca.pem").write_bytes(x509.certificatePEM(root))
+    setCheckers(dataDir, ["stored", "ca"], caBundle="ca.pem")
+    return (root, rootKey), (inter, interKey)
+
+
+def writeIssued(path: Path, jids: list[str], issuer: Issuer, chain: list[cx509.Certificate]) -> str:
+    """
+    Write a client certificate issued by C{issuer}, followed by the PEM of
+    the certificates in C{chain}; return its fingerprint.
+    """
+    certificate = x509.issueClientCertificate(
+        jids, x509.generateClientKey(), now=NOW,
+        issuerCertificate=issuer[0], issuerKey=issuer[1],
+    )
+    path.write_bytes(b"".join(x509.certificatePEM(c) for c in [certificate, *chain]))
+    return x509.fingerprint(certificate)
+
+
+def test_certInspectCAMode(  # type: ignore[no-untyped-def]
+    tmp_path: Path, dataDir: Path, alice: str, run, fixedNow: datetime.datetime,
+    caFiles: tuple[Issuer, Issuer],
+) -> None:
+    """
+    XEP-0257 §3 (CA mode): cert inspect of a certificate that is not
+    registered but chains (with the intermediate in the file) to the
+    configured CA says that the ca checker would log it in, after the
+    stored checker's refusal.
+    """
+    _, inter = caFiles
+    path = tmp_path / "issued.pem"
+    fp = writeIssued(path, [alice], inter, [inter[0]])
+    lines = inspectLines(run(*configArg(dataDir), "cert", "inspect", str(path)))
+    assert lines["fingerprint"] == x509.displayFingerprint(fp)
+    assert lines["issuer"] == "CN=Test Intermediate"
+    assert lines["registered"] == "no"
+    assert lines["EXTERNAL"] == f"would log in as {alice} [ca]"
+    assert lines["verdicts"].splitlines() == [
+        "stored: refuses with <not-authorized/>: no account has registered this certificate",
+        f"ca: accepts, as {alice}",
+    ]
+
+
+def test_certInspectCAModeRefusals(  # type: ignore[no-untyped-def]
+    tmp_path: Path, dataDir: Path, alice: str, run, fixedNow: datetime.datetime,
+    caFiles: tuple[Issuer, Issuer],
+) -> None:
+    """
+    XEP-0257 §3 (CA mode): cert inspect shows the ca checker refusing a
+    leaf without the intermediate it needs, a self-signed certificate, and
+    a trusted certificate of an account that does not exist.
+    """
+    cfg = configArg(dataDir)
+    _, inter = caFiles
+    writeIssued(tmp_path / "alone.pem", [alice], inter, [])
+    writeCertificate(tmp_path / "self.crt", [alice])
+    writeIssued(tmp_path / "ghost.pem", ["ghost@example.com"], inter, [inter[0]])
+    for name, reason in [
+        ("alone.pem", "not issued by a trusted CA"),
+        ("self.crt", "not issued by a trusted CA"),
+        ("ghost.pem", "there is no account ghost@example.com"),
+    ]:
+        lines = inspectLines(run(*cfg, "cert", "inspect", str(tmp_path / name)))
+        assert lines["EXTERNAL"] == "would FAIL", name
+        ca = lines["verdicts"].splitlines()[1]
+        assert ca.startswith(f"ca: refuses with <not-authorized/>: {reason}"), (name, ca)
+
+
+def test_certInspectCAModeExpired(  # type: ignore[no-untyped-def]
+    tmp_path: Path, dataDir: Path, alice: str, run, fixedNow: datetime.datetime,
+    caFiles: tuple[Issuer, Issuer], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    XEP-0257 §3 (CA mode): the chain is verified at the CLI's clock: once
+    the leaf expired, the ca checker refuses it.
+    """
+    _, inter = caFiles
+    path = tmp_path / "issued.pem"
+    writeIssued(path, [alice], inter, [inter[0]])
+    monkeypatch.setattr(cli, "now", lambda: NOW + datetime.timedelta(days=366))
+    lines = inspectLines(run(*configArg(dataDir), "cert", "inspect", str(path)))
+    assert lines["valid"].endswith("(EXPIRED)")
+    assert lines["EXTERNAL"] == "would FAIL"
+    assert lines["verdicts"].splitlines()[1].startswith("ca: refuses with <not-authorized/>:")
+
+
+def test_certInspectErrors(tmp_path: Path, dataDir: Path, alice: str, run) -> None:  # type: ignore[no-untyped-def]
+    """
+    cert inspect fails with exit status 1 and one error line for a missing
+    file, a file that is no certificate, and an --account that is not a
+    JID; with status 2 (usage) without FILE.
+    """
+    cfg = configArg(dataDir)
+    (tmp_path / "junk.crt").write_bytes(b"not a certificate")
+    writeCertificate(tmp_path / "c.crt", [alice])
+    assertOneLineError(run(*cfg, "cert", "inspect", str(tmp_path / "missing.crt")),
+                       "cannot read", "missing.crt")
+    assertOneLineError(run(*cfg, "cert", "inspect", str(tmp_path / "junk.crt")),
+                       "not a valid X.509 certificate")
+    assertOneLineError(run(*cfg, "cert", "inspect", str(tmp_path / "c.crt"), "--account", "a@b@c"),
+                       "a@b@c")
+    result = run(*cfg, "cert", "inspect")
+    assert result.code == 2
+    assert result.out == ""

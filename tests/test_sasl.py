@@ -1,23 +1,36 @@
 """
 Tests for L{xmppcert.sasl}: the mechanism registry, the mapping of SASL
-identities to accounts, and the PLAIN and SCRAM mechanisms on their own
-(the stream side is in test_c2s).
+identities to accounts, and the PLAIN, SCRAM and EXTERNAL mechanisms on
+their own (the stream side is in test_c2s).
 """
 
 from __future__ import annotations
 
+import datetime
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from cryptography import x509 as cx509
 from scramp import ScramClient
 from twisted.cred import error as credError
+from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.portal import Portal
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.words.protocols.jabber import jid
+from zope.interface import implementer
 from zope.interface.verify import verifyClass, verifyObject
 
-from tests.helpers import ALICE, DOMAIN, PASSWORD, addAccount, failureOf, makePortal, resultOf
-from xmppcert.cred import Account, SASLAuthFailure
+from tests.helpers import ALICE, BOB, DOMAIN, PASSWORD, addAccount, failureOf, makePortal, resultOf
+from xmppcert import x509
+from xmppcert.cred import (
+    Account,
+    ClientCertificate,
+    IClientCertificate,
+    SASLAuthFailure,
+    StoredCertificateChecker,
+)
 from xmppcert.sasl import (
     CONDITIONS,
     Challenge,
@@ -31,6 +44,7 @@ from xmppcert.sasl import (
     defaultRegistry,
     login,
 )
+from xmppcert.sasl.external import MAX_AUTHZID, External
 from xmppcert.sasl.plain import Plain
 from xmppcert.sasl.scram import ScramSHA1, ScramSHA256, _parseClientFirst, _unescapeSaslname
 from xmppcert.testing import InMemoryAccountStore
@@ -519,3 +533,349 @@ def test_scramBadNonce() -> None:
     malformed-request.
     """
     assert condition(ScramSHA256(makeContext()).start(b"n,,n=alice")) == "malformed-request"
+
+
+# --- EXTERNAL -------------------------------------------------------------
+
+#: The fixed "now" of the EXTERNAL tests.
+NOW = datetime.datetime(2030, 6, 1, 12, 0, tzinfo=datetime.UTC)
+
+CLIENT_KEY = x509.generateClientKey()
+
+
+def clientCertificate(jids: Sequence[str], **kwargs: Any) -> cx509.Certificate:
+    """
+    A self-signed client certificate naming C{jids}, issued at NOW.
+    """
+    return x509.issueClientCertificate(jids, CLIENT_KEY, now=NOW, **kwargs)
+
+
+@implementer(ICredentialsChecker)
+class RecordingCertificateChecker:
+    """
+    A certificate checker without couldAccept that accepts everything as
+    C{answer} and records the credentials it saw.
+    """
+
+    credentialInterfaces = (IClientCertificate,)
+
+    def __init__(self, answer: Any = b"alice@example.com") -> None:
+        self.answer = answer
+        self.seen: list[ClientCertificate] = []
+
+    def requestAvatarId(self, credentials: ClientCertificate) -> defer.Deferred[Any]:
+        self.seen.append(credentials)
+        return defer.succeed(self.answer)
+
+
+class DecidingCertificateChecker(RecordingCertificateChecker):
+    """
+    A certificate checker whose couldAccept answers C{could}.
+    """
+
+    def __init__(self, could: bool) -> None:
+        super().__init__()
+        self.could = could
+        self.asked: list[ClientCertificate] = []
+
+    async def couldAccept(self, credentials: ClientCertificate) -> bool:
+        self.asked.append(credentials)
+        return self.could
+
+
+@dataclass
+class ExternalSetup:
+    context: MechanismContext
+    store: InMemoryAccountStore
+    clock: task.Clock
+
+
+def externalContext(
+    chain: Sequence[cx509.Certificate] = (),
+    *,
+    secure: bool = True,
+    checker: Any = None,
+    stored: bool = False,
+) -> ExternalSetup:
+    """
+    A context for EXTERNAL with the peer chain C{chain}, over a store with
+    alice and bob, at NOW. The portal has C{checker} for client
+    certificates, or with C{stored} the real StoredCertificateChecker, or
+    no certificate checker at all.
+    """
+    clock = task.Clock()
+    clock.advance(NOW.timestamp())
+    store = InMemoryAccountStore(clock=clock.seconds)
+    addAccount(store, ALICE)
+    addAccount(store, BOB)
+    portal = makePortal(store)
+    if stored:
+        checker = StoredCertificateChecker(store, clock, [DOMAIN])
+    if checker is not None:
+        portal.registerChecker(checker)
+    context = MechanismContext(
+        portal=portal,
+        store=store,
+        domain=DOMAIN,
+        secure=secure,
+        peerAddress="192.0.2.7:40000",
+        peerChain=tuple(chain),
+    )
+    return ExternalSetup(context, store, clock)
+
+
+def registerCertificate(store: InMemoryAccountStore, certificate: cx509.Certificate, account: str = ALICE) -> None:
+    resultOf(
+        store.addCertificate(
+            account,
+            "laptop",
+            b"",
+            x509.fingerprint(certificate),
+            certificate.not_valid_after_utc.timestamp(),
+        )
+    )
+
+
+def externalFailure(d: object) -> SASLFailure:
+    value = failureOf(d, SASLFailure).value
+    assert isinstance(value, SASLFailure)
+    return value
+
+
+def test_externalInterface() -> None:
+    """
+    RFC 4422 appendix A: External provides ISASLServerMechanism under the
+    name EXTERNAL, and is the shipped mechanism of highest priority.
+    """
+    assert verifyClass(ISASLServerMechanism, External)
+    assert verifyObject(ISASLServerMechanism, External(externalContext().context))
+    assert External.name == "EXTERNAL"
+    assert defaultRegistry().names()[0] == "EXTERNAL"
+    assert defaultRegistry().get("EXTERNAL") is External
+
+
+def test_externalAvailableWithCertificate() -> None:
+    """
+    RFC 6120 §6.3.4: EXTERNAL is available on a TLS stream with a client
+    certificate when the certificate checker has no couldAccept (it cannot
+    tell in advance).
+    """
+    setup = externalContext([clientCertificate([ALICE])], checker=RecordingCertificateChecker())
+    assert resultOf(External.isAvailable(setup.context)) is True
+
+
+@pytest.mark.parametrize("could", [True, False])
+def test_externalAvailableAsksChecker(could: bool) -> None:
+    """
+    RFC 6120 §6.3.4: the checker's couldAccept decides, asked with the
+    peer chain, no authzid and the stream's domain; no login happens.
+    """
+    leaf = clientCertificate([ALICE])
+    checker = DecidingCertificateChecker(could)
+    setup = externalContext([leaf], checker=checker)
+    assert resultOf(External.isAvailable(setup.context)) is could
+    assert checker.asked == [ClientCertificate((leaf,), None, DOMAIN)]
+    assert checker.seen == []
+
+
+@pytest.mark.parametrize(
+    "withChain, secure, withChecker",
+    [(False, True, True), (True, False, True), (True, True, False)],
+    ids=["no-certificate", "no-tls", "no-certificate-checker"],
+)
+def test_externalNotAvailable(withChain: bool, secure: bool, withChecker: bool) -> None:
+    """
+    RFC 6120 §6.3.4 / XEP-0178 §2: EXTERNAL is not offered without a client
+    certificate, without TLS, or when no checker handles certificates.
+    """
+    chain = [clientCertificate([ALICE])] if withChain else []
+    checker = DecidingCertificateChecker(True) if withChecker else None
+    setup = externalContext(chain, secure=secure, checker=checker)
+    assert resultOf(External.isAvailable(setup.context)) is False
+    if checker is not None:
+        assert checker.asked == []
+
+
+def test_externalAvailableStoredChecker() -> None:
+    """
+    RFC 6120 §6.3.4 / XEP-0257 §3: with the stored checker, EXTERNAL is
+    offered for a registered certificate and not for an unregistered one.
+    """
+    registered = clientCertificate([ALICE])
+    setup = externalContext([registered], stored=True)
+    registerCertificate(setup.store, registered)
+    assert resultOf(External.isAvailable(setup.context)) is True
+    stranger = externalContext([clientCertificate([ALICE])], stored=True)
+    assert resultOf(External.isAvailable(stranger.context)) is False
+
+
+def test_externalOfferedFirst() -> None:
+    """
+    RFC 6120 §6.3.4: when EXTERNAL is offered it comes first, whatever its
+    place in the configured order; the others keep the configured order.
+    """
+    setup = externalContext([clientCertificate([ALICE])], checker=DecidingCertificateChecker(True))
+    registry = defaultRegistry()
+    enabled = ["SCRAM-SHA-1", "PLAIN", "EXTERNAL", "SCRAM-SHA-256"]
+    assert offeredNames(registry, enabled, setup.context) == [
+        "EXTERNAL", "SCRAM-SHA-1", "PLAIN", "SCRAM-SHA-256",
+    ]
+    assert offeredNames(registry, ["PLAIN", "SCRAM-SHA-256"], setup.context) == ["PLAIN", "SCRAM-SHA-256"]
+
+
+def test_externalNotOfferedWhenUnavailable() -> None:
+    """
+    RFC 6120 §6.3.4: EXTERNAL enabled but unavailable (the checker could
+    not accept the certificate) is left out; the rest is offered as
+    configured.
+    """
+    setup = externalContext([clientCertificate([ALICE])], checker=DecidingCertificateChecker(False))
+    enabled = ["SCRAM-SHA-256", "EXTERNAL", "PLAIN"]
+    assert offeredNames(defaultRegistry(), enabled, setup.context) == ["SCRAM-SHA-256", "PLAIN"]
+
+
+def test_externalNoInitialResponse() -> None:
+    """
+    RFC 4422 appendix A.1 / RFC 6120 §6.4.2: without an initial response
+    EXTERNAL sends an empty challenge; the response then carries the
+    authzid (here empty: the certificate's identity).
+    """
+    leaf = clientCertificate([ALICE])
+    checker = RecordingCertificateChecker()
+    mechanism = External(externalContext([leaf], checker=checker).context)
+    assert resultOf(mechanism.start(None)) == Challenge(b"")
+    assert checker.seen == []
+    result = resultOf(mechanism.step(b""))
+    assert isinstance(result, Success)
+    assert result.account.jid == jid.JID(ALICE)
+    assert checker.seen == [ClientCertificate((leaf,), None, DOMAIN)]
+
+
+def test_externalAuthzidAfterChallenge() -> None:
+    """
+    RFC 4422 appendix A.1: the response to the empty challenge is the
+    authzid, passed on to the checker as text.
+    """
+    leaf = clientCertificate([ALICE])
+    checker = RecordingCertificateChecker(b"alice@example.com/phone")
+    mechanism = External(externalContext([leaf], checker=checker).context)
+    assert resultOf(mechanism.start(None)) == Challenge(b"")
+    result = resultOf(mechanism.step(b"alice@example.com/phone"))
+    assert isinstance(result, Success)
+    assert (result.account.jid, result.account.resource) == (jid.JID(ALICE), "phone")
+    assert [c.authzid for c in checker.seen] == ["alice@example.com/phone"]
+
+
+def test_externalEmptyInitialResponse() -> None:
+    """
+    RFC 6120 §6.4.2: an initial response of "=" (empty, b"" here) means no
+    authzid: the login proceeds at once, with no challenge.
+    """
+    leaf = clientCertificate([ALICE])
+    checker = RecordingCertificateChecker()
+    result = resultOf(External(externalContext([leaf], checker=checker).context).start(b""))
+    assert isinstance(result, Success)
+    assert [c.authzid for c in checker.seen] == [None]
+
+
+def test_externalInitialResponseAuthzid() -> None:
+    """
+    RFC 4422 appendix A.1: an initial response is the authzid, UTF-8
+    decoded, with the peer chain and the stream's domain.
+    """
+    leaf = clientCertificate([ALICE])
+    other = clientCertificate([BOB])
+    checker = RecordingCertificateChecker()
+    setup = externalContext([leaf, other], checker=checker)
+    result = resultOf(External(setup.context).start("älice@example.com".encode()))
+    assert isinstance(result, Success)
+    assert checker.seen == [ClientCertificate((leaf, other), "älice@example.com", DOMAIN)]
+
+
+@pytest.mark.parametrize(
+    "response",
+    [b"a" * (MAX_AUTHZID + 1), b"\xff", b"alice@example.com\xc3(", b"\xc3"],
+    ids=["oversized", "invalid-byte", "invalid-sequence", "truncated"],
+)
+def test_externalMalformedAuthzid(response: bytes) -> None:
+    """
+    RFC 6120 §6.5.8: an authzid longer than a JID can be (3071 octets,
+    RFC 7622) or that is not UTF-8 is malformed-request, the stream is
+    closed, and no checker is asked.
+    """
+    checker = RecordingCertificateChecker()
+    mechanism = External(externalContext([clientCertificate([ALICE])], checker=checker).context)
+    failure = externalFailure(mechanism.start(response))
+    assert (failure.condition, failure.closeStream) == ("malformed-request", True)
+    mechanism = External(externalContext([clientCertificate([ALICE])], checker=checker).context)
+    resultOf(mechanism.start(None))
+    failure = externalFailure(mechanism.step(response))
+    assert (failure.condition, failure.closeStream) == ("malformed-request", True)
+    assert checker.seen == []
+
+
+def test_externalLongestAuthzid() -> None:
+    """
+    RFC 7622 §3: an authzid of exactly 3071 octets is not malformed; it
+    goes to the checker.
+    """
+    assert MAX_AUTHZID == 3071
+    checker = RecordingCertificateChecker()
+    mechanism = External(externalContext([clientCertificate([ALICE])], checker=checker).context)
+    resultOf(mechanism.start(b"a" * MAX_AUTHZID))
+    assert [len(c.authzid or "") for c in checker.seen] == [MAX_AUTHZID]
+
+
+def test_externalNoPeerChain() -> None:
+    """
+    XEP-0178 §2: EXTERNAL without a client certificate is not-authorized at
+    once, without asking a checker; the stream stays open so that the
+    client may try another mechanism (RFC 6120 §6.4.5).
+    """
+    checker = RecordingCertificateChecker()
+    mechanism = External(externalContext([], checker=checker).context)
+    failure = externalFailure(mechanism.start(b""))
+    assert (failure.condition, failure.closeStream) == ("not-authorized", False)
+    assert checker.seen == []
+
+
+def test_externalSuccessStoredCertificate() -> None:
+    """
+    XEP-0178 §2 / XEP-0257 §3: a registered certificate logs in through the
+    portal; the Success carries the account with its certificate
+    fingerprint and no additional data.
+    """
+    leaf = clientCertificate([ALICE])
+    setup = externalContext([leaf], stored=True)
+    registerCertificate(setup.store, leaf)
+    result = resultOf(External(setup.context).start(b""))
+    assert isinstance(result, Success)
+    assert isinstance(result.account, Account)
+    assert result.account.jid == jid.JID(ALICE)
+    assert result.account.resource is None
+    assert result.account.certificateFingerprint == x509.fingerprint(leaf)
+    assert result.additionalData is None
+    assert setup.store.certificates[x509.fingerprint(leaf)].lastUsedAt == NOW.timestamp()
+
+
+@pytest.mark.parametrize(
+    "jids, registered, authzid, condition",
+    [
+        ([ALICE], False, b"", "not-authorized"),
+        ([ALICE, BOB], True, b"", "invalid-authzid"),
+        ([ALICE], True, b"bob@example.com", "invalid-authzid"),
+        ([ALICE], True, b"alice@other.example", "invalid-authzid"),
+    ],
+    ids=["unregistered", "several-jids", "authzid-not-named", "authzid-unserved-domain"],
+)
+def test_externalRefusedClosesStream(jids: list[str], registered: bool, authzid: bytes, condition: str) -> None:
+    """
+    XEP-0178 §2: a checker's refusal reaches the client with its condition,
+    and the stream is closed.
+    """
+    leaf = clientCertificate(jids)
+    setup = externalContext([leaf], stored=True)
+    if registered:
+        registerCertificate(setup.store, leaf)
+    failure = externalFailure(External(setup.context).start(authzid))
+    assert (failure.condition, failure.closeStream) == (condition, True)
