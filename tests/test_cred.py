@@ -589,16 +589,6 @@ def test_selectAuthzidPinsResource() -> None:
     assert (chosen.userhost(), chosen.resource) == (ALICE, "tablet")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: selectIdentity pins the resource of the first matching xmppAddr "
-        "(matches[0].resource), so when a certificate names both "
-        "alice@example.com/phone and alice@example.com (in that order) an authzid "
-        "alice@example.com is pinned to 'phone'; naming the bare JID too allows "
-        "every resource, and the outcome must not depend on the subjectAltName order"
-    ),
-)
 def test_selectBareAddrWinsOverPinned() -> None:
     """
     XEP-0257 §3: a certificate that names the bare JID as well as a full JID
@@ -608,6 +598,19 @@ def test_selectBareAddrWinsOverPinned() -> None:
     for order in [("alice@example.com/phone", ALICE), (ALICE, "alice@example.com/phone")]:
         chosen = selectIdentity(jids(*order), ALICE, DOMAINS)
         assert chosen.resource is None, order
+
+
+def test_selectSeveralPinnedResources() -> None:
+    """
+    XEP-0257 §3 with XEP-0178 §2: a certificate naming two full JIDs of the
+    account and no bare JID needs a full-JID authzid to pick one; a bare
+    authzid is invalid-authzid (closing the stream), never an arbitrary pick.
+    """
+    addrs = jids("alice@example.com/phone", "alice@example.com/tablet")
+    failure = selectRefusal(addrs, ALICE)
+    assert (failure.condition, failure.closeStream) == ("invalid-authzid", True)
+    assert selectIdentity(addrs, "alice@example.com/tablet", DOMAINS).resource == "tablet"
+    assert selectIdentity(jids("alice@example.com/phone"), ALICE, DOMAINS).resource == "phone"
 
 
 def test_selectMappedAccount() -> None:
@@ -817,19 +820,6 @@ def test_storedRequireXmppAddrOff() -> None:
     assert (failure.condition, failure.closeStream) == ("invalid-authzid", True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: with certificates.require_xmppaddr off, a registered certificate whose "
-        "xmppAddrs name only another JID (registered with cert add --allow-no-xmppaddr) "
-        "can never log in: selectIdentity prefers the certificate's JIDs over the "
-        "registered account, so checkStoredCertificate answers invalid-authzid without "
-        "an authzid ('registered to alice@example.com, not bob@example.com') and with "
-        "authzid alice@example.com ('does not name the authzid'); CertificatesConfig "
-        "says require_xmppaddr alone decides whether a stored certificate must name its "
-        "account, and cert add tells the user it 'cannot log in until that is turned off'"
-    ),
-)
 def test_storedRequireXmppAddrOffOtherJID() -> None:
     """
     certificates.require_xmppaddr off: a registered certificate that does
@@ -1456,18 +1446,6 @@ def test_loadBadName(tmp_path: Path, name: str, fragment: str) -> None:
     assert "certificates.checkers" in message and repr(name) in message and fragment in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: loadCertificateCheckers documents '@raise ValueError: a name cannot be "
-        "loaded or does not give a checker', but a dotted name of something that is "
-        "not a factory taking config=, store=, clock= (a module such as "
-        "'xmppcert.cred', a constant, 'builtins.object') passes config validation "
-        "(_isDottedName) and then raises TypeError from factory(config=..., store=..., "
-        "clock=...), so the server start fails with a traceback instead of a "
-        "'certificates.checkers: ...' error"
-    ),
-)
 @pytest.mark.parametrize(
     "name", ["xmppcert.cred", "xmppcert.cred.FAKE_CREDENTIAL_SECRET", "tests.test_cred.noKeywordsFactory"]
 )

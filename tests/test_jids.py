@@ -228,16 +228,6 @@ def test_parseMessageNamesInput() -> None:
     assert "'alice@a..b'" in str(malformed("alice@a..b"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: parseJID('@example.com') returns the domain JID example.com (and "
-        "'@example.com/r' returns example.com/r): Twisted's jid.parse turns an "
-        "empty localpart into None, and parseJID does not check that the '@' "
-        "separator has a localpart before it; RFC 7622 §3.3.1 forbids a "
-        "zero-length localpart"
-    ),
-)
 @pytest.mark.parametrize("text", ["@example.com", "@example.com/phone"])
 def test_parseEmptyLocalpart(text: str) -> None:
     """
@@ -246,16 +236,6 @@ def test_parseEmptyLocalpart(text: str) -> None:
     malformed(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a localpart that nodeprep maps to nothing ('\\u00ad@example.com') "
-        "is accepted: parseJID returns a JID whose user is '' (not None), which "
-        "full()/userhost() print as the bare domain; parseJID only checks the "
-        "resourcepart for emptiness after preparation (RFC 7622 §3.3.1: the "
-        "localpart MUST NOT be zero octets)"
-    ),
-)
 def test_parseLocalpartEmptyAfterPreparation() -> None:
     """
     RFC 7622 §3.3.1: a localpart that preparation maps to nothing is empty,
@@ -264,16 +244,6 @@ def test_parseLocalpartEmptyAfterPreparation() -> None:
     malformed("\u00ad@example.com")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a domainpart label longer than 63 octets ('alice@' + 64 * 'x' + "
-        "'.com') is accepted; Twisted's nameprep checks characters and hyphens "
-        "only, and parseJID adds just the 1023-octet limit of the whole part "
-        "(RFC 7622 §3.2 requires NR-LDH labels or U-labels, at most 63 octets "
-        "per RFC 5890 §2.3.1 / RFC 1035 §2.3.4)"
-    ),
-)
 def test_parseOverlongLabel() -> None:
     """
     RFC 7622 §3.2 / RFC 5890 §2.3.1: a domain label has at most 63 octets.
@@ -282,16 +252,6 @@ def test_parseOverlongLabel() -> None:
     malformed("alice@" + "x" * 64 + ".com")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a trailing dot in the domainpart is kept ('alice@example.com.' "
-        "parses to host 'example.com.'), so it differs from alice@example.com "
-        "in every comparison (served domains, authzid, certificate xmppAddrs); "
-        "RFC 7622 §3.2 says the final dot MUST be stripped before the JID is "
-        "compared or used"
-    ),
-)
 def test_parseTrailingDot() -> None:
     """
     RFC 7622 §3.2: a final '.' of the domainpart is stripped before
@@ -371,14 +331,6 @@ def test_makeInvalid(parts: tuple[str | None, str, str | None]) -> None:
     assert str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: makeJID('\\u00ad', 'example.com', None) returns a JID whose user is "
-        "'' (nodeprep maps the soft hyphen to nothing); makeJID refuses a resource "
-        "that preparation empties but not a localpart (RFC 7622 §3.3.1)"
-    ),
-)
 def test_makeLocalpartEmptyAfterPreparation() -> None:
     """
     RFC 7622 §3.3.1: a localpart that preparation maps to nothing is

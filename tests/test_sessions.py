@@ -553,3 +553,7 @@ def test_closeSessionsWithCertificate() -> None:
     assert [e.condition for e in phone.closes] == ["reset"]
     assert laptop.closes == [] and desk.closes == []
     assert manager.closeSessionsWithCertificate("c" * 64) == 0
+    # A session already closing is not closed (or logged) twice, e.g. when
+    # the revocation watcher sees a revocation this node acted on.
+    assert manager.closeSessionsWithCertificate(FP_PHONE) == 0
+    assert [e.condition for e in phone.closes] == ["reset"]

@@ -319,7 +319,17 @@ def selectIdentity(
                 raise SASLAuthFailure(
                     "invalid-authzid", "the certificate does not name the authzid", closeStream=True
                 )
-            resource = wanted.resource or matches[0].resource
+            resource = wanted.resource
+            if resource is None and all(m.resource is not None for m in matches):
+                # Only full JIDs of the account: the login is pinned, which
+                # must not depend on the order of the subjectAltNames.
+                pinned = {m.resource for m in matches}
+                if len(pinned) > 1:
+                    raise SASLAuthFailure(
+                        "invalid-authzid", "the certificate names several resources: send a full JID",
+                        closeStream=True,
+                    )
+                resource = pinned.pop()
             chosen = jidmod.JID(tuple=(wanted.user, wanted.host, resource))
         elif len(addrs) > 1:
             # XEP-0178 section 2: several identities and no authzid.
@@ -375,6 +385,10 @@ def checkStoredCertificate(
             "not-authorized", "the certificate does not name its account", closeStream=True,
             detail=f"no id-on-xmppAddr names {account.userhost()} (certificates.require_xmppaddr is on)",
         )
+    if not requireXmppAddr and not any(a.userhost() == account.userhost() for a in addrs):
+        # The registration alone names the account; JIDs of others in the
+        # certificate say nothing about this login.
+        addrs = []
     chosen = selectIdentity(addrs, authzid, domains, mappedAccount=account)
     if chosen.userhost() != account.userhost():
         raise SASLAuthFailure(
@@ -592,7 +606,14 @@ def loadCertificateCheckers(
                 factory = namedAny(name)
             except (ImportError, AttributeError, ValueError) as e:
                 raise ValueError(f"certificates.checkers: cannot load {name!r}: {e}") from None
-            checker = factory(config=config, store=store, clock=clock)
+            if not callable(factory):
+                raise ValueError(f"certificates.checkers: {name!r} is not a checker factory")
+            try:
+                checker = factory(config=config, store=store, clock=clock)
+            except TypeError as e:
+                raise ValueError(
+                    f"certificates.checkers: {name!r} must accept config=, store=, clock=: {e}"
+                ) from None
             if not checkers.ICredentialsChecker.providedBy(checker) or IClientCertificate not in tuple(
                 checker.credentialInterfaces
             ):

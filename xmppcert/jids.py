@@ -18,9 +18,38 @@ from twisted.words.protocols.jabber import jid
 MAX_PART_OCTETS = 1023
 
 
+def _checkParts(parsed: jid.JID, hasLocal: bool, hasResource: bool, what: str) -> jid.JID:
+    """
+    The RFC 7622 rules Twisted's preparation leaves out; returns the JID
+    with a final dot of the domainpart stripped.
+    """
+    if hasLocal and not parsed.user:
+        # RFC 7622 section 3.3.1, also after preparation (U+00AD maps to nothing).
+        raise jid.InvalidFormat(f"{what} has an empty localpart")
+    if hasResource and not parsed.resource:
+        raise jid.InvalidFormat(f"{what} has an empty resourcepart")
+    host = parsed.host
+    if host.endswith("."):
+        # RFC 7622 section 3.2: the final dot MUST be stripped before use.
+        host = host[:-1]
+        if not host or host.endswith("."):
+            raise jid.InvalidFormat(f"{what} has an empty domain label")
+        parsed = jid.internJID(jid.JID(tuple=(parsed.user, host, parsed.resource)).full())
+    for part in (parsed.user or "", parsed.host, parsed.resource or ""):
+        if len(part.encode("utf-8")) > MAX_PART_OCTETS:
+            raise jid.InvalidFormat(f"{what} has a part longer than {MAX_PART_OCTETS} octets")
+    for label in host.split("."):
+        try:
+            # RFC 5890 section 2.3.1: at most 63 octets in the A-label form.
+            label.encode("idna")
+        except UnicodeError:
+            raise jid.InvalidFormat(f"{what} has a domain label longer than 63 octets") from None
+    return parsed
+
+
 def parseJID(text: str) -> jid.JID:
     """
-    @return: the prepared JID.
+    @return: the prepared JID, a final dot of its domainpart stripped.
     @raise jid.InvalidFormat: C{text} is not a valid JID; the message says why.
     """
     if not text:
@@ -34,18 +63,19 @@ def parseJID(text: str) -> jid.JID:
         raise jid.InvalidFormat(f"{text!r} is not a valid JID: {e}") from None
     except (UnicodeError, ValueError, IndexError, RuntimeError):
         raise jid.InvalidFormat(f"{text!r} is not a valid JID") from None
-    for part in (parsed.user or "", parsed.host, parsed.resource or ""):
-        if len(part.encode("utf-8")) > MAX_PART_OCTETS:
-            raise jid.InvalidFormat(f"{text!r} has a part longer than {MAX_PART_OCTETS} octets")
-    if parsed.resource is not None and not parsed.resource:
-        raise jid.InvalidFormat(f"{text!r} has an empty resourcepart")
-    return parsed
+    bare, slash, _ = text.partition("/")
+    try:
+        return _checkParts(parsed, "@" in bare, bool(slash), repr(text))
+    except (UnicodeError, ValueError, IndexError, RuntimeError) as e:
+        if isinstance(e, jid.InvalidFormat):
+            raise
+        raise jid.InvalidFormat(f"{text!r} is not a valid JID") from None
 
 
 def makeJID(user: str | None, host: str, resource: str | None) -> jid.JID:
     """
-    Build a JID from parts, with the same checks as L{parseJID} (a resource
-    that preparation maps to nothing is refused).
+    Build a JID from parts, with the same checks as L{parseJID} (a localpart
+    or resource that preparation maps to nothing is refused).
 
     @raise jid.InvalidFormat: a part is invalid.
     """
@@ -55,12 +85,12 @@ def makeJID(user: str | None, host: str, resource: str | None) -> jid.JID:
         raise
     except (UnicodeError, ValueError, IndexError, RuntimeError):
         raise jid.InvalidFormat("not a valid JID") from None
-    if resource is not None and not parsed.resource:
-        raise jid.InvalidFormat("the resource is empty after preparation")
-    for part in (parsed.user or "", parsed.host, parsed.resource or ""):
-        if len(part.encode("utf-8")) > MAX_PART_OCTETS:
-            raise jid.InvalidFormat(f"a part is longer than {MAX_PART_OCTETS} octets")
-    return parsed
+    try:
+        return _checkParts(parsed, user is not None, resource is not None, "the JID")
+    except (UnicodeError, ValueError, IndexError, RuntimeError) as e:
+        if isinstance(e, jid.InvalidFormat):
+            raise
+        raise jid.InvalidFormat("not a valid JID") from None
 
 
 __all__ = ["MAX_PART_OCTETS", "makeJID", "parseJID"]

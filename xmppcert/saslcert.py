@@ -383,8 +383,9 @@ class CertificateManager:
             account=requester.account.userhost(), verb=state, name=name, fingerprint=stored.fingerprint,
         )
         if state == "revoked":
-            # XEP-0257 §2.4: close the streams that logged in with it.
-            self.sessions.closeSessionsWithCertificate(stored.fingerprint)
+            # XEP-0257 §2.4: close the streams that logged in with it, once
+            # the answer has gone out (the requester may be one of them).
+            self.clock.callLater(0, self.sessions.closeSessionsWithCertificate, stored.fingerprint)
 
 
 @implementer(IDisco)

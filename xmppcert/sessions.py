@@ -195,7 +195,7 @@ class SessionManager(service.Service):
 
         @return: how many were closed.
         """
-        doomed = [s for s in self.allSessions() if s.info.get("certificate") == fingerprint]
+        doomed = [s for s in self.allSessions() if s.info.get("certificate") == fingerprint and not s.closed]
         for session in doomed:
             log.info("Closing {jid}: its certificate was revoked", jid=session.jid.full())
             session.close(error.StreamError("reset", text="The certificate of this session was revoked"))

@@ -43,8 +43,9 @@ def makeService(options: Options | dict[str, Any]) -> service.IService:
     config = options["parsedConfig"]
     try:
         return makeServerService(config)
-    except TLSConfigurationError as e:
-        # twistd shows a traceback for exceptions here; an operator needs one line.
+    except (TLSConfigurationError, ValueError) as e:
+        # twistd shows a traceback for exceptions here; an operator needs one
+        # line (an unusable certificate, CA bundle or checker name).
         sys.stderr.write(f"xmppcert: {e}\n")
         raise SystemExit(1) from None
 

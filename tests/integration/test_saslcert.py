@@ -123,6 +123,26 @@ def test_appendLoginItemsRevoke(server: RunningServer, tmp_path: Path) -> None:
     runAsync(run())
 
 
+def test_revokeOwnCertificate(server: RunningServer, tmp_path: Path) -> None:
+    """
+    XEP-0257 §2.4: a session may revoke the certificate it logged in with;
+    it gets the result first, then its stream is closed with reset.
+    """
+    lost = Device(tmp_path, "lost", ["alice@localhost"])
+
+    async def run() -> None:
+        desk = await passwordClient(server, "alice@localhost/desk3", "alice-pw")
+        await desk.plugin["xep_0257"].add_cert("Lost", lost.base64, timeout=10)
+        await logout(desk)
+        client = await lost.login(server, "alice@localhost/lost")
+        result = await client.plugin["xep_0257"].revoke_cert("Lost", timeout=10)
+        assert result["type"] == "result"
+        await asyncio.wait_for(asyncio.shield(client.ended), 10)
+        assert "reset" in client.streamErrors
+
+    runAsync(run())
+
+
 def test_disableKeepsSessions(server: RunningServer, tmp_path: Path) -> None:
     """
     XEP-0257 §2.3: a disabled certificate can no longer log in, but its live
