@@ -352,3 +352,53 @@ def test_loadConfigInvalidValue(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         loadConfig(path)
     assert str(info.value).startswith("sasl.max_failures:")
+
+
+# --- [certificates] ---------------------------------------------------------
+
+
+def test_certificateDefaults() -> None:
+    """
+    Configuration: certificate login works out of the box: policy wanted,
+    the stored checker, xmppAddrs required, and the documented intervals.
+    """
+    certificates = build().certificates
+    assert certificates.policy == "wanted"
+    assert certificates.checkers == ("stored",)
+    assert certificates.require_xmppaddr is True
+    assert certificates.ca_bundle is None
+    assert certificates.max_per_account == 32
+    assert certificates.revocation_poll_interval == 2.0
+    assert certificates.session_check_interval == 30.0
+
+
+@pytest.mark.parametrize(
+    "key, data",
+    [
+        ("certificates.policy", {"certificates": {"policy": "sometimes"}}),
+        ("certificates.checkers", {"certificates": {"checkers": ["no such"]}}),
+        ("certificates.checkers", {"certificates": {"checkers": []}}),
+        ("certificates.ca_bundle", {"certificates": {"checkers": ["ca"]}}),
+        ("certificates.max_per_account", {"certificates": {"max_per_account": -1}}),
+        ("certificates.revocation_poll_interval", {"certificates": {"revocation_poll_interval": 0}}),
+        ("certificates.session_check_interval", {"certificates": {"session_check_interval": 0.5}}),
+        ("certificates.session_check_interval", {"certificates": {"session_check_interval": 86401}}),
+        ("sasl.mechanisms", {"certificates": {"policy": "disabled"}}),
+    ],
+)
+def test_certificateErrors(key: str, data: dict[str, Any]) -> None:
+    """
+    Configuration errors name the key: bad [certificates] values, a ca
+    checker without a bundle, and EXTERNAL with no way to accept a
+    certificate (no checker, or TLS never asking for one).
+    """
+    assertNames(key, **data)
+
+
+def test_certificatesWithoutExternal() -> None:
+    """
+    Configuration: with EXTERNAL off, certificate requests may be disabled
+    and the checker list empty.
+    """
+    config = build(sasl={"mechanisms": ["SCRAM-SHA-256"]}, certificates={"policy": "disabled", "checkers": []})
+    assert config.certificates.checkers == ()

@@ -653,6 +653,8 @@ def test_trustedCertificateIdentity() -> None:
     assert identity.jid.full() == "alice@example.com/phone"
     assert identity.fingerprint == x509facts.fingerprint(leaf)
     assert identity.canManageCertificates is True
+    # Not a stored record: the session check does not look it up.
+    assert identity.registered is False
 
 
 @pytest.mark.parametrize(
@@ -703,6 +705,11 @@ def test_storedAccepted() -> None:
     assert identity.jid.resource is None
     assert identity.fingerprint == x509facts.fingerprint(leaf)
     assert identity.canManageCertificates is False
+    # The session depends on this record: removing it ends the session.
+    assert identity.registered is True
+    _, account, _ = AccountRealm().requestAvatar(identity, None, IAccount)
+    assert account.certificateRegistered is True
+    assert account.certificateFingerprint == identity.fingerprint
 
 
 def test_storedUnregisteredDisabledRevokedLookAlike() -> None:

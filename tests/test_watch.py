@@ -398,3 +398,90 @@ def test_pruneStopService() -> None:
     clock.pump([60] * 3)
     assert store.pruneCutoffs == [START - DAY]
     assert names(store) == ["Phone"]
+
+
+# --- the session check: removals leave no change to poll for ----------------
+
+CHECK = 30.0
+
+
+def checkedSessions() -> tuple[task.Clock, InMemoryAccountStore, Any, RevocationWatcher]:
+    """
+    A real SessionManager over a store with ALICE and BOB, and a started
+    watcher checking sessions every L{CHECK} seconds.
+    """
+    from xmppcert.sessions import SessionManager
+
+    clock = task.Clock()
+    clock.advance(START)
+    store = makeStore(clock)
+    sessions = SessionManager(("example.com",), store)
+    watcher = RevocationWatcher(store, sessions, clock, INTERVAL, CHECK)
+    watcher.startService()
+    return clock, store, sessions, watcher
+
+
+def certificateSession(sessions: Any, fullJID: str, fingerprint: str | None, registered: bool = True) -> Any:
+    from tests.helpers import bindSession
+
+    session, client = bindSession(sessions, fullJID)
+    session.info.update(certificate=fingerprint, certificateRegistered=registered, mechanism="EXTERNAL")
+    return client
+
+
+def test_checkRemovedCertificate() -> None:
+    """
+    XEP-0257 §2.4 in spirit: a certificate removed from the store (cert
+    remove, pruning, or another node) ends the sessions that logged in with
+    it at the next session check, with reset; none before it.
+    """
+    clock, store, sessions, watcher = checkedSessions()
+    phone = addCertificate(store, "Phone")
+    laptop = addCertificate(store, "Laptop")
+    phoneClient = certificateSession(sessions, f"{ALICE}/phone", phone)
+    laptopClient = certificateSession(sessions, f"{ALICE}/laptop", laptop)
+    resultOf(store.removeCertificateByFingerprint(phone))
+    clock.advance(CHECK - 1)
+    assert phoneClient.closes == []
+    clock.advance(1)
+    assert [e.condition for e in phoneClient.closes] == ["reset"]
+    assert laptopClient.closes == []
+    watcher.stopService()
+
+
+def test_checkKeepsDisabledAndUnregistered() -> None:
+    """
+    XEP-0257 §2.3: a disabled certificate's sessions stay; a session whose
+    certificate was never registered (CA mode, custom checkers) is not
+    judged by the store's certificate records.
+    """
+    clock, store, sessions, watcher = checkedSessions()
+    tablet = addCertificate(store, "Tablet")
+    setState(store, tablet, "disabled")
+    tabletClient = certificateSession(sessions, f"{ALICE}/tablet", tablet)
+    caClient = certificateSession(sessions, f"{ALICE}/ca", fp("issued by a CA"), registered=False)
+    clock.advance(3 * CHECK)
+    assert tabletClient.closes == [] and caClient.closes == []
+    watcher.stopService()
+
+
+def test_checkDeletedAccount() -> None:
+    """
+    A deleted account (xmppcert user delete, on this node or another) loses
+    every session, password or certificate, with not-authorized; other
+    accounts keep theirs.
+    """
+    clock, store, sessions, watcher = checkedSessions()
+    from tests.helpers import bindSession
+
+    _, aliceDesk = bindSession(sessions, f"{ALICE}/desk")
+    aliceCert = certificateSession(sessions, f"{ALICE}/phone", addCertificate(store, "Phone"))
+    _, bobDesk = bindSession(sessions, f"{BOB}/desk")
+    resultOf(store.removeAccount(ALICE))
+    clock.advance(CHECK)
+    assert [e.condition for e in aliceDesk.closes] == ["not-authorized"]
+    assert aliceDesk.closes[0].text == "This account was deleted"
+    assert len(aliceCert.closes) == 1
+    assert bobDesk.closes == []
+    watcher.stopService()
+    assert clock.getDelayedCalls() == []

@@ -723,6 +723,7 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
         self.session.info["mechanism"] = self.mechanism
         self.session.info["certificate"] = self.account.certificateFingerprint
         self.session.info["canManageCertificates"] = self.account.canManageCertificates
+        self.session.info["certificateRegistered"] = self.account.certificateRegistered
         self.state = "bound"
         if self._timeout is not None and self._timeout.active():
             self._timeout.cancel()

@@ -118,6 +118,9 @@ class CertificatesConfig:
     @ivar revocation_poll_interval: seconds between looks at the store for
         certificates revoked elsewhere (the CLI, another node), whose
         sessions are then closed.
+    @ivar session_check_interval: seconds between checks that every live
+        session's registered certificate and account still exist (removals
+        leave no change to poll for).
     """
 
     policy: str = "wanted"
@@ -127,6 +130,7 @@ class CertificatesConfig:
     max_per_account: int = 32
     prune_expired_after: float = 90.0
     revocation_poll_interval: float = 2.0
+    session_check_interval: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -347,6 +351,7 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
         {
             "policy", "checkers", "require_xmppaddr", "ca_bundle",
             "max_per_account", "prune_expired_after", "revocation_poll_interval",
+            "session_check_interval",
         },
         "certificates.",
     )
@@ -380,6 +385,11 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
             certDefaults.revocation_poll_interval,
             lambda v: 0.1 <= v <= 3600, "a number of seconds from 0.1 to 3600",
         )),
+        session_check_interval=float(_get(
+            certData, "session_check_interval", "certificates.", (int, float),
+            certDefaults.session_check_interval,
+            lambda v: 1 <= v <= 86400, "a number of seconds from 1 to 86400",
+        )),
     )
     _check(
         "ca" not in checkerNames or certificates.ca_bundle is not None,
@@ -391,6 +401,11 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
             certificates.policy != "disabled",
             "sasl.mechanisms",
             "EXTERNAL needs certificates.policy wanted or needed",
+        )
+        _check(
+            bool(certificates.checkers),
+            "certificates.checkers",
+            "EXTERNAL needs at least one checker (remove EXTERNAL from sasl.mechanisms to turn it off)",
         )
 
     logLevel = _get(data, "log_level", "", str, "info", lambda v: v in LOG_LEVELS, "one of " + ", ".join(LOG_LEVELS))
@@ -476,11 +491,13 @@ checkers = ["stored"]
 require_xmppaddr = true
 # ca_bundle = "ca.pem"
 # XEP-0257: enabled certificates per account (0: no limit), days after
-# expiry before a certificate is removed (0: never), and how often to look
-# for revocations made by the CLI or another node.
+# expiry before a certificate is removed (0: never), how often to look
+# for revocations made by the CLI or another node, and how often to check
+# that live sessions' certificates and accounts were not removed.
 max_per_account = 32
 prune_expired_after = 90
 revocation_poll_interval = 2
+session_check_interval = 30
 
 [limits]
 max_stanza_size = {limits.max_stanza_size}

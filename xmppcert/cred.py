@@ -90,12 +90,16 @@ class Account:
     @ivar certificateFingerprint: set for certificate logins.
     @ivar canManageCertificates: C{False} for a certificate registered with
         C{<no-cert-management/>}.
+    @ivar certificateRegistered: the login relied on the certificate's
+        record in the store (the C{stored} checker), so the session ends
+        when that record goes.
     """
 
     jid: jidmod.JID
     resource: str | None = None
     certificateFingerprint: str | None = None
     canManageCertificates: bool = True
+    certificateRegistered: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,7 @@ class CertificateIdentity:
     jid: jidmod.JID
     fingerprint: str
     canManageCertificates: bool = True
+    registered: bool = False
 
 
 @implementer(portal.IRealm)
@@ -131,6 +136,7 @@ class AccountRealm:
                 resource=avatarId.jid.resource,
                 certificateFingerprint=avatarId.fingerprint,
                 canManageCertificates=avatarId.canManageCertificates,
+                certificateRegistered=avatarId.registered,
             )
             return IAccount, account, lambda: None
         if isinstance(avatarId, bytes):
@@ -395,7 +401,7 @@ def checkStoredCertificate(
             "invalid-authzid", "not the certificate's account", closeStream=True,
             detail=f"the certificate is registered to {account.userhost()}, not {chosen.userhost()}",
         )
-    return CertificateIdentity(chosen, stored.fingerprint, stored.canManage)
+    return CertificateIdentity(chosen, stored.fingerprint, stored.canManage, registered=True)
 
 
 def checkIdentityOfTrustedCertificate(

@@ -186,7 +186,9 @@ def makeService(
     for description in config.listen.direct_tls:
         wrapped = tlsFactory.wrapFactory(factory)  # type: ignore[arg-type]
         strports.service(description, wrapped, reactor=reactor).setServiceParent(root)
-    RevocationWatcher(store, sessions, clock, certs.revocation_poll_interval).setServiceParent(root)
+    RevocationWatcher(
+        store, sessions, clock, certs.revocation_poll_interval, certs.session_check_interval
+    ).setServiceParent(root)
     if certs.prune_expired_after:
         ExpiredCertificatePruner(store, clock, certs.prune_expired_after * 86400).setServiceParent(root)
     C2SService(server).setServiceParent(root)

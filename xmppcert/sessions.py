@@ -201,6 +201,18 @@ class SessionManager(service.Service):
             session.close(error.StreamError("reset", text="The certificate of this session was revoked"))
         return len(doomed)
 
+    def closeSessionsOf(self, account: jid.JID, streamError: error.StreamError) -> int:
+        """
+        Close every session of C{account} (e.g. the account was deleted).
+
+        @return: how many were closed.
+        """
+        doomed = [s for s in self.sessionsOf(account) if not s.closed]
+        for session in doomed:
+            log.info("Closing {jid}: {why}", jid=session.jid.full(), why=streamError.text or streamError.condition)
+            session.close(streamError)
+        return len(doomed)
+
     # --- routing ----------------------------------------------------------
 
     def isLocal(self, target: jid.JID) -> bool:

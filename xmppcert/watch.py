@@ -16,6 +16,7 @@ from twisted.application import service
 from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.words.protocols.jabber import error
 
 from xmppcert import _log
 
@@ -29,15 +30,24 @@ class RevocationWatcher(service.Service):
     """
     Polls C{ICertificateStore.changesSince} and closes the sessions of every
     certificate revoked since the last look.
+
+    Removals (C{cert remove}, C{user delete}, pruning) leave no change to
+    poll for, so every C{checkInterval} seconds it also checks that each
+    live session's account, and the registered certificate it logged in
+    with, are still there.
     """
 
-    def __init__(self, store: Any, sessions: Any, clock: IReactorTime, interval: float) -> None:
+    def __init__(
+        self, store: Any, sessions: Any, clock: IReactorTime, interval: float, checkInterval: float = 30.0
+    ) -> None:
         self.store = store
         self.sessions = sessions
         self.clock = clock
         self.interval = interval
+        self.checkInterval = checkInterval
         self.cursor = 0
         self._loop: task.LoopingCall | None = None
+        self._checkLoop: task.LoopingCall | None = None
         self._failing = False
 
     def startService(self) -> None:
@@ -47,11 +57,40 @@ class RevocationWatcher(service.Service):
         self._loop.start(self.interval, now=True).addErrback(
             lambda f: log.failure("Revocation watcher stopped", f)
         )
+        self._checkLoop = task.LoopingCall(self.checkSessions)
+        self._checkLoop.clock = self.clock
+        self._checkLoop.start(self.checkInterval, now=False).addErrback(
+            lambda f: log.failure("Session checker stopped", f)
+        )
 
     def stopService(self) -> None:
         service.Service.stopService(self)
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        for loop in (self._loop, self._checkLoop):
+            if loop is not None and loop.running:
+                loop.stop()
+
+    def checkSessions(self) -> defer.Deferred[None]:
+        d = defer.ensureDeferred(self._checkSessions())
+        d.addErrback(self._pollFailed)
+        return d
+
+    async def _checkSessions(self) -> None:
+        live = [s for s in self.sessions.allSessions() if not s.closed]
+        accounts = {s.jid.userhostJID() for s in live}
+        fingerprints = {
+            s.info["certificate"] for s in live if s.info.get("certificate") and s.info.get("certificateRegistered")
+        }
+        for account in sorted(accounts, key=lambda a: a.userhost()):
+            if not await self.store.accountExists(account.userhost()):
+                # The stream is no longer authorized by anything; the
+                # text tells the user why.
+                self.sessions.closeSessionsOf(
+                    account, error.StreamError("not-authorized", text="This account was deleted")
+                )
+        for fingerprint in sorted(fingerprints):
+            stored = await self.store.certificateByFingerprint(fingerprint)
+            if stored is None or stored.state == "revoked":
+                self.sessions.closeSessionsWithCertificate(fingerprint)
 
     def poll(self) -> defer.Deferred[None]:
         d = defer.ensureDeferred(self._poll())

@@ -34,7 +34,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """
     s = makeServer(
         tmp_path_factory.mktemp("saslcert"),
-        extraConfig=f"[certificates]\nmax_per_account = {MAX_PER_ACCOUNT}\nrevocation_poll_interval = 0.5\n",
+        extraConfig=(
+            f"[certificates]\nmax_per_account = {MAX_PER_ACCOUNT}\nrevocation_poll_interval = 0.5\n"
+            "session_check_interval = 1\n"
+        ),
     )
     s.addUser("alice@localhost", "alice-pw")
     s.addUser("bob@localhost", "bob-pw")
@@ -348,5 +351,32 @@ def test_cliRevokeClosesLiveSession(server: RunningServer, tmp_path: Path) -> No
         assert result.returncode == 0, result.stderr
         await asyncio.wait_for(asyncio.shield(client.ended), 10)
         assert "reset" in client.streamErrors
+
+    runAsync(run())
+
+
+def test_cliRemoveAndUserDeleteCloseLiveSessions(server: RunningServer, tmp_path: Path) -> None:
+    """
+    Removals leave nothing to poll for, yet end sessions too: `cert remove`
+    closes the sessions of that certificate (reset), and `user delete`
+    every session of the account (not-authorized), within a session check.
+    """
+    server.addUser("carol@localhost", "carol-pw")
+    watch = Device(tmp_path, "watch2", ["carol@localhost"])
+    result = server.cli("cert", "add", "carol@localhost", "Watch", str(watch.certPath))
+    assert result.returncode == 0, result.stderr
+
+    async def run() -> None:
+        client = await watch.login(server, "carol@localhost/watch")
+        desk = await passwordClient(server, "carol@localhost/desk", "carol-pw")
+        result = server.cli("cert", "remove", "carol@localhost", "Watch")
+        assert result.returncode == 0, result.stderr
+        await asyncio.wait_for(asyncio.shield(client.ended), 10)
+        assert "reset" in client.streamErrors
+        assert await desk.plugin["xep_0199"].ping("localhost", timeout=10) is not None
+        result = server.cli("user", "delete", "carol@localhost")
+        assert result.returncode == 0, result.stderr
+        await asyncio.wait_for(asyncio.shield(desk.ended), 10)
+        assert "not-authorized" in desk.streamErrors
 
     runAsync(run())
