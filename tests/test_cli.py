@@ -855,9 +855,11 @@ def test_certAddMalformedXmppAddr(tmp_path: Path, dataDir: Path, alice: str, run
 def inspectLines(result: Result) -> dict[str, str]:
     """
     The "label: value" lines of cert inspect output, by label; the
-    indented verdict lines under "verdicts".
+    indented verdict lines under "verdicts". The exit status follows the
+    verdict: 0 when it would log in, 3 when not.
     """
-    assert result.code == 0, result.err
+    assert result.code in (0, 3), result.err
+    assert (result.code == 3) == ("EXTERNAL:      would FAIL" in result.out), (result.code, result.out)
     assert result.err == ""
     lines: dict[str, str] = {}
     verdicts = []
@@ -920,6 +922,8 @@ def test_certInspectReadOnly(tmp_path: Path, dataDir: Path, alice: str, run, fix
     assert run(*cfg, "cert", "add", alice, "laptop", str(tmp_path / "laptop.crt")).code == 0
     before = storedCertificates(dataDir, alice)
     assert run(*cfg, "cert", "inspect", str(tmp_path / "laptop.crt")).code == 0
+    # For scripts: a certificate that would not log in exits with 3.
+    assert run(*cfg, "cert", "inspect", str(tmp_path / "laptop.crt"), "--account", "bob@example.com").code == 3
     assert storedCertificates(dataDir, alice) == before
     assert before[0].lastUsedAt is None
 

@@ -607,9 +607,15 @@ def _inspectLines(
         lines.append(f"EXTERNAL:      would log in as {identity.jid.userhost()}{pinned} [{checkerName}]")
         break
     else:
-        lines.append("EXTERNAL:      would FAIL")
+        custom = [n for n in config.certificates.checkers if n not in ("stored", "ca")]
+        lines.append("EXTERNAL:      would FAIL" + (" unless a custom checker accepts it" if custom else ""))
     lines.extend("  " + v for v in verdicts)
     return lines
+
+
+#: Exit status of C{cert inspect} when no checker it can run accepts the
+#: certificate, for scripts (1 and 2 are errors).
+INSPECT_WOULD_FAIL = 3
 
 
 def _inspectWithCA(
@@ -630,9 +636,11 @@ def _inspectWithCA(
     return identity
 
 
-def _certInspect(args: argparse.Namespace, out: TextIO) -> None:
+def _certInspect(args: argparse.Namespace, out: TextIO) -> int:
     """
     Explain a certificate, and whether (and why not) it would log in.
+
+    @return: 0 when it would log in, L{INSPECT_WOULD_FAIL} otherwise.
     """
     config = _loadConfig(args)
     account = None
@@ -655,10 +663,12 @@ def _certInspect(args: argparse.Namespace, out: TextIO) -> None:
         pass
     database = _openDatabase(config)
     try:
-        for line in _inspectLines(certificate, chain, config, database, account):
-            print(line, file=out)
+        lines = _inspectLines(certificate, chain, config, database, account)
     finally:
         database.close()
+    for line in lines:
+        print(line, file=out)
+    return INSPECT_WOULD_FAIL if any(line.startswith("EXTERNAL:      would FAIL") for line in lines) else 0
 
 
 def _shortFingerprint(fingerprint: str, full: bool) -> str:
@@ -948,7 +958,7 @@ def main(argv: list[str] | None = None) -> int:
     @param argv: the arguments after the program name; C{sys.argv[1:]} if
         C{None}.
     @return: the exit status: 0 on success, 1 on an error, 2 on a usage
-        error.
+        error, 3 when C{cert inspect} finds the certificate would not log in.
     """
     parser = buildParser()
     try:
@@ -958,9 +968,9 @@ def main(argv: list[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else 2
     if args.config is None:
         args.config = _defaultConfigPath()
-    func: Callable[[argparse.Namespace, TextIO], None] = args.func
+    func: Callable[[argparse.Namespace, TextIO], int | None] = args.func
     try:
-        func(args, sys.stdout)
+        status = func(args, sys.stdout)
     except (CommandError, ConfigError, StoreError, ValueError) as e:
         return _fail(str(e))
     except OSError as e:
@@ -970,7 +980,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 def _fail(message: str) -> int:
