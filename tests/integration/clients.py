@@ -21,7 +21,7 @@ class LoginFailed(Exception):
     pass
 
 
-class Client(slixmpp.ClientXMPP):  # type: ignore[misc]
+class Client(slixmpp.ClientXMPP):
     """
     A slixmpp client that trusts the test server's certificate and records
     what it receives.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from slixmpp import JID
 
 from tests.integration.clients import login, logout
 from tests.integration.conftest import RunningServer, runAsync
@@ -206,7 +207,7 @@ def test_attackDoesNotStallOthers(server: RunningServer) -> None:
 
         async def run() -> None:
             client = await login(server, "bob@localhost/served", "bob-pw", timeout=10)
-            rtt = await client.plugin["xep_0199"].ping("localhost", timeout=10)
+            rtt = await client.plugin["xep_0199"].ping(JID("localhost"), timeout=10)
             assert rtt is not None
             await logout(client)
 

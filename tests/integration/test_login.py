@@ -9,6 +9,7 @@ import asyncio
 import socket
 
 import pytest
+from slixmpp import JID
 
 from tests.integration.clients import LoginFailed, clientContext, login, logout
 from tests.integration.conftest import RunningServer, runAsync
@@ -94,11 +95,11 @@ def test_messageBetweenUsers(server: RunningServer) -> None:
         bob = await login(server, "bob@localhost/b", "bob-pw")
         bob.send_presence()
         await asyncio.sleep(0.2)
-        alice.send_message(mto="bob@localhost/b", mbody="to the full JID", mtype="chat")
+        alice.send_message(mto=JID("bob@localhost/b"), mbody="to the full JID", mtype="chat")
         message = await asyncio.wait_for(bob.messages.get(), 10)
         assert message["body"] == "to the full JID"
         assert message["from"].full == "alice@localhost/a"
-        alice.send_message(mto="bob@localhost", mbody="to the bare JID", mtype="chat")
+        alice.send_message(mto=JID("bob@localhost"), mbody="to the bare JID", mtype="chat")
         message = await asyncio.wait_for(bob.messages.get(), 10)
         assert message["body"] == "to the bare JID"
         await logout(alice)
@@ -115,7 +116,7 @@ def test_messageToOfflineUserBounces(server: RunningServer) -> None:
 
     async def run() -> None:
         alice = await login(server, "alice@localhost/a2", "alice-pw")
-        alice.send_message(mto="bob@localhost", mbody="anyone?", mtype="chat")
+        alice.send_message(mto=JID("bob@localhost"), mbody="anyone?", mtype="chat")
         reply = await asyncio.wait_for(alice.messages.get(), 10)
         assert reply["type"] == "error"
         assert reply["error"]["condition"] == "service-unavailable"
@@ -132,14 +133,14 @@ def test_pingAndDisco(server: RunningServer) -> None:
 
     async def run() -> None:
         alice = await login(server, "alice@localhost/p", "alice-pw")
-        rtt = await alice.plugin["xep_0199"].ping("localhost", timeout=10)
+        rtt = await alice.plugin["xep_0199"].ping(JID("localhost"), timeout=10)
         assert rtt is not None
-        info = await alice.plugin["xep_0030"].get_info(jid="localhost", timeout=10)
+        info = await alice.plugin["xep_0030"].get_info(jid=JID("localhost"), timeout=10)
         identities = {(i[0], i[1]) for i in info["disco_info"]["identities"]}
         features = set(info["disco_info"]["features"])
         assert ("server", "im") in identities
         assert {"urn:xmpp:ping", "http://jabber.org/protocol/disco#info"} <= features
-        own = await alice.plugin["xep_0030"].get_info(jid="alice@localhost", timeout=10)
+        own = await alice.plugin["xep_0030"].get_info(jid=JID("alice@localhost"), timeout=10)
         assert ("account", "registered") in {(i[0], i[1]) for i in own["disco_info"]["identities"]}
         await logout(alice)
 

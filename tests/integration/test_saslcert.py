@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from slixmpp import JID
 from slixmpp.exceptions import IqError
 
 from tests.integration.clients import Client, LoginFailed, login, logout
@@ -114,7 +115,7 @@ def test_appendLoginItemsRevoke(server: RunningServer, tmp_path: Path) -> None:
         await asyncio.wait_for(asyncio.shield(phoneClient.ended), 10)
         assert "reset" in phoneClient.streamErrors
         # The laptop's session is untouched and still served.
-        assert await laptopClient.plugin["xep_0199"].ping("localhost", timeout=10) is not None
+        assert await laptopClient.plugin["xep_0199"].ping(JID("localhost"), timeout=10) is not None
         items = await desk.plugin["xep_0257"].get_certs(timeout=10)
         assert {name for name, _, _ in items} == {"Laptop"}
         # A revoked certificate no longer logs in.
@@ -160,7 +161,7 @@ def test_disableKeepsSessions(server: RunningServer, tmp_path: Path) -> None:
         tabletClient = await tablet.login(server, "alice@localhost/tablet")
         await desk.plugin["xep_0257"].disable_cert("Tablet", timeout=10)
         await asyncio.sleep(1.5)  # three revocation polls: nothing may close it
-        assert await tabletClient.plugin["xep_0199"].ping("localhost", timeout=10) is not None
+        assert await tabletClient.plugin["xep_0199"].ping(JID("localhost"), timeout=10) is not None
         with pytest.raises(LoginFailed):
             await tablet.login(server, "alice@localhost/tablet-again")
         await desk.plugin["xep_0257"].add_cert("Tablet", newer.base64)
@@ -293,7 +294,7 @@ def test_discoAdvertisesSaslcert(server: RunningServer) -> None:
     async def run() -> None:
         alice = await passwordClient(server, "alice@localhost/disco", "alice-pw")
         for target in ("localhost", "alice@localhost"):
-            info = await alice.plugin["xep_0030"].get_info(jid=target, timeout=10)
+            info = await alice.plugin["xep_0030"].get_info(jid=JID(target), timeout=10)
             assert NS in info["disco_info"]["features"], target
         # slixmpp answers get_info(jid=None) from its own cache, so send the
         # 'to'-less query by hand.
@@ -373,7 +374,7 @@ def test_cliRemoveAndUserDeleteCloseLiveSessions(server: RunningServer, tmp_path
         assert result.returncode == 0, result.stderr
         await asyncio.wait_for(asyncio.shield(client.ended), 10)
         assert "reset" in client.streamErrors
-        assert await desk.plugin["xep_0199"].ping("localhost", timeout=10) is not None
+        assert await desk.plugin["xep_0199"].ping(JID("localhost"), timeout=10) is not None
         result = server.cli("user", "delete", "carol@localhost")
         assert result.returncode == 0, result.stderr
         await asyncio.wait_for(asyncio.shield(desk.ended), 10)
