@@ -26,6 +26,22 @@ log = Logger(observer=_log.observer)
 PRUNE_INTERVAL = 3600.0
 
 
+def _startLoop(
+    call: Any, clock: IReactorTime, interval: float, now: bool, name: str
+) -> task.LoopingCall:
+    loop = task.LoopingCall(call)
+    loop.clock = clock
+    # Each call handles its own failures; this only reports a loop that died.
+    loop.start(interval, now=now).addErrback(lambda f: log.failure("{name} stopped", f, name=name))
+    return loop
+
+
+def _stopLoops(*loops: task.LoopingCall | None) -> None:
+    for loop in loops:
+        if loop is not None and loop.running:
+            loop.stop()
+
+
 class RevocationWatcher(service.Service):
     """
     Polls C{ICertificateStore.changesSince} and closes the sessions of every
@@ -52,22 +68,12 @@ class RevocationWatcher(service.Service):
 
     def startService(self) -> None:
         service.Service.startService(self)
-        self._loop = task.LoopingCall(self.poll)
-        self._loop.clock = self.clock
-        self._loop.start(self.interval, now=True).addErrback(
-            lambda f: log.failure("Revocation watcher stopped", f)
-        )
-        self._checkLoop = task.LoopingCall(self.checkSessions)
-        self._checkLoop.clock = self.clock
-        self._checkLoop.start(self.checkInterval, now=False).addErrback(
-            lambda f: log.failure("Session checker stopped", f)
-        )
+        self._loop = _startLoop(self.poll, self.clock, self.interval, True, "Revocation watcher")
+        self._checkLoop = _startLoop(self.checkSessions, self.clock, self.checkInterval, False, "Session checker")
 
     def stopService(self) -> None:
         service.Service.stopService(self)
-        for loop in (self._loop, self._checkLoop):
-            if loop is not None and loop.running:
-                loop.stop()
+        _stopLoops(self._loop, self._checkLoop)
 
     def checkSessions(self) -> defer.Deferred[None]:
         d = defer.ensureDeferred(self._checkSessions())
@@ -133,16 +139,11 @@ class ExpiredCertificatePruner(service.Service):
 
     def startService(self) -> None:
         service.Service.startService(self)
-        self._loop = task.LoopingCall(self.prune)
-        self._loop.clock = self.clock
-        self._loop.start(self.interval, now=True).addErrback(
-            lambda f: log.failure("Certificate pruner stopped", f)
-        )
+        self._loop = _startLoop(self.prune, self.clock, self.interval, True, "Certificate pruner")
 
     def stopService(self) -> None:
         service.Service.stopService(self)
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        _stopLoops(self._loop)
 
     def prune(self) -> defer.Deferred[None]:
         d = defer.ensureDeferred(self._prune())

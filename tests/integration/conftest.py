@@ -149,13 +149,12 @@ max_failures = 3
     )
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def serveAliceAndBob(tmp: Path, extraConfig: str = "") -> Iterator[RunningServer]:
     """
-    One server per test module, with alice and bob (passwords C{alice-pw},
-    C{bob-pw}). After the module, no log line may be at error level.
+    Run a server with alice and bob (passwords C{alice-pw}, C{bob-pw}) for
+    a fixture to yield; afterwards no log line may be at error level.
     """
-    s = makeServer(tmp_path_factory.mktemp("server"))
+    s = makeServer(tmp, extraConfig)
     s.addUser("alice@localhost", "alice-pw")
     s.addUser("bob@localhost", "bob-pw")
     s.start()
@@ -164,6 +163,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     finally:
         s.stop()
     assert s.errorLines() == [], s.logText()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """
+    One server per test module, with alice and bob.
+    """
+    yield from serveAliceAndBob(tmp_path_factory.mktemp("server"))
 
 
 def runAsync(coroutine: Any, timeout: float = 60) -> Any:

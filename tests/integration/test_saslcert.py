@@ -17,7 +17,7 @@ from slixmpp import JID
 from slixmpp.exceptions import IqError
 
 from tests.integration.clients import Client, LoginFailed, login, logout
-from tests.integration.conftest import RunningServer, makeServer, runAsync
+from tests.integration.conftest import RunningServer, runAsync, serveAliceAndBob
 from tests.integration.raw import RawStream
 from xmppcert import x509
 
@@ -33,21 +33,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     A server of its own (a small certificate limit, quick revocation polls),
     with alice and bob; no log line at error level afterwards.
     """
-    s = makeServer(
+    yield from serveAliceAndBob(
         tmp_path_factory.mktemp("saslcert"),
-        extraConfig=(
-            f"[certificates]\nmax_per_account = {MAX_PER_ACCOUNT}\nrevocation_poll_interval = 0.5\n"
-            "session_check_interval = 1\n"
-        ),
+        f"[certificates]\nmax_per_account = {MAX_PER_ACCOUNT}\nrevocation_poll_interval = 0.5\n"
+        "session_check_interval = 1\n",
     )
-    s.addUser("alice@localhost", "alice-pw")
-    s.addUser("bob@localhost", "bob-pw")
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
-    assert s.errorLines() == [], s.logText()
 
 
 class Device:
