@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from scramp import ScramClient
-from twisted.words.protocols.jabber import jid
+from twisted.words.protocols.jabber import error, jid
 
 from tests.helpers import (
     ALICE,
@@ -1162,3 +1162,50 @@ def test_tcpNoDelay() -> None:
     h = harness()
     assert h.connect().transport.noDelay is True
     assert h.connect(directTLS=True).transport.noDelay is True
+
+
+# --- nothing is acted on after the stream is closed ------------------------
+
+
+def test_noLoginPastRetryLimit() -> None:
+    """
+    RFC 6120 §6.4.5: once the retry limit closed the stream, further
+    attempts are not even checked, though a peer that does not close TLS
+    keeps sending them: the right password does not log in.
+    """
+    h = harness(sasl={"mechanisms": MECHANISMS, "max_failures": 1})
+    conn = tlsConnection(h)
+    conn.transport.lingering = True
+    assert conn.auth("PLAIN", plain(password="wrong")).streamError() == "policy-violation"
+    assert conn.auth("PLAIN", plain()).raw == ""
+    conn.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+    assert conn.received().raw == ""
+    assert conn.authenticator.account is None
+    assert len(h.sessions) == 0
+
+
+def test_closedSessionNotRoutedNorActing() -> None:
+    """
+    XEP-0257 §2.4 / RFC 6120 §4.4: a session closed by the server (here a
+    revocation's reset) is unbound at once, even while the peer keeps its
+    side open; what it still sends is dropped, and stanzas for it are no
+    longer delivered to it.
+    """
+    h = harness()
+    phone = boundConnection(h, "phone")
+    desk = boundConnection(h, "desk")
+    phone.transport.lingering = True
+    phone.received()
+    session = h.sessions.sessionFor(jid.JID(f"{ALICE}/phone"))
+    assert session is not None
+    session.close(error.StreamError("reset", text="The certificate of this session was revoked"))
+    assert phone.received().streamError() == "reset"
+    assert not phone.closed  # the peer has not closed its side yet
+    assert h.sessions.sessionFor(jid.JID(f"{ALICE}/phone")) is None
+    desk.received()
+    phone.send(f"<message to='{ALICE}/desk' type='chat'><body>still here</body></message>")
+    assert desk.received().raw == ""
+    desk.send(f"<message to='{ALICE}/phone' type='chat' id='m1'><body>hello</body></message>")
+    assert phone.received().raw == ""
+    bounce = desk.received().only("message")
+    assert stanzaErrorCondition(bounce) == "service-unavailable"

@@ -113,6 +113,30 @@ class C2SStream(HardenedXmlStream):
     #: Set by the authenticator: the server clock, for the close deadline.
     clock: IReactorTime | None = None
     _abortCall: IDelayedCall | None = None
+    #: Set once our closing tag is out: the stream is over for us, even
+    #: though TLS keeps delivering what the peer sends until it closes.
+    closing = False
+
+    def sendFooter(self) -> None:
+        if self.closing:
+            return
+        super().sendFooter()
+        self.closing = True
+        closing = getattr(self.authenticator, "streamClosing", None)
+        if closing is not None:
+            closing()
+
+    def send(self, obj: Any) -> None:
+        # Nothing may follow our closing tag (RFC 6120 section 4.4), e.g. a
+        # late answer from a handler.
+        if not self.closing:
+            super().send(obj)
+
+    def onElement(self, element: domish.Element) -> None:
+        # After a stream error or our closing tag nothing the peer sends is
+        # acted on (a revoked session, a client past the SASL retry limit).
+        if not self.closing:
+            super().onElement(element)
 
     def loseConnection(self) -> None:
         """
@@ -159,6 +183,7 @@ class C2SStream(HardenedXmlStream):
         # RFC 6120 section 4.4: answer the closing tag with ours.
         if self._headerSent:
             self.sendFooter()
+        self.closing = True
         self.loseConnection()
 
 
@@ -240,7 +265,7 @@ class ReceivingSASLFeature:
         self.offered = [f.name for f in offered]
         pending, self._pending = self._pending, []
         for element in pending:
-            if self.authenticator.connected:
+            if self.authenticator.active:
                 self.onElement(element)
 
     def featureElement(self) -> domish.Element:
@@ -330,7 +355,7 @@ class ReceivingSASLFeature:
 
         def done(result: SASLResult) -> None:
             self._busy = False
-            if not self.authenticator.connected:
+            if not self.authenticator.active:
                 return
             if isinstance(result, Challenge):
                 challenge = domish.Element((NS_SASL, "challenge"))
@@ -343,7 +368,7 @@ class ReceivingSASLFeature:
         def failed(f: failure.Failure) -> None:
             self._busy = False
             self._mechanism = None
-            if not self.authenticator.connected:
+            if not self.authenticator.active:
                 return
             if isinstance(f.value, SASLFailure):
                 self._fail(f.value)
@@ -560,9 +585,21 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
             log.info("Closing stream from {peer}: not authenticated in time", peer=_peer(self.xmlstream))
             self.streamError("connection-timeout")
 
-    def _onStreamEnd(self, reason: object) -> None:
-        self.connected = False
-        self.server.streams.discard(self)
+    @property
+    def active(self) -> bool:
+        """
+        Connected and not closing: what the peer sends is still acted on.
+        """
+        return self.connected and not getattr(self.xmlstream, "closing", False)
+
+    def streamClosing(self) -> None:
+        """
+        Our closing tag is out: the session ends now, not when the peer
+        gets round to closing the connection (so nothing is routed to it).
+        """
+        self._release()
+
+    def _release(self) -> None:
         if self._timeout is not None and self._timeout.active():
             self._timeout.cancel()
         self._timeout = None
@@ -572,8 +609,14 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
         if self._keepalive is not None and self._keepalive.running:
             self._keepalive.stop()
         if self.session is not None:
+            # Idempotent: unbind ignores a session it no longer holds.
             self.server.sessions.unbind(self.session)
             self.session.closed = True
+
+    def _onStreamEnd(self, reason: object) -> None:
+        self.connected = False
+        self.server.streams.discard(self)
+        self._release()
         if self.handlers is not None:
             self.handlers.lost(failure.Failure(Exception("connection lost")))
         self.closed.callback(None)
@@ -582,7 +625,7 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
         """
         Send a stream error and close (RFC 6120 section 4.9).
         """
-        if not self.connected:
+        if not self.active:
             return
         if condition not in ("system-shutdown", "conflict", "connection-timeout", "reset"):
             log.warn(
@@ -621,7 +664,7 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
             if self.secure and not self.peerChain:
                 self.peerChain = tuple(peerCertificateChain(self.xmlstream.transport))
             await self.saslFeature.prepare()
-        if not self.connected:
+        if not self.active:
             return
         features = domish.Element((NS_STREAMS, "features"))
         for feature in self._currentFeatures():
@@ -746,7 +789,7 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
 
     def _sendKeepalive(self) -> None:
         # RFC 6120 section 4.6.1: whitespace between stanzas keeps NATs open.
-        if self.connected:
+        if self.active:
             self.xmlstream.send(" ")
 
     def _closeSession(self, streamError: error.StreamError) -> None:

@@ -21,8 +21,13 @@ from OpenSSL import SSL, crypto
 from twisted.internet import ssl
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
 from twisted.internet.protocol import Factory
+from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from zope.interface import implementer
+
+from xmppcert import _log
+
+log = Logger(observer=_log.observer)
 
 #: ALPN protocol identifier for client-to-server XMPP (XEP-0368 section 3).
 ALPN_XMPP_CLIENT = b"xmpp-client"
@@ -163,17 +168,34 @@ def peerCertificateChain(transport: object) -> list[x509.Certificate]:
     handshake; empty when there was none (or no TLS).
 
     On the server side OpenSSL's peer chain does not include the leaf, so it
-    is put in front here. Nothing in it has been verified.
+    is put in front here. Nothing in it has been verified. OpenSSL accepts
+    encodings that C{cryptography} refuses (BER where DER is due): a leaf
+    like that counts as no certificate, and such a certificate further up
+    the chain is left out.
     """
     connection = _tlsConnection(transport)
     if connection is None:
         return []
-    leaf = connection.get_peer_certificate(as_cryptography=True)
+    leaf = connection.get_peer_certificate()
     if leaf is None:
         return []
-    rest = connection.get_peer_cert_chain(as_cryptography=True) or []
-    chain = [leaf] + [c for c in rest if c != leaf]
-    return chain[:MAX_CHAIN_LENGTH]
+    converted = _toCryptography(leaf)
+    if converted is None:
+        log.info("Ignoring an unparsable client certificate")
+        return []
+    chain = [converted]
+    for other in (connection.get_peer_cert_chain() or [])[: MAX_CHAIN_LENGTH + 1]:
+        certificate = _toCryptography(other)
+        if certificate is not None and certificate != converted and len(chain) < MAX_CHAIN_LENGTH:
+            chain.append(certificate)
+    return chain
+
+
+def _toCryptography(certificate: crypto.X509) -> x509.Certificate | None:
+    try:
+        return certificate.to_cryptography()
+    except ValueError:
+        return None
 
 
 def loadCABundle(path: Path) -> list[x509.Certificate]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import shutil
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -272,6 +273,62 @@ def test_externalWithoutCertificate(server: RunningServer) -> None:
     raw, features, answer = rawExternal(server, None, None)
     assert b"EXTERNAL" not in features
     assert b"<not-authorized/>" in answer
+    raw.close()
+
+
+def _derLength(n: int) -> bytes:
+    if n < 128:
+        return bytes([n])
+    octets = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(octets)]) + octets
+
+
+def _readLength(data: bytes, i: int) -> tuple[int, int]:
+    """
+    @return: the length of the TLV at C{i} and where its value starts.
+    """
+    first = data[i + 1]
+    if first < 128:
+        return first, i + 2
+    count = first & 0x7F
+    return int.from_bytes(data[i + 2 : i + 2 + count], "big"), i + 2 + count
+
+
+def berCertificate(directory: Path) -> tuple[Path, Path]:
+    """
+    A client certificate whose serial number has a non-minimal (BER, not
+    DER) length: OpenSSL takes it in the handshake, cryptography refuses it.
+    """
+    key = x509.generateClientKey("ec")
+    der = x509.issueClientCertificate(["alice@localhost"], key).public_bytes(serialization.Encoding.DER)
+    _, body = _readLength(der, 0)
+    tbsLength, tbsBody = _readLength(der, body)
+    tbs, rest = der[tbsBody : tbsBody + tbsLength], der[tbsBody + tbsLength :]
+    serial = 2 + tbs[1]  # after the [0] version field
+    assert tbs[serial] == 0x02 and tbs[serial + 1] < 128
+    tbs = tbs[: serial + 1] + bytes([0x81, tbs[serial + 1]]) + tbs[serial + 2 :]
+    inner = b"\x30" + _derLength(len(tbs)) + tbs + rest
+    ber = b"\x30" + _derLength(len(inner)) + inner
+    with pytest.raises(ValueError):
+        cx509.load_der_x509_certificate(ber)
+    certPath, keyPath = directory / "ber.crt", directory / "ber.key"
+    certPath.write_text(ssl.DER_cert_to_PEM_cert(ber))
+    x509.writePrivateKey(keyPath, key)
+    return certPath, keyPath
+
+
+def test_unparsableCertificate(server: RunningServer, certs: Path) -> None:
+    """
+    Bad input from an unauthenticated peer: a certificate OpenSSL accepts
+    but that is not DER counts as no certificate (EXTERNAL not offered,
+    not-authorized, the stream stays open for a password); nothing is
+    logged at error level (checked for the whole module).
+    """
+    certPath, keyPath = berCertificate(certs)
+    raw, features, answer = rawExternal(server, certPath, keyPath)
+    assert b"EXTERNAL" not in features
+    assert b"<not-authorized/>" in answer
+    assert b"<success" in raw.authPlain("alice", "alice-pw")
     raw.close()
 
 
