@@ -1209,3 +1209,37 @@ def test_closedSessionNotRoutedNorActing() -> None:
     assert phone.received().raw == ""
     bounce = desk.received().only("message")
     assert stanzaErrorCondition(bounce) == "service-unavailable"
+
+
+def test_revokedBetweenLoginAndBind() -> None:
+    """
+    XEP-0257 §2.4: a certificate revoked after the store accepted a login
+    but before that stream bound (nothing to close yet) still ends it, with
+    reset at the bind; the bind does not happen.
+    """
+    from xmppcert import x509 as certs
+
+    h, certificate = certificateHarness()
+    conn, _ = externalConnection(h, certificate)
+    assert conn.auth("EXTERNAL", raw="=").only().name == "success"
+    conn.header()
+    assert h.sessions.closeSessionsWithCertificate(certs.fingerprint(certificate)) == 0
+    answer = conn.bind("phone")
+    assert answer.streamError() == "reset"
+    assert answer.named("iq") == []
+    assert h.sessions.sessionFor(jid.JID(f"{ALICE}/phone")) is None
+
+
+def test_revokedBeforeLoginStarted() -> None:
+    """
+    Only revocations during the login count: a certificate whose sessions
+    were closed before (e.g. removed, then registered again) binds.
+    """
+    from xmppcert import x509 as certs
+
+    h, certificate = certificateHarness()
+    h.sessions.closeSessionsWithCertificate(certs.fingerprint(certificate))
+    conn, _ = externalConnection(h, certificate)
+    assert conn.auth("EXTERNAL", raw="=").only().name == "success"
+    conn.header()
+    assert conn.bind("phone").only("iq")["type"] == "result"

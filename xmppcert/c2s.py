@@ -306,6 +306,7 @@ class ReceivingSASLFeature:
             raise SASLFailure("incorrect-encoding") from None
 
     def _onAuth(self, element: domish.Element) -> None:
+        self.authenticator.revocationMark = self.authenticator.server.sessions.revocationMark()
         name = element.getAttribute("mechanism", "")
         self._mechanism = None
         self._mechanismName = name[:40]
@@ -542,6 +543,8 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
         self.bindFeature = ReceivingBindFeature(self)
         self._timeout: IDelayedCall | None = None
         self._expiry: IDelayedCall | None = None
+        #: From the session registry when SASL started; see L{bound}.
+        self.revocationMark = 0
         self._keepalive: task.LoopingCall | None = None
         #: Fires when the connection is gone.
         self.closed: defer.Deferred[None] = defer.Deferred()
@@ -762,6 +765,13 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
     def bound(self, fullJID: jid.JID, request: domish.Element) -> None:
         xs = self.xmlstream
         assert self.account is not None
+        fingerprint = self.account.certificateFingerprint
+        if fingerprint is not None and self.server.sessions.revokedSince(fingerprint, self.revocationMark):
+            # Revoked after the store said yes, before this bind: the
+            # revocation's own close could not see this stream.
+            log.info("Closing {jid}: its certificate was revoked during the login", jid=fullJID.full())
+            self.streamError("reset", "The certificate of this session was revoked")
+            return
         self.session = self.server.sessions.bind(fullJID, xs.send, self._closeSession)
         self.session.info["mechanism"] = self.mechanism
         self.session.info["certificate"] = self.account.certificateFingerprint

@@ -10,6 +10,7 @@ sessions, and the RFC 6120/6121 delivery rules for full and bare JIDs.
 from __future__ import annotations
 
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,6 +26,10 @@ from xmppcert.store.interfaces import IAccountStore
 log = Logger(observer=_log.observer)
 
 NS_CLIENT = "jabber:client"
+
+#: Revoked fingerprints remembered for logins in progress (revocations are
+#: rare; this bounds the memory all the same).
+MAX_REMEMBERED_REVOCATIONS = 10000
 
 
 class Session:
@@ -95,6 +100,10 @@ class SessionManager(service.Service):
         self.domains = frozenset(domains)
         self.store = store
         self._sessions: dict[str, dict[str, Session]] = {}
+        # Revocations seen by this node, numbered, so that a login that was
+        # checked before a revocation and binds after it is caught too.
+        self._revocations = 0
+        self._revokedAt: OrderedDict[str, int] = OrderedDict()
 
     # --- registry ---------------------------------------------------------
 
@@ -186,6 +195,20 @@ class SessionManager(service.Service):
             if s.info.get("certificate") == fingerprint and s.info.get("mechanism") == "EXTERNAL"
         )
 
+    def revocationMark(self) -> int:
+        """
+        @return: a mark to pass to L{revokedSince} later.
+        """
+        return self._revocations
+
+    def revokedSince(self, fingerprint: str, mark: int) -> bool:
+        """
+        Whether the sessions of this certificate were closed (revoked or
+        removed) after L{revocationMark} returned C{mark}: a login checked
+        against the store before that must not bind.
+        """
+        return self._revokedAt.get(fingerprint, 0) > mark
+
     def closeSessionsWithCertificate(self, fingerprint: str) -> int:
         """
         Close every session that logged in with this certificate
@@ -195,6 +218,11 @@ class SessionManager(service.Service):
 
         @return: how many were closed.
         """
+        self._revocations += 1
+        self._revokedAt[fingerprint] = self._revocations
+        self._revokedAt.move_to_end(fingerprint)
+        while len(self._revokedAt) > MAX_REMEMBERED_REVOCATIONS:
+            self._revokedAt.popitem(last=False)
         doomed = [s for s in self.allSessions() if s.info.get("certificate") == fingerprint and not s.closed]
         for session in doomed:
             log.info("Closing {jid}: its certificate was revoked", jid=session.jid.full())
