@@ -1243,3 +1243,56 @@ def test_revokedBeforeLoginStarted() -> None:
     assert conn.auth("EXTERNAL", raw="=").only().name == "success"
     conn.header()
     assert conn.bind("phone").only("iq")["type"] == "result"
+
+
+def test_expiryFromLeafOnly() -> None:
+    """
+    RFC 6120 §13.7.2.3: the session lives as long as the client's own
+    certificate; an expired extra certificate sent along (unverified, e.g.
+    an old cross-signed root) does not cut it short.
+    """
+    import datetime
+
+    from xmppcert import x509 as certs
+
+    h, certificate = certificateHarness(days=30)
+    old = certs.issueClientCertificate(
+        [ALICE], certs.generateClientKey("ec"),
+        now=datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=400), days=10,
+    )
+    conn = h.connect()
+    conn.authenticator.peerChain = (certificate, old)
+    conn.startTLS()
+    assert conn.auth("EXTERNAL", raw="=").only().name == "success"
+    conn.header()
+    assert conn.bind("phone").only("iq")["type"] == "result"
+    h.clock.advance(86400)
+    assert not conn.closed
+
+
+def test_fromComparedPrepared() -> None:
+    """
+    RFC 6120 §8.1.2.1: a 'from' that is the session's own JID in another
+    case is accepted (and stamped); another JID is invalid-from.
+    """
+    h = harness()
+    conn = boundConnection(h, "phone")
+    conn.send("<presence from='Alice@Example.com/phone'/>")
+    assert not conn.closed
+    conn.send(f"<message from='bob@example.com/x' to='{ALICE}'><body>x</body></message>")
+    assert conn.received().streamError() == "invalid-from"
+
+
+def test_toNormalised() -> None:
+    """
+    RFC 7622 §3.2: 'to' is routed in its prepared form: a final dot and
+    upper case still reach the local session.
+    """
+    h = harness()
+    phone = boundConnection(h, "phone")
+    desk = boundConnection(h, "desk", user="bob")
+    phone.received()
+    desk.send("<message to='Alice@Example.com./phone' type='chat'><body>hi</body></message>")
+    message = phone.received().only("message")
+    assert message["to"] == f"{ALICE}/phone"
+    assert str(message.body) == "hi"

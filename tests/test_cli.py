@@ -992,7 +992,9 @@ def test_certInspectDisabledOrRevoked(  # type: ignore[no-untyped-def]
         f"as 'laptop' for {alice} ({state}, no certificate management, last used never)"
     )
     assert lines["EXTERNAL"] == "would FAIL"
-    assert lines["verdicts"] == f"stored: refuses with <not-authorized/>: the certificate is {state}"
+    assert lines["verdicts"] == (
+        f"stored: refuses with <not-authorized/>: the certificate is {state} (final: the other checkers are not tried)"
+    )
 
 
 def test_certInspectAccountOption(tmp_path: Path, dataDir: Path, alice: str, run, fixedNow: datetime.datetime) -> None:  # type: ignore[no-untyped-def]

@@ -1353,6 +1353,38 @@ def test_chainStoredThenCA(ca: tuple[Issuer, Issuer]) -> None:
     assert resultOf(chain.couldAccept(creds(stranger))) is False
 
 
+@pytest.mark.parametrize("state", ["disabled", "revoked"])
+def test_chainStoredStateIsFinal(ca: tuple[Issuer, Issuer], state: str) -> None:
+    """
+    XEP-0257 §2.3, §2.4: a CA-issued certificate that its owner registered
+    and then disabled or revoked cannot log in through the CA checker
+    instead: the stored checker's refusal ends the chain.
+    """
+    root, inter = ca
+    clock = clockAt()
+    store = certificateStore(clock)
+    issued = clientCertificate([ALICE], issuer=inter)
+    chain = CertificateCheckerChain([storedChecker(store, clock), caChecker(root[0], store, clock)])
+    # Unregistered, the CA vouches for it.
+    assert resultOf(chain.requestAvatarId(creds(issued, inter[0]))).jid == jid.JID(ALICE)
+    register(store, issued)
+    setState(store, issued, state)
+    failure = refusal(chain.requestAvatarId(creds(issued, inter[0])))
+    assert (failure.condition, failure.final) == ("not-authorized", True)
+
+
+def test_selectIgnoresUnservedForAmbiguity() -> None:
+    """
+    XEP-0178 §2: only identities that can be accounts here make a
+    certificate ambiguous: one JID of a served domain and one of another
+    domain log in as the first without an authzid.
+    """
+    chosen = selectIdentity(jids(ALICE, "alice@elsewhere.org"), None, DOMAINS)
+    assert chosen == jid.JID(ALICE)
+    failure = selectRefusal(jids(ALICE, BOB), None)
+    assert failure.condition == "invalid-authzid"
+
+
 # --- loadCertificateCheckers ------------------------------------------------------
 
 #: What the factories below were called with.

@@ -338,3 +338,16 @@ def test_makeLocalpartEmptyAfterPreparation() -> None:
     """
     with pytest.raises(jid.InvalidFormat):
         makeJID("\u00ad", "example.com", None)
+
+
+def test_parseDoesNotIntern() -> None:
+    """
+    Memory: JIDs parsed from what peers send are not kept in Twisted's
+    intern cache, which never forgets.
+    """
+    cache = vars(jid)["__internJIDs"]
+    before = len(cache)
+    for i in range(100):
+        parseJID(f"user{i}@never-seen-{i}.example/r{i}")
+        makeJID(f"user{i}", f"never-seen-{i}.example", None)
+    assert len(cache) == before

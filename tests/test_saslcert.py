@@ -13,14 +13,16 @@ from __future__ import annotations
 import base64
 import datetime
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from twisted.internet import defer, task
+from twisted.python import failure
 from twisted.words.protocols.jabber import error, jid
 from twisted.words.xish import domish
 from zope.interface.verify import verifyObject
@@ -382,6 +384,50 @@ class FakeSessions:
         return 0
 
 
+_T = TypeVar("_T")
+
+
+class SteppedStore(InMemoryAccountStore):
+    """
+    An in-memory store whose certificate calls, while C{stepping} is set,
+    wait in a queue instead of running at once; L{step} and L{runAll} run
+    them in the order they were made. Several requests started together
+    then take turns store call by store call, as concurrent streams (or a
+    node and the command line) do against SQLite.
+
+    @ivar queue: the waiting calls and the Deferreds they will fire.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        super().__init__(clock)
+        self.stepping = False
+        self.queue: list[tuple[Callable[[], Any], defer.Deferred[Any]]] = []
+
+    def _answer(self, f: Callable[[], _T]) -> defer.Deferred[_T]:
+        if not self.stepping:
+            return super()._answer(f)
+        d: defer.Deferred[_T] = defer.Deferred()
+        self.queue.append((f, d))
+        return d
+
+    def step(self) -> None:
+        """
+        Run the oldest waiting call; what its caller does next may queue
+        more.
+        """
+        f, d = self.queue.pop(0)
+        super()._answer(f).chainDeferred(d)
+
+    def runAll(self) -> None:
+        """
+        Run waiting calls until none is left, then stop stepping: later
+        calls (the test's checks) run at once again.
+        """
+        while self.queue:
+            self.step()
+        self.stepping = False
+
+
 @dataclass
 class Env:
     clock: task.Clock
@@ -390,14 +436,20 @@ class Env:
     manager: CertificateManager
 
 
-def makeEnv(requireXmppAddr: bool = True, maxPerAccount: int = 0) -> Env:
+def makeEnv(
+    requireXmppAddr: bool = True,
+    maxPerAccount: int = 0,
+    storeClass: type[InMemoryAccountStore] = InMemoryAccountStore,
+) -> Env:
     """
     A CertificateManager over a store holding ALICE and BOB, its clock at
     L{NOW}.
+
+    @param storeClass: the store's class, called with the clock.
     """
     clock = task.Clock()
     clock.advance(NOW.timestamp())
-    store = InMemoryAccountStore(clock=clock.seconds)
+    store = storeClass(clock=clock.seconds)
     for account in (ALICE, BOB):
         addAccount(store, account)
     sessions = FakeSessions()
@@ -434,6 +486,32 @@ def refusal(d: defer.Deferred[object] | defer.Deferred[None]) -> tuple[str, str]
 
 def states(env: Env, account: str = ALICE) -> list[tuple[str, str]]:
     return [(c.name, c.state) for c in resultOf(env.store.listCertificates(account))]
+
+
+def outcome(d: defer.Deferred[Any]) -> tuple[str, str] | None:
+    """
+    C{None} if C{d} succeeded, else the condition and type of the
+    StanzaError it failed with; any other failure (an internal-server-error
+    for the client, and an error in the log) fails the test.
+    """
+    results: list[Any] = []
+    d.addBoth(results.append)
+    assert results, f"{d!r} has not fired"
+    if not isinstance(results[0], failure.Failure):
+        return None
+    value = results[0].value
+    assert isinstance(value, error.StanzaError), results[0].getTraceback()
+    return value.condition, value.type
+
+
+def stepped(env: Env) -> SteppedStore:
+    """
+    The store of an env made with C{storeClass=SteppedStore}, stepping from
+    now on.
+    """
+    assert isinstance(env.store, SteppedStore)
+    env.store.stepping = True
+    return env.store
 
 
 def test_managerInterface() -> None:
@@ -628,6 +706,70 @@ def test_appendDisabledOfOtherAccount() -> None:
     resultOf(env.manager.disable(requester(), "Shared"))
     assert refusal(append(env, data, "Mine", account=BOB)) == ("conflict", "cancel")
     assert states(env) == [("Shared", "disabled")]
+
+
+def test_appendDisabledAgainAfterRevoke() -> None:
+    """
+    XEP-0257 §2.4: revocation is final, also for a certificate that was
+    disabled first: once revoked (here by the command line or another
+    node, as a stream cannot revoke a disabled certificate), appending it
+    again is a conflict (type cancel) and it stays revoked.
+    """
+    env = makeEnv()
+    data = issue()
+    resultOf(append(env, data, "Phone"))
+    resultOf(env.manager.disable(requester(), "Phone"))
+    resultOf(env.store.setCertificateStateByFingerprint(fingerprintOf(data), "revoked"))
+    assert refusal(append(env, data, "Phone")) == ("conflict", "cancel")
+    assert refusal(append(env, data, "Phone 2")) == ("conflict", "cancel")
+    assert states(env) == [("Phone", "revoked")]
+
+
+@pytest.mark.parametrize("steps", [0, 1, 2, 3, 4, 5])
+def test_appendDisabledAgainRacingRevoke(steps: int) -> None:
+    """
+    XEP-0257 §2.4: a revocation is never undone. Appending a disabled
+    certificate again while a revocation of it lands after any number of
+    the append's store calls never leaves it enabled: it ends up revoked,
+    in one record, and the append either succeeded before the revocation
+    or is refused with conflict (type cancel), never with an internal
+    error.
+    """
+    env = makeEnv(storeClass=SteppedStore)
+    data = issue()
+    fp = fingerprintOf(data)
+    resultOf(append(env, data, "Phone"))
+    resultOf(env.manager.disable(requester(), "Phone"))
+    store = stepped(env)
+    appended = append(env, data, "Phone 2")
+    for _ in range(steps):
+        if store.queue:
+            store.step()
+    revoked = store.setCertificateStateByFingerprint(fp, "revoked")
+    store.runAll()
+    assert resultOf(revoked).state == "revoked"
+    assert outcome(appended) in (None, ("conflict", "cancel"))
+    assert [c.state for c in store.certificates.values() if c.fingerprint == fp] == ["revoked"]
+    assert [state for _, state in states(env)] == ["revoked"]
+
+
+def test_appendDisabledAgainConcurrently() -> None:
+    """
+    Two streams appending the same disabled certificate again at the same
+    time, their store calls interleaved: one brings it back, the other is
+    refused with conflict (type cancel, the certificate is registered by
+    then), never an internal error; one enabled record remains.
+    """
+    env = makeEnv(storeClass=SteppedStore)
+    data = issue()
+    resultOf(append(env, data, "Phone"))
+    resultOf(env.manager.disable(requester(), "Phone"))
+    store = stepped(env)
+    first = append(env, data, "Phone 2")
+    second = append(env, data, "Phone 3")
+    store.runAll()
+    assert [outcome(first), outcome(second)] == [None, ("conflict", "cancel")]
+    assert states(env) == [("Phone 2", "enabled")]
 
 
 UNACCEPTABLE = {
@@ -887,6 +1029,67 @@ def test_unknownName(verb: str, state: str) -> None:
     )
     assert env.store.certificates == before
     assert env.sessions.closed == []
+
+
+@pytest.mark.parametrize(
+    "verb, other",
+    [("disable", "revoked"), ("disable", "removed"), ("revoke", "removed")],
+)
+def test_stateChangeRacingOtherChange(verb: str, other: str) -> None:
+    """
+    XEP-0257 §2.3, §2.4: a certificate revoked or removed (by another
+    stream, node or the command line) between the lookup of its name and
+    the state change is no longer one the request can change: item-not-found
+    (type cancel) as for an unknown name, not an internal error; the other
+    change stands and no session is closed for the refused request.
+    """
+    env = makeEnv(storeClass=SteppedStore)
+    data = issue()
+    fp = fingerprintOf(data)
+    resultOf(append(env, data, "Phone"))
+    store = stepped(env)
+    d = getattr(env.manager, verb)(requester(), "Phone")
+    store.step()  # the lookup: still enabled; the state change now waits
+    assert len(store.queue) == 1
+    # The other change lands at once, before the waiting state change.
+    store.stepping = False
+    if other == "revoked":
+        resultOf(store.setCertificateStateByFingerprint(fp, "revoked"))
+    else:
+        resultOf(store.removeCertificateByFingerprint(fp))
+    store.stepping = True
+    store.runAll()
+    value = stanzaError(d)
+    assert (value.condition, value.type, value.text) == (
+        "item-not-found",
+        "cancel",
+        "No certificate named 'Phone'",
+    )
+    assert states(env) == ([("Phone", "revoked")] if other == "revoked" else [])
+    env.clock.advance(0)
+    assert env.sessions.closed == []
+
+
+def test_disableRacingRevoke() -> None:
+    """
+    XEP-0257 §2.3, §2.4: a revoke and a disable of the same certificate
+    from two streams, their store calls interleaved, the revoke first:
+    the revoke succeeds and closes the certificate's sessions, the disable
+    gets item-not-found (type cancel), and the certificate stays revoked
+    (revocation is final).
+    """
+    env = makeEnv(storeClass=SteppedStore)
+    data = issue()
+    resultOf(append(env, data, "Phone"))
+    store = stepped(env)
+    revoked = env.manager.revoke(requester(), "Phone")
+    disabled = env.manager.disable(requester(), "Phone")
+    store.runAll()
+    assert outcome(revoked) is None
+    assert outcome(disabled) == ("item-not-found", "cancel")
+    assert states(env) == [("Phone", "revoked")]
+    env.clock.advance(0)
+    assert env.sessions.closed == [fingerprintOf(data)]
 
 
 def test_items() -> None:

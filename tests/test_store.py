@@ -839,6 +839,131 @@ class CertificateStoreTestsMixin:
         assert await self.store.getCertificate(ALICE, "laptop") is None
         await self.store.addCertificate(BOB, "laptop", DER1, FP1, 5000.0)
 
+    async def test_replaceDisabled(self) -> None:
+        """
+        XEP-0257 section 2.3: addCertificate with replaceDisabled replaces a
+        disabled certificate of the same account with that fingerprint by a
+        fresh enabled record (new name, flag, validity and times; no last
+        use), in the order of addition of a new one; without it, the
+        disabled record is a fingerprint conflict.
+        """
+        await self.addAccounts(ALICE)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        await self.store.touchCertificate(FP1, 1050.0)
+        self.now = 1100.0
+        disabled = await self.store.setCertificateState(ALICE, "laptop", "disabled")
+        other = await self.store.addCertificate(ALICE, "phone", DER2, FP2, 5000.0)
+        with pytest.raises(CertificateExists) as e:
+            await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        assert e.value.field == "fingerprint"
+        assert await self.store.certificateByFingerprint(FP1) == disabled
+        self.now = 1200.0
+        added = await self.store.addCertificate(
+            ALICE, " tablet ", DER1, FP1, 6000.0, canManage=False, replaceDisabled=True
+        )
+        assert added == StoredCertificate(
+            account=ALICE, name="tablet", fingerprint=FP1, der=DER1, state="enabled",
+            canManage=False, notAfter=6000.0, createdAt=1200.0, changedAt=1200.0,
+            lastUsedAt=None,
+        )
+        assert await self.store.certificateByFingerprint(FP1) == added
+        assert await self.store.getCertificate(ALICE, "laptop") is None
+        assert await self.store.getCertificate(ALICE, "tablet") == added
+        assert await self.store.listCertificates(ALICE) == [other, added]
+
+    async def test_replaceDisabledSameName(self) -> None:
+        """
+        Replacing a disabled certificate under its own name works: its
+        record does not count as a name conflict (it is disabled), and no
+        second record of that fingerprint remains.
+        """
+        await self.addAccounts(ALICE)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        await self.store.setCertificateState(ALICE, "laptop", "disabled")
+        added = await self.store.addCertificate(
+            ALICE, "laptop", DER1, FP1, 5000.0, maxPerAccount=1, replaceDisabled=True
+        )
+        assert added.state == "enabled"
+        assert await self.store.listCertificates(ALICE) == [added]
+
+    async def test_replaceDisabledRefusesOthers(self) -> None:
+        """
+        replaceDisabled replaces only a disabled record of the same account:
+        a revoked one (revocation is final, XEP-0257 section 2.5), an
+        enabled one, or another account's disabled one is still a
+        fingerprint conflict whose message does not name the other
+        account, and nothing changes.
+        """
+        await self.addAccounts(ALICE, BOB)
+        await self.store.addCertificate(ALICE, "revoked", DER1, FP1, 5000.0)
+        await self.store.addCertificate(ALICE, "enabled", DER2, FP2, 5000.0)
+        await self.store.addCertificate(BOB, "bobs", DER3, FP3, 5000.0)
+        await self.store.setCertificateStateByFingerprint(FP1, "revoked")
+        await self.store.setCertificateStateByFingerprint(FP3, "disabled")
+        before = {
+            fp: await self.store.certificateByFingerprint(fp) for fp in (FP1, FP2, FP3)
+        }
+        cursor, _ = await self.store.changesSince(0)
+        self.now = 2000.0
+        for der, fp in [(DER1, FP1), (DER2, FP2), (DER3, FP3)]:
+            with pytest.raises(CertificateExists) as e:
+                await self.store.addCertificate(
+                    ALICE, "again", der, fp, 5000.0, replaceDisabled=True
+                )
+            assert e.value.field == "fingerprint"
+            assert BOB not in str(e.value)
+        assert {
+            fp: await self.store.certificateByFingerprint(fp) for fp in (FP1, FP2, FP3)
+        } == before
+        assert await self.store.getCertificate(ALICE, "again") is None
+        assert await self.store.changesSince(cursor) == (cursor, [])
+
+    async def test_replaceDisabledFailureKeepsRecord(self) -> None:
+        """
+        The replacement is part of the add: when the add fails (a name an
+        enabled certificate has, the limit, a bad name), the disabled
+        record stays exactly as it was and changesSince reports nothing.
+        """
+        await self.addAccounts(ALICE)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        self.now = 1100.0
+        disabled = await self.store.setCertificateState(ALICE, "laptop", "disabled")
+        phone = await self.store.addCertificate(ALICE, "phone", DER2, FP2, 5000.0)
+        cursor, _ = await self.store.changesSince(0)
+        self.now = 2000.0
+        with pytest.raises(CertificateExists) as e:
+            await self.store.addCertificate(
+                ALICE, "phone", DER1, FP1, 5000.0, replaceDisabled=True
+            )
+        assert e.value.field == "name"
+        with pytest.raises(CertificateLimitReached):
+            await self.store.addCertificate(
+                ALICE, "laptop", DER1, FP1, 5000.0, maxPerAccount=1, replaceDisabled=True
+            )
+        with pytest.raises(ValueError):
+            await self.store.addCertificate(ALICE, " ", DER1, FP1, 5000.0, replaceDisabled=True)
+        assert await self.store.certificateByFingerprint(FP1) == disabled
+        assert await self.store.listCertificates(ALICE) == [disabled, phone]
+        assert await self.store.changesSince(cursor) == (cursor, [])
+
+    async def test_replaceDisabledReported(self) -> None:
+        """
+        changesSince reports the re-added certificate, enabled, as a change
+        after the cursor (a watcher must see that it can log in again).
+        """
+        await self.addAccounts(ALICE)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        await self.store.setCertificateState(ALICE, "laptop", "disabled")
+        cursor, _ = await self.store.changesSince(0)
+        self.now = 1100.0
+        added = await self.store.addCertificate(
+            ALICE, "laptop", DER1, FP1, 5000.0, replaceDisabled=True
+        )
+        newCursor, changes = await self.store.changesSince(cursor)
+        assert newCursor > cursor
+        assert changes == [added]
+        assert await self.store.changesSince(newCursor) == (newCursor, [])
+
     async def test_closedStore(self) -> None:
         """
         After close(), certificate calls fail with StoreError.
@@ -1380,6 +1505,30 @@ def test_indexGuardsEnable(database: SQLiteDatabase) -> None:
     assert database.changesSince(cursor) == (cursor, [])
 
 
+def test_replaceDisabledAtomic(database: SQLiteDatabase) -> None:
+    """
+    The deletion of the disabled record is rolled back with the add: when
+    the checks before the insert miss a name conflict and the partial
+    unique index refuses the insert, the disabled record is still there,
+    unchanged, and no change is recorded.
+    """
+    database.addAccount(ALICE, [])
+    database.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+    disabled = database.setCertificateState(ALICE, "laptop", "disabled")
+    database.addCertificate(ALICE, "phone", DER2, FP2, 5000.0)
+    cursor, _ = database.changesSince(0)
+    realConnection = database._conn
+    database._conn = _BlindConnection(realConnection)  # type: ignore[assignment]
+    try:
+        with pytest.raises(CertificateExists) as e:
+            database.addCertificate(ALICE, "phone", DER1, FP1, 5000.0, replaceDisabled=True)
+        assert e.value.field == "name"
+    finally:
+        database._conn = realConnection
+    assert database.certificateByFingerprint(FP1) == disabled
+    assert database.changesSince(cursor) == (cursor, [])
+
+
 def _race(dbPath: Path, calls: list[Callable[[SQLiteDatabase], object]]) -> list[object]:
     """
     Run each call on its own connection to C{dbPath}, in its own thread, all
@@ -1531,3 +1680,78 @@ def test_concurrentAddsSameFingerprint(dbPath: Path) -> None:
         failed = [r for r in results if isinstance(r, CertificateExists)]
         assert len(stored) == 1 and len(failed) == 1, results
         assert failed[0].field == "fingerprint"
+
+
+def _replace(account: str, name: str, der: bytes, fp: str) -> Callable[[SQLiteDatabase], object]:
+    return lambda db: db.addCertificate(account, name, der, fp, 5000.0, replaceDisabled=True)
+
+
+def _revoke(fp: str) -> Callable[[SQLiteDatabase], object]:
+    return lambda db: db.setCertificateStateByFingerprint(fp, "revoked")
+
+
+def _disabledCertificate(dbPath: Path, n: int) -> tuple[bytes, str]:
+    """
+    Add certificate C{n} to ALICE (registered already) and disable it.
+    """
+    der, fp = fakeCertificate(n)
+    setup = SQLiteDatabase.open(dbPath)
+    try:
+        setup.addCertificate(ALICE, f"cert {n}", der, fp, 5000.0)
+        setup.setCertificateStateByFingerprint(fp, "disabled")
+    finally:
+        setup.close()
+    return der, fp
+
+
+def test_concurrentReplaceAndRevoke(dbPath: Path) -> None:
+    """
+    XEP-0257 section 2.5: revocation is final, also when a replaceDisabled
+    add of the disabled certificate and its revocation run at the same
+    moment on two connections: either the add comes first and the
+    revocation then revokes the new record, or the revocation comes first
+    and the add gets CertificateExists for the fingerprint. The
+    certificate always ends up revoked, in exactly one record.
+    """
+    setup = SQLiteDatabase.open(dbPath)
+    setup.addAccount(ALICE, [])
+    setup.close()
+    for round in range(10):
+        der, fp = _disabledCertificate(dbPath, 600 + round)
+        added, revoked = _race(dbPath, [_replace(ALICE, f"again {round}", der, fp), _revoke(fp)])
+        assert isinstance(revoked, StoredCertificate) and revoked.state == "revoked", revoked
+        if not isinstance(added, StoredCertificate):
+            assert isinstance(added, CertificateExists) and added.field == "fingerprint", added
+        check = SQLiteDatabase.open(dbPath)
+        try:
+            assert [c.state for c in check.listCertificates(ALICE) if c.fingerprint == fp] == [
+                "revoked"
+            ]
+        finally:
+            check.close()
+
+
+def test_concurrentReplaces(dbPath: Path) -> None:
+    """
+    Two replaceDisabled adds of one disabled certificate at the same
+    moment: exactly one succeeds, the other gets CertificateExists for the
+    fingerprint (the record is enabled by then), never a database error;
+    one enabled record remains.
+    """
+    setup = SQLiteDatabase.open(dbPath)
+    setup.addAccount(ALICE, [])
+    setup.close()
+    for round in range(10):
+        der, fp = _disabledCertificate(dbPath, 700 + round)
+        results = _race(
+            dbPath, [_replace(ALICE, f"a{round}", der, fp), _replace(ALICE, f"b{round}", der, fp)]
+        )
+        stored = [r for r in results if isinstance(r, StoredCertificate)]
+        failed = [r for r in results if isinstance(r, CertificateExists)]
+        assert len(stored) == 1 and len(failed) == 1, results
+        assert failed[0].field == "fingerprint"
+        check = SQLiteDatabase.open(dbPath)
+        try:
+            assert check.certificateByFingerprint(fp) == stored[0]
+        finally:
+            check.close()

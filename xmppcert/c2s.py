@@ -278,7 +278,11 @@ class ReceivingSASLFeature:
         if element.uri != NS_SASL or element.name not in ("auth", "response", "abort"):
             return False
         if self.offered is None:
-            # Sent before our features: handle it once they are known.
+            # Sent before our features: handle it once they are known. One
+            # is all a client may send before an answer.
+            if self._pending:
+                self.authenticator.streamError("policy-violation", "Wait for the stream features")
+                return True
             self._pending.append(element)
             return True
         if self._busy:
@@ -748,9 +752,10 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
         self.state = "bind"
         if mechanism == "EXTERNAL" and self.peerChain:
             # RFC 6120 section 13.7.2.3: a stream authenticated by a
-            # certificate lives no longer than the certificate (and the
-            # intermediates presented with it).
-            notAfter = min(c.not_valid_after_utc for c in self.peerChain).timestamp()
+            # certificate lives no longer than the certificate. Only the
+            # leaf: the rest of the presented chain is unverified and may
+            # hold anything (an old cross-signed root, say).
+            notAfter = self.peerChain[0].not_valid_after_utc.timestamp()
             delay = max(0.0, notAfter - self.server.clock.seconds())
             self._expiry = self.server.clock.callLater(delay, self._certificateExpired)
 
@@ -836,9 +841,15 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
         full = self.session.jid
         sender = stanza.getAttribute("from")
         if sender is not None and sender not in (full.full(), full.userhost()):
-            # RFC 6120 section 8.1.2.1: the server stamps 'from'.
-            self.streamError("invalid-from")
-            return
+            # RFC 6120 section 8.1.2.1: the server stamps 'from'; compared
+            # prepared, so Alice@Example.com is the session's own JID.
+            try:
+                ownJID = parseJID(sender) in (full, full.userhostJID())
+            except jid.InvalidFormat:
+                ownJID = False
+            if not ownJID:
+                self.streamError("invalid-from")
+                return
         stanza["from"] = full.full()
         if stanza.name == "iq" and not self._checkIQ(stanza):
             return
@@ -850,6 +861,8 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
             except jid.InvalidFormat:
                 self._reply(stanza, "jid-malformed")
                 return
+            # Routing and the recipient see the prepared address.
+            stanza["to"] = target.full()
         if stanza.name == "iq" and ReceivingBindFeature.isBindRequest(stanza):
             self._reply(stanza, "not-allowed", "A resource is already bound")
             return

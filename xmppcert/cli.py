@@ -600,7 +600,11 @@ def _inspectLines(
                 verdicts.append(f"{checkerName}: a custom checker; run a login to see what it decides")
                 continue
         except cred.SASLAuthFailure as e:
-            verdicts.append(f"{checkerName}: refuses with <{e.condition}/>: {e.detail}")
+            final = " (final: the other checkers are not tried)" if e.final else ""
+            verdicts.append(f"{checkerName}: refuses with <{e.condition}/>: {e.detail}{final}")
+            if e.final:
+                lines.append("EXTERNAL:      would FAIL")
+                break
             continue
         pinned = f" (may bind only the resource {identity.jid.resource!r})" if identity.jid.resource else ""
         verdicts.append(f"{checkerName}: accepts, as {identity.jid.userhost()}{pinned}")

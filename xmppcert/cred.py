@@ -49,6 +49,7 @@ class SASLAuthFailure(error.UnauthorizedLogin):
     @ivar condition: e.g. C{"not-authorized"}, C{"invalid-authzid"}.
     @ivar closeStream: whether the stream must be closed after the failure
         (XEP-0178 asks for that in some cases).
+    @ivar final: the other checkers of a chain must not be tried.
     """
 
     def __init__(
@@ -57,6 +58,7 @@ class SASLAuthFailure(error.UnauthorizedLogin):
         text: str = "",
         closeStream: bool = False,
         detail: str = "",
+        final: bool = False,
     ):
         """
         @param text: sent to the client in the failure's C{<text/>}.
@@ -68,6 +70,7 @@ class SASLAuthFailure(error.UnauthorizedLogin):
         self.text = text
         self.closeStream = closeStream
         self.detail = detail or text
+        self.final = final
 
 
 class IAccount(Interface):
@@ -337,6 +340,10 @@ def selectIdentity(
                     )
                 resource = pinned.pop()
             chosen = jidmod.JID(tuple=(wanted.user, wanted.host, resource))
+        elif len(addrs) > 1 and len({a for a in addrs if a.host in domains}) == 1:
+            # XEP-0178 section 2 counts the identities that can be accounts
+            # here: JIDs of other domains do not make the choice ambiguous.
+            chosen = next(a for a in addrs if a.host in domains)
         elif len(addrs) > 1:
             # XEP-0178 section 2: several identities and no authzid.
             raise SASLAuthFailure(
@@ -379,10 +386,12 @@ def checkStoredCertificate(
             detail="no account has registered this certificate",
         )
     if stored.state != "enabled":
-        # Unknown, disabled and revoked look the same to the client.
+        # Unknown, disabled and revoked look the same to the client. Final:
+        # no other checker (a CA) may let a certificate its owner turned
+        # off log in.
         raise SASLAuthFailure(
             "not-authorized", "the certificate is not registered", closeStream=True,
-            detail=f"the certificate is {stored.state}",
+            detail=f"the certificate is {stored.state}", final=True,
         )
     addrs = _certificateFacts(leaf, now)
     account = jidmod.internJID(stored.account)
@@ -569,6 +578,8 @@ class CertificateCheckerChain:
             try:
                 return await defer.maybeDeferred(checker.requestAvatarId, creds)
             except SASLAuthFailure as e:
+                if e.final:
+                    raise
                 refusals.append(e)
             except error.UnauthorizedLogin as e:
                 refusals.append(SASLAuthFailure("not-authorized", str(e), closeStream=True))

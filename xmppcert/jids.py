@@ -34,7 +34,7 @@ def _checkParts(parsed: jid.JID, hasLocal: bool, hasResource: bool, what: str) -
         host = host[:-1]
         if not host or host.endswith("."):
             raise jid.InvalidFormat(f"{what} has an empty domain label")
-        parsed = jid.internJID(jid.JID(tuple=(parsed.user, host, parsed.resource)).full())
+        parsed = jid.JID(tuple=(parsed.user, host, parsed.resource))
     for part in (parsed.user or "", parsed.host, parsed.resource or ""):
         if len(part.encode("utf-8")) > MAX_PART_OCTETS:
             raise jid.InvalidFormat(f"{what} has a part longer than {MAX_PART_OCTETS} octets")
@@ -58,7 +58,9 @@ def parseJID(text: str) -> jid.JID:
         # Twisted drops an empty resource; RFC 7622 section 3.4 forbids it.
         raise jid.InvalidFormat(f"{text!r} has an empty resourcepart")
     try:
-        parsed = jid.internJID(text)
+        # Not internJID: its cache never forgets, and this parses what
+        # unauthenticated peers send.
+        parsed = jid.JID(text)
     except jid.InvalidFormat as e:
         raise jid.InvalidFormat(f"{text!r} is not a valid JID: {e}") from None
     except (UnicodeError, ValueError, IndexError, RuntimeError):

@@ -37,6 +37,7 @@ from xmppcert import _log, x509
 from xmppcert.store.interfaces import (
     CertificateExists,
     CertificateLimitReached,
+    CertificateRevoked,
     NoSuchAccount,
     NoSuchCertificate,
     StoredCertificate,
@@ -44,6 +45,12 @@ from xmppcert.store.interfaces import (
 )
 
 log = Logger(observer=_log.observer)
+
+#: What L{ICertificateStore.setCertificateStateByFingerprint} raises when the
+#: certificate is no longer one whose state a request may change: removed,
+#: or revoked (final, XEP-0257 §2.5). Both are races with another change,
+#: not server failures.
+_GONE = (NoSuchCertificate, CertificateRevoked)
 
 NS_SASLCERT = "urn:xmpp:saslcert:1"
 
@@ -321,25 +328,17 @@ class CertificateManager:
         self._mayManage(requester)
         fingerprint, notAfter = self._checkCertificate(requester, request)
         account = requester.account.userhost()
-        existing = await self.store.certificateByFingerprint(fingerprint)
-        if existing is not None and existing.account == account and existing.state == "disabled":
-            # Appending a certificate the user disabled earlier brings it
-            # back: the old record is history, not a conflict. Check what
-            # would refuse the append first, so a refused request does not
-            # drop that history (the add below still enforces both).
-            # getCertificate returns the enabled one of a name when there is one.
-            named = await self.store.getCertificate(account, request.name)
-            if named is not None and named.state == "enabled":
-                raise self._nameTaken(request.name)
-            if self.maxPerAccount and (
-                len(await self.store.listCertificates(account, states=["enabled"])) >= self.maxPerAccount
-            ):
-                raise self._limitReached()
-            await self.store.removeCertificateByFingerprint(fingerprint)
         try:
+            # Appending a certificate the user disabled earlier brings it
+            # back (XEP-0257 §2.3): the old record is history, not a
+            # conflict. The store decides that in the add's own transaction,
+            # so a revocation that lands meanwhile (command line, another
+            # node or stream) is never undone, and a refused add keeps the
+            # disabled record.
             await self.store.addCertificate(
                 account, request.name, request.der, fingerprint, notAfter,
                 canManage=request.canManage, maxPerAccount=self.maxPerAccount,
+                replaceDisabled=True,
             )
         except CertificateExists as e:
             if e.field == "name":
@@ -376,8 +375,13 @@ class CertificateManager:
         stored = await self._enabled(requester, name)
         try:
             await self.store.setCertificateStateByFingerprint(stored.fingerprint, state)
-        except NoSuchCertificate:
-            raise error.StanzaError("item-not-found", type="cancel") from None
+        except _GONE:
+            # Removed or revoked since _enabled looked (another stream, node
+            # or the command line): from here, no enabled certificate has
+            # that name any more, just as if the lookup had found none.
+            raise error.StanzaError(
+                "item-not-found", type="cancel", text=f"No certificate named {name!r}"
+            ) from None
         log.info(
             "{account} {verb} certificate {name!r} ({fingerprint})",
             account=requester.account.userhost(), verb=state, name=name, fingerprint=stored.fingerprint,

@@ -256,7 +256,7 @@ class SessionManager(service.Service):
         return defer.ensureDeferred(self._route(stanza, sender))
 
     async def _route(self, stanza: domish.Element, sender: Session) -> None:
-        target = jid.internJID(stanza["to"])
+        target = jid.JID(stanza["to"])
         kind = stanza.name
         if not self.isLocal(target):
             # No server-to-server yet.
@@ -304,12 +304,9 @@ class SessionManager(service.Service):
             return
         if stanzaType in ("error", "headline"):
             return
-        exists = bool(self.sessionsOf(bare)) or await self.store.accountExists(bare.userhost())
-        if not exists:
-            self._bounce(stanza, sender, "service-unavailable")
-            return
         # RFC 6121 section 8.5.2.2.1: no offline storage, so an error; the
-        # same one as for no such account, so existence is not revealed.
+        # same one as for no such account, so existence is not revealed (and
+        # the store need not be asked).
         self._bounce(stanza, sender, "service-unavailable")
 
     def _bounce(self, stanza: domish.Element, sender: Session, condition: str, text: str | None = None) -> None:

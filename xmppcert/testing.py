@@ -229,10 +229,13 @@ class InMemoryAccountStore:
         notAfter: float,
         canManage: bool = True,
         maxPerAccount: int = 0,
+        replaceDisabled: bool = False,
     ) -> defer.Deferred[StoredCertificate]:
         """
         See L{ICertificateStore.addCertificate}: every check comes before
-        the change, so a failing add changes nothing.
+        the change, so a failing add changes nothing (with
+        C{replaceDisabled}, the disabled record it would replace stays, as
+        SQLite's rollback keeps it).
         """
 
         def add() -> StoredCertificate:
@@ -240,12 +243,23 @@ class InMemoryAccountStore:
             checkFingerprint(fingerprint)
             if account not in self.accounts:
                 raise NoSuchAccount(account)
+            current = self.certificates.get(fingerprint)
+            # The disabled record of this account that SQLite deletes first.
+            # It never affects the name check or the limit below (neither
+            # counts disabled certificates), so deciding here and deleting
+            # after the checks is the same as SQLite's delete-then-rollback.
+            replaced = (
+                replaceDisabled
+                and current is not None
+                and current.account == account
+                and current.state == "disabled"
+            )
             found = self._find(account, stripped)
             if found is not None and found.state == "enabled":
                 # XEP-0257 section 2.1: a name already used MUST be
                 # rejected; disabled and revoked certificates do not count.
                 raise _nameExists(account, stripped)
-            if fingerprint in self.certificates:
+            if current is not None and not replaced:
                 raise CertificateExists("fingerprint", "this certificate is already registered")
             if maxPerAccount > 0:
                 count = sum(
@@ -258,6 +272,10 @@ class InMemoryAccountStore:
                         f"{account} has {count} enabled certificates, the most it may have"
                     )
             now = self.clock()
+            if replaced:
+                # Forgotten, not overwritten: the new record goes last in
+                # the order of addition, like SQLite's new row id.
+                self._forget(fingerprint)
             return self._changed(
                 StoredCertificate(
                     account=account,

@@ -315,7 +315,14 @@ class ICertificateStore(Interface):
     """
 
     def addCertificate(  # type: ignore[no-untyped-def]
-        account, name, der, fingerprint, notAfter, canManage=True, maxPerAccount=0
+        account,
+        name,
+        der,
+        fingerprint,
+        notAfter,
+        canManage=True,
+        maxPerAccount=0,
+        replaceDisabled=False,
     ):
         """
         Register a certificate, enabled, for an existing account.
@@ -326,7 +333,20 @@ class ICertificateStore(Interface):
 
         The name conflicts only with an B{enabled} certificate of the
         account; disabled and revoked ones may have it. The fingerprint
-        conflicts with any certificate, in any state and account.
+        conflicts with any certificate, in any state and account, except
+        as C{replaceDisabled} allows.
+
+        With C{replaceDisabled}, a certificate with that fingerprint that
+        belongs to C{account} and is B{disabled} is deleted first, in the
+        same transaction, and the new record takes its place (XEP-0257
+        section 2.3: appending a certificate the user disabled brings it
+        back). Its name, flag, times and last use are not kept: the new
+        record is a fresh add, reported by L{changesSince}. The deletion is
+        part of the add: when a check fails (name, limit) the disabled
+        record stays as it was, and a certificate revoked (or enabled, or
+        of another account) by the time the transaction runs still gives
+        L{CertificateExists} with C{field="fingerprint"}, so a concurrent
+        revocation can never be undone by a re-add.
 
         @param name: 1 to 255 characters after stripping, no control
             characters.
@@ -337,6 +357,8 @@ class ICertificateStore(Interface):
         @param maxPerAccount: when above 0, the most B{enabled}
             certificates the account may have (the ones its user sees in the
             XEP-0257 list); disabled and revoked ones do not count.
+        @param replaceDisabled: replace a disabled certificate of
+            C{account} with this fingerprint instead of refusing it.
         @return: Deferred firing with the new L{StoredCertificate}, or
             failing with L{NoSuchAccount}, L{CertificateExists} (XEP-0257
             section 2.1: a name already used by an enabled certificate MUST

@@ -451,6 +451,7 @@ class SQLiteDatabase:
         notAfter: float,
         canManage: bool = True,
         maxPerAccount: int = 0,
+        replaceDisabled: bool = False,
     ) -> StoredCertificate:
         """
         Register a certificate, enabled; see L{ICertificateStore.addCertificate}.
@@ -461,6 +462,12 @@ class SQLiteDatabase:
         section 2.1: a name already used MUST be rejected) or from the
         C{UNIQUE} fingerprint becomes L{CertificateExists} for the right
         field.
+
+        With C{replaceDisabled}, a disabled row of C{account} with that
+        fingerprint is deleted inside that transaction, before the checks:
+        a failing check or insert rolls the deletion back with everything
+        else. A row in another state or of another account is not touched
+        and still gives L{CertificateExists} for the fingerprint.
 
         @raise NoSuchAccount: C{account} is not registered.
         @raise CertificateExists: an enabled certificate of C{account} has
@@ -477,6 +484,14 @@ class SQLiteDatabase:
         with self._transaction() as conn:
             if not conn.execute("SELECT 1 FROM accounts WHERE jid = ?", (account,)).fetchone():
                 raise NoSuchAccount(account)
+            if replaceDisabled:
+                # Decided under the write lock: a row revoked (or enabled)
+                # in the meantime stays and is a fingerprint conflict below.
+                conn.execute(
+                    "DELETE FROM certificates"
+                    " WHERE fingerprint = ? AND account = ? AND state = 'disabled'",
+                    (fingerprint, account),
+                )
             if conn.execute(
                 "SELECT 1 FROM certificates WHERE account = ? AND name = ?"
                 " AND state = 'enabled'",
@@ -911,6 +926,7 @@ class SQLiteStore:
         notAfter: float,
         canManage: bool = True,
         maxPerAccount: int = 0,
+        replaceDisabled: bool = False,
     ) -> defer.Deferred[StoredCertificate]:
         """
         See L{ICertificateStore.addCertificate}.
@@ -918,7 +934,14 @@ class SQLiteStore:
         der = bytes(der)
         return self._run(
             lambda db: db.addCertificate(
-                account, name, der, fingerprint, notAfter, canManage, maxPerAccount
+                account,
+                name,
+                der,
+                fingerprint,
+                notAfter,
+                canManage,
+                maxPerAccount,
+                replaceDisabled=replaceDisabled,
             )
         )
 
