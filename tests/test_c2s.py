@@ -1296,3 +1296,21 @@ def test_toNormalised() -> None:
     message = phone.received().only("message")
     assert message["to"] == f"{ALICE}/phone"
     assert str(message.body) == "hi"
+
+
+def test_pinnedResourceComparedPrepared() -> None:
+    """
+    XEP-0257 §3 with RFC 7622 §3.4: the requested resource is compared with
+    the pinned one after preparation, so an equivalent spelling binds it;
+    another resource is not-allowed.
+    """
+    h, certificate = certificateHarness()
+    conn, _ = externalConnection(h, certificate)
+    authzid = f"{ALICE}/fi".encode()
+    assert conn.auth("EXTERNAL", authzid).only().name == "success"
+    conn.header()
+    refused = conn.bind("tablet").only("iq")
+    assert stanzaErrorCondition(refused) == "not-allowed"
+    bound = conn.bind("\ufb01", iqID="bind2").only("iq")
+    assert bound["type"] == "result"
+    assert str(bound.bind.jid) == f"{ALICE}/fi"

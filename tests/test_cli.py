@@ -660,6 +660,8 @@ def test_certListEmptyAndUnknown(dataDir: Path, alice: str, run) -> None:  # typ
     assert (result.code, result.out) == (0, f"no certificates for {alice}\n")
     assertOneLineError(run(*configArg(dataDir), "cert", "list", "bob@example.com"),
                        "no account bob@example.com")
+    # A malformed JID is one line too, never a traceback.
+    assertOneLineError(run(*configArg(dataDir), "cert", "list", "a@b..c"), "'a@b..c'")
 
 
 @pytest.mark.parametrize("command", ["disable", "enable", "revoke", "remove"])

@@ -379,7 +379,7 @@ class FakeSessions:
         self.asked.append((account, fingerprint))
         return list(self.resources.get((account.userhost(), fingerprint), []))
 
-    def closeSessionsWithCertificate(self, fingerprint: str) -> int:
+    def closeSessionsWithCertificate(self, fingerprint: str, why: str = "revoked") -> int:
         self.closed.append(fingerprint)
         return 0
 

@@ -15,7 +15,7 @@ from typing import Any, cast
 import pytest
 from twisted.application import service
 from twisted.application.internet import StreamServerEndpointService
-from twisted.internet import reactor, task, threads
+from twisted.internet import defer, reactor, task, threads
 from twisted.logger import capturedLogs
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
@@ -298,3 +298,60 @@ class RunningServiceTests(unittest.TestCase):
 
         with pytest.raises(StoreError):
             await store.accountExists("alice@example.com")
+
+
+def test_serverServiceStopStages() -> None:
+    """
+    Shutdown in stages: listeners first (no new stream may meet a closed
+    store), then client streams, then background tasks, the store last;
+    each stage waits for the one before.
+    """
+    order: list[str] = []
+
+    class Recorder(service.Service):
+        def __init__(self, label: str, wait: defer.Deferred[None] | None = None) -> None:
+            self.label = label
+            self.wait = wait
+
+        def stopService(self) -> defer.Deferred[None] | None:
+            service.Service.stopService(self)
+            order.append(self.label)
+            return self.wait
+
+    class Listener(StreamServerEndpointService):
+        def __init__(self) -> None:
+            pass
+
+        def startService(self) -> None:
+            service.Service.startService(self)
+
+        def stopService(self) -> defer.Deferred[None]:
+            service.Service.stopService(self)
+            order.append("listener")
+            return listenerStopped
+
+    class Streams(C2SService):
+        def stopService(self) -> None:
+            service.Service.stopService(self)
+            order.append("streams")
+
+    class Store(StoreService):
+        def stopService(self) -> None:  # type: ignore[override]
+            service.Service.stopService(self)
+            order.append("store")
+
+    listenerStopped: defer.Deferred[None] = defer.Deferred()
+    taskStopped: defer.Deferred[None] = defer.Deferred()
+    root = ServerService()
+    Store(InMemoryAccountStore()).setServiceParent(root)
+    Listener().setServiceParent(root)
+    Recorder("task", taskStopped).setServiceParent(root)
+    Streams(cast(Any, None)).setServiceParent(root)
+    root.startService()
+    stopped = root.stopService()
+    assert order == ["listener"]
+    listenerStopped.callback(None)
+    assert order == ["listener", "streams", "task"]
+    taskStopped.callback(None)
+    assert order == ["listener", "streams", "task", "store"]
+    assert stopped.called

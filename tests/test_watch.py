@@ -67,7 +67,7 @@ class FakeSessions:
 
     closed: list[str] = field(default_factory=list)
 
-    def closeSessionsWithCertificate(self, fingerprint: str) -> int:
+    def closeSessionsWithCertificate(self, fingerprint: str, why: str = "revoked") -> int:
         self.closed.append(fingerprint)
         return 1
 
@@ -444,7 +444,9 @@ def test_checkRemovedCertificate() -> None:
     clock.advance(CHECK - 1)
     assert phoneClient.closes == []
     clock.advance(1)
-    assert [e.condition for e in phoneClient.closes] == ["reset"]
+    assert [(e.condition, e.text) for e in phoneClient.closes] == [
+        ("reset", "The certificate of this session was removed")
+    ]
     assert laptopClient.closes == []
     watcher.stopService()
 
@@ -484,4 +486,24 @@ def test_checkDeletedAccount() -> None:
     assert len(aliceCert.closes) == 1
     assert bobDesk.closes == []
     watcher.stopService()
+    assert clock.getDelayedCalls() == []
+
+
+def test_stopWaitsForRunningCheck() -> None:
+    """
+    Shutdown: stopping the watcher waits for a session check in progress,
+    so the store is not closed under it (which would log at error level).
+    """
+    clock, store, sessions, watcher = checkedSessions()
+    from tests.helpers import bindSession
+
+    bindSession(sessions, f"{ALICE}/desk")
+    pending: defer.Deferred[bool] = defer.Deferred()
+    store.accountExists = lambda jid: pending  # type: ignore[method-assign]
+    clock.advance(CHECK)
+    stopped = watcher.stopService()
+    assert isinstance(stopped, defer.Deferred)
+    assert not stopped.called
+    pending.callback(True)
+    assert stopped.called
     assert clock.getDelayedCalls() == []

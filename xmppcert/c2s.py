@@ -457,7 +457,7 @@ class ReceivingBindFeature:
         if pinned is not None:
             # XEP-0257 section 3 (MUST in its version 0.2): a certificate for a
             # full JID may bind only that resource.
-            if resource and resource != pinned:
+            if resource and _preparedResource(resource) != pinned:
                 a.xmlstream.send(
                     error.StanzaError(
                         "not-allowed", text=f"This certificate may only bind the resource {pinned}"
@@ -474,6 +474,17 @@ class ReceivingBindFeature:
             return True
         a.bound(full, element)
         return True
+
+
+def _preparedResource(resource: str) -> str | None:
+    """
+    The resource as it would be bound (RFC 7622 resourceprep), or C{None}
+    when it is invalid, so it compares with a pinned (prepared) resource.
+    """
+    try:
+        return jid.JID(tuple=(None, "example.invalid", resource)).resource
+    except (jid.InvalidFormat, UnicodeError, ValueError, IndexError, RuntimeError):
+        return None
 
 
 class LocalStream(utility.EventDispatcher):

@@ -86,9 +86,9 @@ def _parseAccountJID(text: str, config: Config) -> str:
         domain that C{config} serves.
     """
     try:
-        parsed = jabberJID.JID(text)
-    except (jabberJID.InvalidFormat, RuntimeError, UnicodeError, ValueError) as e:
-        raise CommandError(f"{text!r} is not a valid JID: {e}") from None
+        parsed = parseJID(text)
+    except jabberJID.InvalidFormat as e:
+        raise CommandError(str(e)) from None
     if not parsed.user:
         raise CommandError(f"{text!r} is not an account JID: it has no localpart (user@domain)")
     if parsed.resource is not None:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.application import service, strports
+from twisted.application.internet import StreamServerEndpointService
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
@@ -97,20 +98,22 @@ class C2SService(service.Service):
 
 class ServerService(service.MultiService):
     """
-    The whole server. Stopping closes the client streams first and waits for
-    them, then stops listeners and the store, so nothing a stream still does
-    meets a closed store.
+    The whole server. Stopping goes in stages, each awaited: the listeners
+    (no new streams), the client streams, the background tasks, and the
+    store last, so nothing still running meets a closed store.
     """
 
     c2s: C2SServer
 
     async def _stop(self) -> None:
-        first = [s for s in self if isinstance(s, C2SService)]
-        for child in first:
-            await defer.maybeDeferred(child.stopService)
-        rest = [s for s in reversed(list(self)) if not isinstance(s, C2SService)]
+        children = list(self)
+        stores = [s for s in children if isinstance(s, StoreService)]
+        streams = [s for s in children if isinstance(s, C2SService)]
+        listeners = [s for s in children if isinstance(s, StreamServerEndpointService)]
+        tasks = [s for s in reversed(children) if s not in stores + streams + listeners]
         service.Service.stopService(self)
-        await defer.DeferredList([defer.maybeDeferred(s.stopService) for s in rest])
+        for stage in (listeners, streams, tasks, stores):
+            await defer.DeferredList([defer.maybeDeferred(s.stopService) for s in stage if s.running])
 
     def stopService(self) -> defer.Deferred[None]:
         return defer.ensureDeferred(self._stop())

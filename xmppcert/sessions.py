@@ -209,12 +209,15 @@ class SessionManager(service.Service):
         """
         return self._revokedAt.get(fingerprint, 0) > mark
 
-    def closeSessionsWithCertificate(self, fingerprint: str) -> int:
+    def closeSessionsWithCertificate(self, fingerprint: str, why: str = "revoked") -> int:
         """
         Close every session that logged in with this certificate
         (XEP-0257 section 2.4), with a C{reset} stream error: RFC 6120
         section 4.9.3.16 names it for a certificate revoked during the life
         of the stream.
+
+        @param why: how the certificate went ("revoked", "removed"), for
+            the stream error's text and the log.
 
         @return: how many were closed.
         """
@@ -225,8 +228,8 @@ class SessionManager(service.Service):
             self._revokedAt.popitem(last=False)
         doomed = [s for s in self.allSessions() if s.info.get("certificate") == fingerprint and not s.closed]
         for session in doomed:
-            log.info("Closing {jid}: its certificate was revoked", jid=session.jid.full())
-            session.close(error.StreamError("reset", text="The certificate of this session was revoked"))
+            log.info("Closing {jid}: its certificate was {why}", jid=session.jid.full(), why=why)
+            session.close(error.StreamError("reset", text=f"The certificate of this session was {why}"))
         return len(doomed)
 
     def closeSessionsOf(self, account: jid.JID, streamError: error.StreamError) -> int:

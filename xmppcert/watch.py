@@ -26,20 +26,46 @@ log = Logger(observer=_log.observer)
 PRUNE_INTERVAL = 3600.0
 
 
-def _startLoop(
-    call: Any, clock: IReactorTime, interval: float, now: bool, name: str
-) -> task.LoopingCall:
-    loop = task.LoopingCall(call)
-    loop.clock = clock
-    # Each call handles its own failures; this only reports a loop that died.
-    loop.start(interval, now=now).addErrback(lambda f: log.failure("{name} stopped", f, name=name))
-    return loop
+class _Loop:
+    """
+    A C{LoopingCall} whose stop waits for the run in progress, so the store
+    is not closed under it at shutdown.
+    """
+
+    def __init__(self, call: Any, clock: IReactorTime, interval: float, now: bool, name: str) -> None:
+        self._call = call
+        self._running: defer.Deferred[None] | None = None
+        self._waiters: list[defer.Deferred[None]] = []
+        self._loop = task.LoopingCall(self._run)
+        self._loop.clock = clock
+        # Each call handles its own failures; this only reports a loop that died.
+        self._loop.start(interval, now=now).addErrback(lambda f: log.failure("{name} stopped", f, name=name))
+
+    def _run(self) -> defer.Deferred[None]:
+        d: defer.Deferred[None] = self._call()
+        self._running = d
+
+        def done(result: None) -> None:
+            self._running = None
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+            return result
+
+        return d.addBoth(done)
+
+    def stop(self) -> defer.Deferred[None]:
+        if self._loop.running:
+            self._loop.stop()
+        if self._running is None:
+            return defer.succeed(None)
+        waiter: defer.Deferred[None] = defer.Deferred()
+        self._waiters.append(waiter)
+        return waiter
 
 
-def _stopLoops(*loops: task.LoopingCall | None) -> None:
-    for loop in loops:
-        if loop is not None and loop.running:
-            loop.stop()
+def _stopLoops(*loops: _Loop | None) -> defer.Deferred[Any]:
+    return defer.DeferredList([loop.stop() for loop in loops if loop is not None])
 
 
 class RevocationWatcher(service.Service):
@@ -62,22 +88,23 @@ class RevocationWatcher(service.Service):
         self.interval = interval
         self.checkInterval = checkInterval
         self.cursor = 0
-        self._loop: task.LoopingCall | None = None
-        self._checkLoop: task.LoopingCall | None = None
+        self._loop: _Loop | None = None
+        self._checkLoop: _Loop | None = None
         self._failing = False
+        self._checkFailing = False
 
     def startService(self) -> None:
         service.Service.startService(self)
-        self._loop = _startLoop(self.poll, self.clock, self.interval, True, "Revocation watcher")
-        self._checkLoop = _startLoop(self.checkSessions, self.clock, self.checkInterval, False, "Session checker")
+        self._loop = _Loop(self.poll, self.clock, self.interval, True, "Revocation watcher")
+        self._checkLoop = _Loop(self.checkSessions, self.clock, self.checkInterval, False, "Session checker")
 
-    def stopService(self) -> None:
+    def stopService(self) -> defer.Deferred[Any]:
         service.Service.stopService(self)
-        _stopLoops(self._loop, self._checkLoop)
+        return _stopLoops(self._loop, self._checkLoop)
 
     def checkSessions(self) -> defer.Deferred[None]:
         d = defer.ensureDeferred(self._checkSessions())
-        d.addErrback(self._pollFailed)
+        d.addErrback(self._checkFailed)
         return d
 
     async def _checkSessions(self) -> None:
@@ -95,8 +122,13 @@ class RevocationWatcher(service.Service):
                 )
         for fingerprint in sorted(fingerprints):
             stored = await self.store.certificateByFingerprint(fingerprint)
-            if stored is None or stored.state == "revoked":
+            if stored is None:
+                self.sessions.closeSessionsWithCertificate(fingerprint, "removed")
+            elif stored.state == "revoked":
                 self.sessions.closeSessionsWithCertificate(fingerprint)
+        if self._checkFailing:
+            log.info("The session check reads the store again")
+            self._checkFailing = False
 
     def poll(self) -> defer.Deferred[None]:
         d = defer.ensureDeferred(self._poll())
@@ -115,6 +147,12 @@ class RevocationWatcher(service.Service):
         for certificate in changed:
             if certificate.state == "revoked":
                 self.sessions.closeSessionsWithCertificate(certificate.fingerprint)
+
+    def _checkFailed(self, f: Any) -> None:
+        # As for polls: say so once, keep checking.
+        if not self._checkFailing:
+            log.failure("Could not check live sessions against the store", f)
+            self._checkFailing = True
 
     def _pollFailed(self, f: Any) -> None:
         # Keep polling: a locked or briefly unavailable database must not
@@ -135,15 +173,15 @@ class ExpiredCertificatePruner(service.Service):
         self.clock = clock
         self.after = after
         self.interval = interval
-        self._loop: task.LoopingCall | None = None
+        self._loop: _Loop | None = None
 
     def startService(self) -> None:
         service.Service.startService(self)
-        self._loop = _startLoop(self.prune, self.clock, self.interval, True, "Certificate pruner")
+        self._loop = _Loop(self.prune, self.clock, self.interval, True, "Certificate pruner")
 
-    def stopService(self) -> None:
+    def stopService(self) -> defer.Deferred[Any]:
         service.Service.stopService(self)
-        _stopLoops(self._loop)
+        return _stopLoops(self._loop)
 
     def prune(self) -> defer.Deferred[None]:
         d = defer.ensureDeferred(self._prune())
