@@ -1314,3 +1314,37 @@ def test_pinnedResourceComparedPrepared() -> None:
     bound = conn.bind("\ufb01", iqID="bind2").only("iq")
     assert bound["type"] == "result"
     assert str(bound.bind.jid) == f"{ALICE}/fi"
+
+
+def test_abortWhileStepChecked() -> None:
+    """
+    RFC 6120 §6.4.4: an abort sent while a step is still being checked is
+    answered with aborted, and that step's late outcome is dropped: never
+    a failure followed by a success; a new attempt then works.
+    """
+    from twisted.cred.portal import Portal
+    from twisted.internet import defer
+
+    from xmppcert.cred import AccountRealm, ScramChecker, StoredPasswordChecker
+
+    h = harness()
+    calls: list[tuple[defer.Deferred[Any], Any, tuple[Any, ...]]] = []
+
+    def slowThread(f: Any, *args: Any, **kwargs: Any) -> defer.Deferred[Any]:
+        d: defer.Deferred[Any] = defer.Deferred()
+        calls.append((d, f, args))
+        return d
+
+    h.server.portal = Portal(AccountRealm(), [ScramChecker(), StoredPasswordChecker(h.store, deferToThread=slowThread)])
+    conn = tlsConnection(h)
+    assert conn.auth("PLAIN", plain()).raw == ""
+    conn.send(f"<abort xmlns='{NS_SASL}'/>")
+    assert saslFailure(conn.received()) == "aborted"
+    d, f, args = calls.pop()
+    d.callback(f(*args))
+    assert conn.received().raw == ""
+    assert conn.authenticator.account is None
+    assert conn.auth("PLAIN", plain()).raw == ""
+    d, f, args = calls.pop()
+    d.callback(f(*args))
+    assert conn.received().only().name == "success"

@@ -239,6 +239,8 @@ class ReceivingSASLFeature:
         self._mechanism: Any = None
         self._mechanismName = ""
         self._busy = False
+        #: Counts SASL steps; a step's outcome only counts if it is the latest.
+        self._attempt = 0
         #: Names offered on this stream, once L{prepare} has run.
         self.offered: list[str] | None = None
         self._pending: list[domish.Element] = []
@@ -286,8 +288,16 @@ class ReceivingSASLFeature:
             self._pending.append(element)
             return True
         if self._busy:
-            # A step is still being checked; RFC 6120 has no pipelining here.
-            self._fail(SASLFailure("malformed-request", "wait for the server's answer"))
+            # A step is still being checked; RFC 6120 has no pipelining
+            # here. The step's outcome is dropped when it comes: a client
+            # must never see <failure/> and then <success/>.
+            self._attempt += 1
+            self._busy = False
+            self._mechanism = None
+            if element.name == "abort":
+                self._fail(SASLFailure("aborted"))
+            else:
+                self._fail(SASLFailure("malformed-request", "wait for the server's answer"))
             return True
         if element.name == "abort":
             self._mechanism = None
@@ -357,8 +367,12 @@ class ReceivingSASLFeature:
 
     def _run(self, d: defer.Deferred[SASLResult]) -> None:
         self._busy = True
+        self._attempt += 1
+        attempt = self._attempt
 
         def done(result: SASLResult) -> None:
+            if attempt != self._attempt:
+                return  # cancelled by what the client sent meanwhile
             self._busy = False
             if not self.authenticator.active:
                 return
@@ -371,6 +385,8 @@ class ReceivingSASLFeature:
                 self._succeed(result)
 
         def failed(f: failure.Failure) -> None:
+            if attempt != self._attempt:
+                return
             self._busy = False
             self._mechanism = None
             if not self.authenticator.active:
