@@ -6,6 +6,7 @@ their own (the stream side is in test_c2s).
 
 from __future__ import annotations
 
+import base64
 import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -509,6 +510,23 @@ def test_scramUnknownUserLooksNormal() -> None:
     assert first["i"] == "4096"
     assert first["s"] == second["s"]
     assert first["r"] != second["r"]
+
+
+def test_scramUnknownUserSaltFromContextSecret() -> None:
+    """
+    RFC 5802 §5.1: the made-up salt comes from the context's secret (the
+    store's, stable across restarts); another secret gives another salt.
+    """
+    import dataclasses
+
+    from xmppcert import passwords
+
+    context = dataclasses.replace(makeContext(), fakeCredentialSecret=b"s" * 32)
+    salt = serverFirst(ScramSHA256(context), "nobody")["s"]
+    expected = passwords.fakeScramCredential(b"s" * 32, "nobody@example.com", "SCRAM-SHA-256", 4096)
+    assert base64.b64decode(salt) == expected.salt
+    other = dataclasses.replace(context, fakeCredentialSecret=b"t" * 32)
+    assert serverFirst(ScramSHA256(other), "nobody")["s"] != salt
 
 
 def test_scramOtherAuthzid() -> None:

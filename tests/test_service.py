@@ -355,3 +355,20 @@ def test_serverServiceStopStages() -> None:
     taskStopped.callback(None)
     assert order == ["listener", "streams", "task", "store"]
     assert stopped.called
+
+
+def test_fakeCredentialSecretFromStore(tmp_path: Path) -> None:
+    """
+    RFC 5802 §5.1: the server uses the store's secret for made-up SCRAM
+    credentials, so a restart (a new service on the same database) offers
+    an unknown account the same salt as before.
+    """
+    config = makeTestConfig(tmp_path)
+    first = cast(Any, makeService(config, reactor=task.Clock())).c2s
+    second = cast(Any, makeService(config, reactor=task.Clock())).c2s
+    secret = first.fakeCredentialSecret
+    assert secret is not None and len(secret) == 32
+    assert second.fakeCredentialSecret == secret
+    store = InMemoryAccountStore()
+    server = cast(Any, makeService(config, store=store, reactor=task.Clock())).c2s
+    assert server.fakeCredentialSecret == store.fakeCredentialSecret()

@@ -1133,6 +1133,25 @@ def test_schemaVersionRecorded(database: SQLiteDatabase, dbPath: Path) -> None:
     assert database.schemaVersion() == 2
 
 
+def test_fakeCredentialSecretStable(dbPath: Path) -> None:
+    """
+    RFC 5802 §5.1 with xmppcert.passwords: the secret behind the made-up
+    credentials of unknown accounts is created once, then the same for
+    every later opening of the file (a restart, another node), so the salt
+    offered for an unknown account never changes; another database has
+    another secret.
+    """
+    first = SQLiteStore(dbPath).fakeCredentialSecret()
+    assert len(first) == 32
+    assert SQLiteStore(dbPath).fakeCredentialSecret() == first
+    database = SQLiteDatabase.open(dbPath)
+    try:
+        assert database.fakeCredentialSecret() == first
+    finally:
+        database.close()
+    assert SQLiteStore(dbPath.with_name("other.sqlite")).fakeCredentialSecret() != first
+
+
 def test_pragmas(database: SQLiteDatabase) -> None:
     """
     Connections enforce foreign keys, use WAL, and wait for locks.

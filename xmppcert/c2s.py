@@ -76,8 +76,10 @@ class C2SServer:
         registry: MechanismRegistry,
         clock: IReactorTime,
         handlerFactories: Sequence[HandlerFactory] = (),
+        fakeCredentialSecret: bytes | None = None,
     ) -> None:
         self.config = config
+        self.fakeCredentialSecret = fakeCredentialSecret
         self.portal = portal
         self.store = store
         self.sessions = sessions
@@ -255,6 +257,7 @@ class ReceivingSASLFeature:
             peerAddress=_peer(a.xmlstream),
             peerChain=a.peerChain,
             scramIterations=a.server.config.sasl.scram_iterations,
+            fakeCredentialSecret=a.server.fakeCredentialSecret,
         )
 
     async def prepare(self) -> None:

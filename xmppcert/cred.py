@@ -219,7 +219,11 @@ class StoredPasswordChecker:
     credentialInterfaces = (credentials.IUsernamePassword,)
 
     def __init__(
-        self, store: IAccountStore, deferToThread: Any = threads.deferToThread, iterations: int = 4096
+        self,
+        store: IAccountStore,
+        deferToThread: Any = threads.deferToThread,
+        iterations: int = 4096,
+        fakeSecret: bytes | None = None,
     ) -> None:
         """
         @param iterations: the configured SCRAM iteration count, so that an
@@ -228,6 +232,7 @@ class StoredPasswordChecker:
         self.store = store
         self._deferToThread = deferToThread
         self.iterations = iterations
+        self.fakeSecret = fakeSecret or FAKE_CREDENTIAL_SECRET
 
     async def _check(self, creds: credentials.IUsernamePassword) -> bytes:
         rawUsername: Any = creds.username
@@ -239,7 +244,7 @@ class StoredPasswordChecker:
             # Spend the same work as for a real account, so that timing does
             # not tell which accounts exist.
             credential = passwords.fakeScramCredential(
-                FAKE_CREDENTIAL_SECRET, username, "SCRAM-SHA-256", self.iterations
+                self.fakeSecret, username, "SCRAM-SHA-256", self.iterations
             )
             await self._deferToThread(passwords.verifyPassword, credential, password)
             raise SASLAuthFailure("not-authorized")
@@ -645,12 +650,18 @@ def makePortal(
     store: IAccountStore,
     extraCheckers: Sequence[checkers.ICredentialsChecker] | None = None,
     iterations: int = 4096,
+    fakeSecret: bytes | None = None,
 ) -> portal.Portal:
     """
     The portal every SASL mechanism logs in through. Extra checkers replace
     the built-in one for the same credential interface.
+
+    @param fakeSecret: the store's L{IAccountStore.fakeCredentialSecret}.
     """
-    p = portal.Portal(AccountRealm(), [ScramChecker(), StoredPasswordChecker(store, iterations=iterations)])
+    p = portal.Portal(
+        AccountRealm(),
+        [ScramChecker(), StoredPasswordChecker(store, iterations=iterations, fakeSecret=fakeSecret)],
+    )
     for checker in extraCheckers or []:
         p.registerChecker(checker)
     return p

@@ -166,6 +166,10 @@ def makeService(
         config.tls.certificate, config.tls.key, certs.policy, clientCAs
     )
     sessions = SessionManager(config.domains, store)
+    # Stable across restarts and nodes (see IAccountStore); a store of an
+    # embedding application that lacks it gets a per-process secret.
+    secretOf = getattr(store, "fakeCredentialSecret", None)
+    fakeSecret: bytes | None = secretOf() if secretOf is not None else None
     certificateCheckers = loadCertificateCheckers(certs.checkers, config=config, store=store, clock=clock)
     manager = CertificateManager(store, sessions, clock, certs.require_xmppaddr, certs.max_per_account)
 
@@ -175,13 +179,14 @@ def makeService(
 
     server = C2SServer(
         config=config,
-        portal=makePortal(store, [certificateCheckers, *checkers], config.sasl.scram_iterations),
+        portal=makePortal(store, [certificateCheckers, *checkers], config.sasl.scram_iterations, fakeSecret),
         store=store,
         sessions=sessions,
         tlsFactory=tlsFactory,
         registry=registry or defaultRegistry(),
         clock=clock,
         handlerFactories=[defaultHandlers, saslcertHandlers, *handlerFactories],
+        fakeCredentialSecret=fakeSecret,
     )
     factory = server.streamFactory()
     for description in config.listen.starttls:

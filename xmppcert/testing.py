@@ -5,6 +5,7 @@ Test doubles for code that uses xmppcert, importable without pytest.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -71,6 +72,7 @@ class InMemoryAccountStore:
         self.accounts: dict[str, dict[str, ScramCredential]] = {}
         self.certificates: dict[str, StoredCertificate] = {}
         self.clock = clock
+        self._fakeCredentialSecret = os.urandom(32)
         self.closed = False
         # Like meta.change_seq in SQLite: never 0, so cursor 0 means "now".
         self._changeCounter = 1
@@ -438,6 +440,12 @@ class InMemoryAccountStore:
             )
 
         return self._answer(changes)
+
+    def fakeCredentialSecret(self) -> bytes:
+        """
+        See L{IAccountStore.fakeCredentialSecret}: one per store object.
+        """
+        return self._fakeCredentialSecret
 
     def close(self) -> defer.Deferred[None]:
         """

@@ -98,6 +98,8 @@ class MechanismContext:
     @ivar peerChain: the client's TLS certificate chain, leaf first, unverified.
     @ivar scramIterations: the iteration count of new credentials, also used
         for the made-up credentials of unknown accounts.
+    @ivar fakeCredentialSecret: the store's secret for those made-up
+        credentials; a per-process one when C{None}.
     """
 
     portal: Portal
@@ -107,6 +109,7 @@ class MechanismContext:
     peerAddress: str = ""
     peerChain: tuple[x509.Certificate, ...] = ()
     scramIterations: int = 4096
+    fakeCredentialSecret: bytes | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -124,7 +124,10 @@ class _Scram:
         self._genuine = credential is not None
         if credential is None:
             credential = passwords.fakeScramCredential(
-                FAKE_CREDENTIAL_SECRET, self._username, self.name, self.context.scramIterations
+                self.context.fakeCredentialSecret or FAKE_CREDENTIAL_SECRET,
+                self._username,
+                self.name,
+                self.context.scramIterations,
             )
         info = (credential.salt, credential.storedKey, credential.serverKey, credential.iterations)
         server = ScramMechanism(self.name).make_server(lambda _username: info)

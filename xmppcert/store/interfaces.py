@@ -259,6 +259,19 @@ class IAccountStore(Interface):
         @return: Deferred firing when done.
         """
 
+    def fakeCredentialSecret():  # type: ignore[no-untyped-def]
+        """
+        The secret behind the made-up SCRAM credentials of accounts that do
+        not exist (L{xmppcert.passwords.fakeScramCredential}): random, at
+        least 16 bytes, created on first use and the same afterwards, across
+        restarts and for every server sharing the store; otherwise the salt
+        offered for an unknown account would change and give it away.
+
+        Called once at start-up, before the reactor runs; may block.
+
+        @return: C{bytes}.
+        """
+
 
 @dataclass(frozen=True)
 class StoredCertificate:

@@ -312,6 +312,21 @@ class SQLiteDatabase:
         """
         return _schemaVersion(self._conn)
 
+    def fakeCredentialSecret(self) -> bytes:
+        """
+        See L{IAccountStore.fakeCredentialSecret}; kept in the C{meta}
+        table (older versions ignore the extra row).
+        """
+        with self._transaction() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'fake_credential_secret'").fetchone()
+            if row is not None:
+                return bytes.fromhex(row[0])
+            secret = os.urandom(32)
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('fake_credential_secret', ?)", (secret.hex(),)
+            )
+            return secret
+
     def _insertCredentials(
         self, conn: sqlite3.Connection, jid: str, credentials: Sequence[ScramCredential]
     ) -> None:
@@ -1024,6 +1039,17 @@ class SQLiteStore:
         See L{ICertificateStore.changesSince}.
         """
         return self._run(lambda db: db.changesSince(cursor))
+
+    def fakeCredentialSecret(self) -> bytes:
+        """
+        See L{IAccountStore.fakeCredentialSecret}: read (or made) with a
+        connection of its own, blocking; for start-up only.
+        """
+        database = SQLiteDatabase.open(self.path, self._clock)
+        try:
+            return database.fakeCredentialSecret()
+        finally:
+            database.close()
 
     def close(self) -> defer.Deferred[None]:
         """
