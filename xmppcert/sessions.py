@@ -14,7 +14,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.protocols.jabber import error, jid
@@ -89,7 +88,7 @@ def _errorReply(stanza: domish.Element, condition: str, text: str | None = None)
     return error.StanzaError(condition, text=text).toResponse(stanza)
 
 
-class SessionManager(service.Service):
+class SessionManager:
     """
     The registry of bound sessions, and local routing.
 
@@ -175,14 +174,6 @@ class SessionManager(service.Service):
             unavailable["from"] = session.jid.full()
             self._broadcastToOwn(session, unavailable)
         log.info("Session ended: {jid}", jid=session.jid.full())
-
-    def stopService(self) -> defer.Deferred[None] | None:
-        """
-        Close every stream with C{system-shutdown} (RFC 6120 section 4.9.3.20).
-        """
-        for session in list(self.allSessions()):
-            session.close(error.StreamError("system-shutdown"))
-        return service.Service.stopService(self)
 
     def resourcesWithCertificate(self, account: jid.JID, fingerprint: str) -> list[str]:
         """
