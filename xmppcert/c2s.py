@@ -788,6 +788,9 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
             notAfter = self.peerChain[0].not_valid_after_utc.timestamp()
             delay = max(0.0, notAfter - self.server.clock.seconds())
             self._expiry = self.server.clock.callLater(delay, self._certificateExpired)
+        # Needed no more (the account holds the fingerprint): an idle
+        # session keeps less memory.
+        self.peerChain = ()
 
     def _certificateExpired(self) -> None:
         self._expiry = None
