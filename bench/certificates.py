@@ -27,7 +27,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from bench.sessions import rss
+from bench.sessions import idleMemory
 from tests.integration.conftest import RunningServer, makeServer
 from tests.integration.raw import RawStream
 from xmppcert import x509
@@ -122,15 +122,10 @@ def main(logins: int = 200, certificates: int = 32, revocations: int = 10, idle:
             print(f"CLI revoke to closed session (poll interval 2 s, includes the CLI's own start-up): "
                   f"median {statistics.median(delays):.2f} s, max {max(delays):.2f} s over {revocations}")
 
-            time.sleep(1)
-            before = rss(server.process.pid)
-            streams = [externalLogin(server, certPath, keyPath, f"idle{i}") for i in range(idle)]
-            time.sleep(2)
-            after = rss(server.process.pid)
-            print(f"idle certificate sessions: {idle}; server RSS {before / 2**20:.1f} MiB -> "
-                  f"{after / 2**20:.1f} MiB = {(after - before) / idle / 1024:.1f} KiB per session")
-            for raw in streams:
-                raw.close()
+            idleMemory(
+                server.process.pid, idle,
+                lambda i: externalLogin(server, certPath, keyPath, f"idle{i}"), "certificate sessions",
+            )
             manager.close()
         finally:
             server.stop()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.integration.conftest import makeServer
@@ -29,6 +30,22 @@ def rss(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError("no VmRSS")
+
+
+def idleMemory(pid: int, count: int, login: Callable[[int], RawStream], what: str) -> None:
+    """
+    Open C{count} sessions with C{login(i)}, leave them idle, and print the
+    server's resident memory per session.
+    """
+    time.sleep(1)
+    before = rss(pid)
+    streams = [login(i) for i in range(count)]
+    time.sleep(2)
+    after = rss(pid)
+    print(f"idle {what}: {count}; server RSS {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB "
+          f"= {(after - before) / count / 1024:.1f} KiB per session")
+    for raw in streams:
+        raw.close()
 
 
 def main(logins: int = 200, idle: int = 500) -> None:
@@ -47,19 +64,13 @@ def main(logins: int = 200, idle: int = 500) -> None:
             print(f"sequential logins: {logins} in {elapsed:.2f} s = {logins / elapsed:.1f}/s "
                   f"({1000 * elapsed / logins:.1f} ms each: TCP, STARTTLS, PLAIN, bind)")
 
-            time.sleep(1)
-            before = rss(server.process.pid)
-            streams = []
-            for i in range(idle):
+
+            def passwordLogin(i: int) -> RawStream:
                 raw = RawStream(server.starttlsPort)
                 raw.login(server.caFile, "bench", "bench-pw", resource=f"idle{i}")
-                streams.append(raw)
-            time.sleep(2)
-            after = rss(server.process.pid)
-            print(f"idle sessions: {idle}; server RSS {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB "
-                  f"= {(after - before) / idle / 1024:.1f} KiB per bound TLS session")
-            for raw in streams:
-                raw.close()
+                return raw
+
+            idleMemory(server.process.pid, idle, passwordLogin, "password sessions (bound, TLS)")
         finally:
             server.stop()
         errors = server.errorLines()

@@ -1604,18 +1604,27 @@ def test_concurrentAddsSameName(dbPath: Path) -> None:
     setup.close()
     for round in range(10):
         name = f"laptop {round}"
-        derA, fpA = fakeCertificate(100 + 2 * round)
-        derB, fpB = fakeCertificate(101 + 2 * round)
-        results = _raceAdds(dbPath, [(ALICE, name, derA, fpA), (ALICE, name, derB, fpB)])
-        stored = [r for r in results if isinstance(r, StoredCertificate)]
-        failed = [r for r in results if isinstance(r, CertificateExists)]
-        assert len(stored) == 1 and len(failed) == 1, results
-        assert failed[0].field == "name"
+        winner = _raceOneName(dbPath, name, 100 + 2 * round)
         check = SQLiteDatabase.open(dbPath)
         try:
-            assert check.getCertificate(ALICE, name) == stored[0]
+            assert check.getCertificate(ALICE, name) == winner
         finally:
             check.close()
+
+
+def _raceOneName(dbPath: Path, name: str, seed: int) -> StoredCertificate:
+    """
+    Add two certificates under C{name} for ALICE at once; check that one
+    won and the other lost on the name, and return the winner.
+    """
+    derA, fpA = fakeCertificate(seed)
+    derB, fpB = fakeCertificate(seed + 1)
+    results = _raceAdds(dbPath, [(ALICE, name, derA, fpA), (ALICE, name, derB, fpB)])
+    stored = [r for r in results if isinstance(r, StoredCertificate)]
+    failed = [r for r in results if isinstance(r, CertificateExists)]
+    assert len(stored) == 1 and len(failed) == 1, results
+    assert failed[0].field == "name"
+    return stored[0]
 
 
 def test_concurrentAddsSameNameWithHistory(dbPath: Path) -> None:
@@ -1634,14 +1643,7 @@ def test_concurrentAddsSameNameWithHistory(dbPath: Path) -> None:
             setup.setCertificateState(ALICE, name, state)
     setup.close()
     for round in range(10):
-        name = f"laptop {round}"
-        derA, fpA = fakeCertificate(400 + 2 * round)
-        derB, fpB = fakeCertificate(401 + 2 * round)
-        results = _raceAdds(dbPath, [(ALICE, name, derA, fpA), (ALICE, name, derB, fpB)])
-        stored = [r for r in results if isinstance(r, StoredCertificate)]
-        failed = [r for r in results if isinstance(r, CertificateExists)]
-        assert len(stored) == 1 and len(failed) == 1, results
-        assert failed[0].field == "name"
+        _raceOneName(dbPath, f"laptop {round}", 400 + 2 * round)
     check = SQLiteDatabase.open(dbPath)
     try:
         states = [c.state for c in check.listCertificates(ALICE)]
