@@ -1055,7 +1055,7 @@ def externalConnection(h: ServerHarness, certificate: Any) -> tuple[ClientConnec
 
 def test_externalOfferedFirst() -> None:
     """
-    RFC 6120 §6.3.4, XEP-0178 §3: with a certificate that can log in,
+    RFC 6120 §6.3.4, XEP-0178 §2: with a certificate that can log in,
     EXTERNAL is offered, before the other mechanisms.
     """
     h, certificate = certificateHarness()
@@ -1071,7 +1071,7 @@ def test_externalOfferedFirst() -> None:
 
 def test_externalUnregisteredTriedAnyway() -> None:
     """
-    XEP-0178 §3: a presented certificate that cannot be mapped is not
+    XEP-0178 §2: a presented certificate that cannot be mapped is not
     offered EXTERNAL; trying it anyway gets not-authorized and the stream
     is closed.
     """

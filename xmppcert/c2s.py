@@ -330,7 +330,7 @@ class ReceivingSASLFeature:
         enabled = self.authenticator.server.config.sasl.mechanisms
         if name not in (self.offered or []):
             if name == "EXTERNAL" and name in enabled and self.authenticator.peerChain:
-                # XEP-0178 section 3: a certificate that cannot be mapped is
+                # XEP-0178 section 2: a certificate that cannot be mapped is
                 # refused by the mechanism itself (the specific condition,
                 # then the stream is closed), offered or not.
                 pass
