@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.x509 import verification
 from scramp import ScramException
 from scramp.core import ScramServer
@@ -533,7 +534,8 @@ class CACertificateChecker:
         )
         try:
             verifier.verify(creds.chain[0], list(creds.chain[1:]))
-        except verification.VerificationError as e:
+        except (verification.VerificationError, ValueError, TypeError, UnsupportedAlgorithm) as e:
+            # What the peer sent decides which: never an unexpected error.
             raise SASLAuthFailure("not-authorized", f"not issued by a trusted CA: {e}", closeStream=True) from None
 
     async def couldAccept(self, creds: IClientCertificate) -> bool:

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
+    CertificatePublicKeyTypes,
     PrivateKeyTypes,
 )
 from cryptography.hazmat.primitives.serialization import pkcs12
@@ -103,29 +104,10 @@ def generateServerCertificate(
         subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "xmppcert")])
     publicKey = key.public_key()
     certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(publicKey)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(now + datetime.timedelta(days=days))
+        _builder(subject, subject, publicKey, now, days)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_keyUsage(digitalSignature=True), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(publicKey), critical=False)
         .add_extension(
@@ -641,6 +623,24 @@ def _issuer(
     return issuerCertificate.subject, issuerKey, aki
 
 
+def _builder(
+    subject: x509.Name, issuer: x509.Name, publicKey: CertificatePublicKeyTypes, now: datetime.datetime, days: int
+) -> x509.CertificateBuilder:
+    """
+    What every certificate made here starts with: names, key, a random
+    serial, and a validity that starts a little in the past (clock skew).
+    """
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(publicKey)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - CLOCK_SKEW)
+        .not_valid_after(now + datetime.timedelta(days=days))
+    )
+
+
 def _keyUsage(
     *, digitalSignature: bool = False, keyEncipherment: bool = False, ca: bool = False
 ) -> x509.KeyUsage:
@@ -742,15 +742,7 @@ def issueClientCertificate(
         x509.OtherName(XMPP_ADDR_OID, asn1.encode_der(j)) for j in prepared
     ]
     names.extend(x509.RFC822Name(a) for a in addresses)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuerName)
-        .public_key(publicKey)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(now + datetime.timedelta(days=days))
-    )
+    builder = _builder(subject, issuerName, publicKey, now, days)
     if names:
         # RFC 5280 section 4.2.1.6: the extension, when present, is not empty.
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
@@ -803,13 +795,7 @@ def issueCACertificate(
     issuerName, signingKey, aki = _issuer(subject, key, issuerCertificate, issuerKey)
     publicKey = key.public_key()
     return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuerName)
-        .public_key(publicKey)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(now + datetime.timedelta(days=days))
+        _builder(subject, issuerName, publicKey, now, days)
         .add_extension(x509.BasicConstraints(ca=True, path_length=pathLength), critical=True)
         .add_extension(_keyUsage(ca=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(publicKey), critical=False)

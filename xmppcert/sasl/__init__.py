@@ -149,6 +149,28 @@ class MechanismFactory(Protocol):
     def __call__(self, context: MechanismContext) -> Any: ...
 
 
+class SingleResponseMechanism:
+    """
+    Base for a mechanism whose whole exchange is one client response
+    (PLAIN, EXTERNAL): without an initial response, an empty challenge asks
+    for it (RFC 4422 section 5). Subclasses implement L{respond}.
+    """
+
+    def __init__(self, context: MechanismContext) -> None:
+        self.context = context
+
+    def start(self, initialResponse: bytes | None) -> defer.Deferred[SASLResult]:
+        if initialResponse is None:
+            return defer.succeed(Challenge(b""))
+        return self.step(initialResponse)
+
+    def step(self, response: bytes) -> defer.Deferred[SASLResult]:
+        return defer.ensureDeferred(self.respond(response))
+
+    async def respond(self, response: bytes) -> SASLResult:
+        raise NotImplementedError
+
+
 class MechanismRegistry:
     """
     The mechanisms a server knows; the configuration picks and orders them.
@@ -281,6 +303,7 @@ __all__ = [
     "NS_SASL",
     "SASLFailure",
     "SASLResult",
+    "SingleResponseMechanism",
     "Success",
     "accountJID",
     "checkAuthzid",

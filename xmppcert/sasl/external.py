@@ -17,11 +17,11 @@ from zope.interface import implementer
 
 from xmppcert.cred import ClientCertificate, IClientCertificate
 from xmppcert.sasl import (
-    Challenge,
     ISASLServerMechanism,
     MechanismContext,
     SASLFailure,
     SASLResult,
+    SingleResponseMechanism,
     Success,
     login,
 )
@@ -31,7 +31,7 @@ MAX_AUTHZID = 3071
 
 
 @implementer(ISASLServerMechanism)
-class External:
+class External(SingleResponseMechanism):
     """
     The authzid is the only data: absent or C{=} (empty) means "the identity
     in my certificate", anything else names the JID to act as.
@@ -58,19 +58,8 @@ class External:
         creds = ClientCertificate(context.peerChain, None, context.domain)
         return defer.ensureDeferred(couldAccept(creds))
 
-    def __init__(self, context: MechanismContext) -> None:
-        self.context = context
-
-    def start(self, initialResponse: bytes | None) -> defer.Deferred[SASLResult]:
-        if initialResponse is None:
-            # RFC 4422 appendix A.1: an empty challenge asks for the authzid.
-            return defer.succeed(Challenge(b""))
-        return self.step(initialResponse)
-
-    def step(self, response: bytes) -> defer.Deferred[SASLResult]:
-        return defer.ensureDeferred(self._login(response))
-
-    async def _login(self, response: bytes) -> SASLResult:
+    async def respond(self, response: bytes) -> SASLResult:
+        # RFC 4422 appendix A.1: the response is the authzid alone.
         if len(response) > MAX_AUTHZID:
             raise SASLFailure("malformed-request", closeStream=True)
         try:

@@ -11,15 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.cred.credentials import UsernamePassword
-from twisted.internet import defer
 from zope.interface import implementer
 
 from xmppcert.sasl import (
-    Challenge,
     ISASLServerMechanism,
     MechanismContext,
     SASLFailure,
     SASLResult,
+    SingleResponseMechanism,
     Success,
     accountJID,
     checkAuthzid,
@@ -31,7 +30,7 @@ MAX_FIELD = 255
 
 
 @implementer(ISASLServerMechanism)
-class Plain:
+class Plain(SingleResponseMechanism):
     """
     C{authzid NUL authcid NUL passwd}, all UTF-8.
     """
@@ -43,19 +42,7 @@ class Plain:
     def isAvailable(cls, context: MechanismContext) -> bool:
         return context.secure
 
-    def __init__(self, context: MechanismContext) -> None:
-        self.context = context
-
-    def start(self, initialResponse: bytes | None) -> defer.Deferred[SASLResult]:
-        if initialResponse is None:
-            # RFC 4422 section 5: no initial response, so send an empty challenge.
-            return defer.succeed(Challenge(b""))
-        return self.step(initialResponse)
-
-    def step(self, response: bytes) -> defer.Deferred[SASLResult]:
-        return defer.ensureDeferred(self._step(response))
-
-    async def _step(self, response: bytes) -> SASLResult:
+    async def respond(self, response: bytes) -> SASLResult:
         parts = response.split(b"\x00")
         if len(parts) != 3 or any(len(p) > MAX_FIELD for p in parts):
             raise SASLFailure("malformed-request")
