@@ -41,6 +41,7 @@ from xmppcert.store import (
     StoredCertificate,
     StoreError,
 )
+from xmppcert.store.sqlite import MIGRATIONS
 from xmppcert.testing import InMemoryAccountStore
 
 SHA1 = ScramCredential("SCRAM-SHA-1", b"s" * 16, 4096, b"k" * 20, b"v" * 20)
@@ -441,6 +442,46 @@ class CertificateStoreTestsMixin:
         revoked = await self.store.setCertificateState(ALICE, " laptop ", "revoked")
         assert (revoked.state, revoked.changedAt) == ("revoked", 1300.0)
         assert await self.store.certificateByFingerprint(FP1) == revoked
+
+    async def test_revocationOutlivesTheRecord(self) -> None:
+        """
+        A revocation is permanent: once the record of a revoked certificate
+        is removed (by name, by fingerprint, or with its account), the
+        fingerprint is still revoked and cannot be added again, to any
+        account.
+        """
+        await self.addAccounts(ALICE, BOB)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        assert not await self.store.isCertificateRevoked(FP1)
+        await self.store.setCertificateState(ALICE, "laptop", "revoked")
+        assert await self.store.isCertificateRevoked(FP1)
+        await self.store.removeCertificate(ALICE, "laptop")
+        assert await self.store.certificateByFingerprint(FP1) is None
+        assert await self.store.isCertificateRevoked(FP1)
+        for account in (ALICE, BOB):
+            with pytest.raises(CertificateExists) as raised:
+                await self.store.addCertificate(account, "again", DER1, FP1, 5000.0)
+            assert raised.value.field == "fingerprint"
+        await self.store.addCertificate(BOB, "phone", DER2, FP2, 5000.0)
+        await self.store.setCertificateState(BOB, "phone", "revoked")
+        await self.store.removeAccount(BOB)
+        assert await self.store.isCertificateRevoked(FP2)
+
+    async def test_revocationForgottenAfterExpiry(self) -> None:
+        """
+        The revocation of an expired certificate is pruned with it: an
+        expired certificate cannot log in anyway. A disabled certificate
+        was never revoked.
+        """
+        await self.addAccounts(ALICE)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        await self.store.addCertificate(ALICE, "phone", DER2, FP2, 9000.0)
+        await self.store.setCertificateState(ALICE, "laptop", "revoked")
+        await self.store.setCertificateState(ALICE, "phone", "disabled")
+        assert not await self.store.isCertificateRevoked(FP2)
+        await self.store.removeCertificate(ALICE, "laptop")
+        await self.store.removeExpiredCertificates(6000.0)
+        assert not await self.store.isCertificateRevoked(FP1)
 
     async def test_disabledToRevoked(self) -> None:
         """
@@ -1121,16 +1162,16 @@ def database(dbPath: Path) -> Any:
 
 def test_schemaVersionRecorded(database: SQLiteDatabase, dbPath: Path) -> None:
     """
-    A new database records schema_version 2 in the meta table, and opening
+    A new database records schema_version 3 in the meta table, and opening
     it again keeps it.
     """
-    assert SCHEMA_VERSION == 2
-    assert database.schemaVersion() == 2
+    assert SCHEMA_VERSION == 3
+    assert database.schemaVersion() == 3
     conn = sqlite3.connect(dbPath)
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [(2,)]
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [(3,)]
     conn.close()
     SQLiteDatabase.open(dbPath).close()
-    assert database.schemaVersion() == 2
+    assert database.schemaVersion() == 3
 
 
 def test_fakeCredentialSecretStable(dbPath: Path) -> None:
@@ -1201,7 +1242,7 @@ def test_newerSchemaRefused(dbPath: Path) -> None:
     setSchemaVersion(dbPath, 7)
     with pytest.raises(SchemaVersionError) as e:
         SQLiteDatabase.open(dbPath)
-    assert str(e.value) == "database schema version 7 is newer than this xmppcert supports (2)"
+    assert str(e.value) == "database schema version 7 is newer than this xmppcert supports (3)"
     conn = sqlite3.connect(dbPath)
     assert conn.execute(
         "SELECT value FROM meta WHERE key = 'schema_version'"
@@ -1313,8 +1354,8 @@ INSERT INTO meta (key, value) VALUES ('schema_version', 1);
 
 def test_migrateFromVersion1(dbPath: Path) -> None:
     """
-    Opening a version 1 database migrates it to version 2: accounts and
-    credentials are kept, and certificates can be added.
+    Opening a version 1 database migrates it to the current version:
+    accounts and credentials are kept, and certificates can be added.
     """
     dbPath.parent.mkdir(parents=True)
     conn = sqlite3.connect(dbPath)
@@ -1330,7 +1371,7 @@ def test_migrateFromVersion1(dbPath: Path) -> None:
 
     database = SQLiteDatabase.open(dbPath, clock=lambda: 50.0)
     try:
-        assert database.schemaVersion() == 2
+        assert database.schemaVersion() == SCHEMA_VERSION
         assert database.listAccounts() == [ALICE]
         assert database.accountCreatedAt(ALICE) == 17.0
         assert database.getScramCredential(ALICE, "SCRAM-SHA-256") == SHA256
@@ -1344,8 +1385,41 @@ def test_migrateFromVersion1(dbPath: Path) -> None:
     # Opening it again changes nothing more.
     database = SQLiteDatabase.open(dbPath)
     try:
-        assert database.schemaVersion() == 2
+        assert database.schemaVersion() == SCHEMA_VERSION
         assert [c.name for c in database.listCertificates(ALICE)] == ["laptop"]
+    finally:
+        database.close()
+
+
+def test_migrateFromVersion2KeepsRevocations(dbPath: Path) -> None:
+    """
+    Opening a version 2 database (the first release) migrates it in place:
+    certificates already revoked there stay revoked after their records
+    are removed.
+    """
+    dbPath.parent.mkdir(parents=True)
+    conn = sqlite3.connect(dbPath)
+    for migrate in MIGRATIONS[:2]:
+        migrate(conn)
+    with conn:
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', 2)")
+        conn.execute("INSERT INTO accounts VALUES (?, 17.0)", (ALICE,))
+        for name, der, fp, state in (("laptop", DER1, FP1, "revoked"), ("phone", DER2, FP2, "enabled")):
+            conn.execute(
+                "INSERT INTO certificates (account, name, fingerprint, der, state, can_manage,"
+                " not_after, created_at, changed_at, last_used_at, change_seq)"
+                " VALUES (?, ?, ?, ?, ?, 1, 5000.0, 20.0, 30.0, NULL, 2)",
+                (ALICE, name, fp, der, state),
+            )
+    conn.close()
+    database = SQLiteDatabase.open(dbPath)
+    try:
+        assert database.schemaVersion() == SCHEMA_VERSION
+        assert database.isCertificateRevoked(FP1)
+        assert not database.isCertificateRevoked(FP2)
+        database.removeCertificate(ALICE, "laptop")
+        assert database.isCertificateRevoked(FP1)
+        assert [c.name for c in database.listCertificates(ALICE)] == ["phone"]
     finally:
         database.close()
 

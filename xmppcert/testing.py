@@ -77,6 +77,9 @@ class InMemoryAccountStore:
         # Like meta.change_seq in SQLite: never 0, so cursor 0 means "now".
         self._changeCounter = 1
         self._changeSeqs: dict[str, int] = {}
+        #: Fingerprint to notAfter of every certificate ever revoked: the
+        #: revocation outlives the record (L{isCertificateRevoked}).
+        self.revoked: dict[str, float] = {}
 
     def _check(self) -> None:
         if self.closed:
@@ -123,6 +126,8 @@ class InMemoryAccountStore:
             return current
         if state == "enabled" and self._enabledNamesake(current):
             raise _nameExists(current.account, current.name)
+        if state == "revoked":
+            self.revoked[current.fingerprint] = current.notAfter
         return self._changed(replace(current, state=state, changedAt=self.clock()))
 
     def _changed(self, certificate: StoredCertificate) -> StoredCertificate:
@@ -263,6 +268,8 @@ class InMemoryAccountStore:
                 raise _nameExists(account, stripped)
             if current is not None and not replaced:
                 raise CertificateExists("fingerprint", "this certificate is already registered")
+            if fingerprint in self.revoked:
+                raise CertificateExists("fingerprint", "the certificate was revoked; revocation is final")
             if maxPerAccount > 0:
                 count = sum(
                     1
@@ -377,6 +384,12 @@ class InMemoryAccountStore:
 
         return self._answer(touch)
 
+    def isCertificateRevoked(self, fingerprint: str) -> defer.Deferred[bool]:
+        """
+        See L{ICertificateStore.isCertificateRevoked}.
+        """
+        return self._answer(lambda: fingerprint in self.revoked)
+
     def removeCertificate(self, account: str, name: str) -> defer.Deferred[None]:
         """
         See L{ICertificateStore.removeCertificate}.
@@ -417,6 +430,9 @@ class InMemoryAccountStore:
             )
             for certificate in expired:
                 self._forget(certificate.fingerprint)
+            for fingerprint, notAfter in list(self.revoked.items()):
+                if notAfter < before:
+                    del self.revoked[fingerprint]
             return expired
 
         return self._answer(removeExpired)

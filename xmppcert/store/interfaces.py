@@ -375,7 +375,9 @@ class ICertificateStore(Interface):
         @return: Deferred firing with the new L{StoredCertificate}, or
             failing with L{NoSuchAccount}, L{CertificateExists} (XEP-0257
             section 2.1: a name already used by an enabled certificate MUST
-            be rejected; C{field} says which is taken),
+            be rejected; C{field} says which is taken; a fingerprint that
+            was ever revoked is taken for good, see
+            L{isCertificateRevoked}),
             L{CertificateLimitReached}, or C{ValueError} for a bad name or
             fingerprint.
         """
@@ -406,6 +408,18 @@ class ICertificateStore(Interface):
         """
         @return: Deferred firing with the L{StoredCertificate} with that
             fingerprint, of whichever account, or C{None}.
+        """
+
+    def isCertificateRevoked(fingerprint):  # type: ignore[no-untyped-def]
+        """
+        Whether the certificate with that fingerprint was ever revoked. A
+        revocation is permanent: it outlives the certificate's record
+        (removed by an operator, with its account, or by pruning), and a
+        revoked fingerprint can never be added again. It is forgotten only
+        once the certificate has expired (L{removeExpiredCertificates}),
+        when it can no longer log in anyway.
+
+        @return: Deferred firing with C{True} or C{False}.
         """
 
     def setCertificateState(account, name, state):  # type: ignore[no-untyped-def]
@@ -471,7 +485,8 @@ class ICertificateStore(Interface):
     def removeExpiredCertificates(before):  # type: ignore[no-untyped-def]
         """
         Delete every certificate whose C{notAfter} is earlier than
-        C{before} (POSIX timestamp).
+        C{before} (POSIX timestamp), and the revocations of such
+        certificates.
 
         @return: Deferred firing with the removed L{StoredCertificate}s.
         """

@@ -128,9 +128,30 @@ def _migrateTo2(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT INTO meta (key, value) VALUES ('change_seq', 1)")
 
 
+def _migrateTo3(conn: sqlite3.Connection) -> None:
+    # A revocation outlives the certificate's record: removing the record
+    # (the command line, a deleted account, pruning) must never let the
+    # certificate log in or be registered again, through any checker.
+    conn.execute(
+        """
+        CREATE TABLE revoked_certificates (
+            fingerprint TEXT PRIMARY KEY,
+            account TEXT NOT NULL,
+            not_after REAL NOT NULL,
+            revoked_at REAL NOT NULL
+        )
+        """
+    )
+    conn.execute("CREATE INDEX revoked_certificates_not_after ON revoked_certificates (not_after)")
+    conn.execute(
+        "INSERT INTO revoked_certificates (fingerprint, account, not_after, revoked_at)"
+        " SELECT fingerprint, account, not_after, changed_at FROM certificates WHERE state = 'revoked'"
+    )
+
+
 #: C{MIGRATIONS[n]} turns a database at schema version C{n} into version
 #: C{n + 1}; version 0 is an empty file. Append to it, never edit an entry.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrateTo1, _migrateTo2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrateTo1, _migrateTo2, _migrateTo3]
 
 #: The C{ORDER BY} that puts first the certificate a name refers to: the
 #: enabled one, else the most recently changed, else the most recently added.
@@ -517,6 +538,10 @@ class SQLiteDatabase:
                 "SELECT 1 FROM certificates WHERE fingerprint = ?", (fingerprint,)
             ).fetchone():
                 raise _fingerprintExists()
+            if conn.execute(
+                "SELECT 1 FROM revoked_certificates WHERE fingerprint = ?", (fingerprint,)
+            ).fetchone():
+                raise CertificateExists("fingerprint", "the certificate was revoked; revocation is final")
             if maxPerAccount > 0:
                 (count,) = conn.execute(
                     "SELECT count(*) FROM certificates WHERE account = ? AND state = 'enabled'",
@@ -591,6 +616,16 @@ class SQLiteDatabase:
         """
         return self._selectByFingerprint(self._conn, fingerprint)
 
+    def isCertificateRevoked(self, fingerprint: str) -> bool:
+        """
+        @return: whether the certificate with that fingerprint was ever
+            revoked, whether or not its record still exists.
+        """
+        row = self._conn.execute(
+            "SELECT 1 FROM revoked_certificates WHERE fingerprint = ?", (fingerprint,)
+        ).fetchone()
+        return row is not None
+
     def _changeState(
         self, conn: sqlite3.Connection, current: StoredCertificate, state: str
     ) -> StoredCertificate:
@@ -623,6 +658,12 @@ class SQLiteDatabase:
             if mapped is None:  # pragma: no cover - no other constraint applies
                 raise
             raise mapped from e
+        if state == "revoked":
+            conn.execute(
+                "INSERT OR IGNORE INTO revoked_certificates (fingerprint, account, not_after, revoked_at)"
+                " VALUES (?, ?, ?, ?)",
+                (current.fingerprint, current.account, current.notAfter, now),
+            )
         return replace(current, state=state, changedAt=now)
 
     def setCertificateState(self, account: str, name: str, state: str) -> StoredCertificate:
@@ -715,6 +756,9 @@ class SQLiteDatabase:
                 (before,),
             ).fetchall()
             conn.execute("DELETE FROM certificates WHERE not_after < ?", (before,))
+            # An expired certificate cannot log in whatever its state, so
+            # its revocation need not be kept any longer either.
+            conn.execute("DELETE FROM revoked_certificates WHERE not_after < ?", (before,))
         return [_certificateFromRow(row) for row in rows]
 
     def changesSince(self, cursor: int) -> tuple[int, list[StoredCertificate]]:
@@ -989,6 +1033,12 @@ class SQLiteStore:
         See L{ICertificateStore.certificateByFingerprint}.
         """
         return self._run(lambda db: db.certificateByFingerprint(fingerprint))
+
+    def isCertificateRevoked(self, fingerprint: str) -> defer.Deferred[bool]:
+        """
+        See L{ICertificateStore.isCertificateRevoked}.
+        """
+        return self._run(lambda db: db.isCertificateRevoked(fingerprint))
 
     def setCertificateState(
         self, account: str, name: str, state: str
