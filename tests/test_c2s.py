@@ -880,7 +880,8 @@ def test_authTimeoutBeforeHeader() -> None:
     sent one) still opens our stream properly: content namespace
     jabber:client, 'from' a served domain.
     """
-    h = harness(limits={"auth_timeout": 10})
+    # The handshake timeout would drop the connection first, without a word.
+    h = harness(limits={"auth_timeout": 10, "handshake_timeout": 20})
     conn = h.connect()
     h.clock.advance(11)
     answer = conn.received()
@@ -1268,6 +1269,44 @@ def test_expiryFromLeafOnly() -> None:
     assert conn.bind("phone").only("iq")["type"] == "result"
     h.clock.advance(86400)
     assert not conn.closed
+
+
+def test_expiryFromTheCheckersChain() -> None:
+    """
+    RFC 6120 §13.7.2.3: when the checker says the session must end earlier
+    than the leaf expires (the CA checker: an intermediate of the
+    validated chain expires first), the stream is closed with reset then.
+    """
+    from twisted.cred.checkers import ICredentialsChecker
+    from twisted.cred.portal import Portal
+    from twisted.internet import defer
+    from zope.interface import implementer
+
+    from xmppcert import x509 as certs
+    from xmppcert.cred import AccountRealm, CertificateIdentity, IClientCertificate
+
+    h, certificate = certificateHarness(days=30)
+    deadline = h.clock.seconds() + 3600
+
+    @implementer(ICredentialsChecker)
+    class ShortChain:
+        credentialInterfaces = (IClientCertificate,)
+
+        def requestAvatarId(self, creds: Any) -> Any:
+            return defer.succeed(
+                CertificateIdentity(jid.JID(ALICE), certs.fingerprint(creds.chain[0]), notAfter=deadline)
+            )
+
+    h.server.portal = Portal(AccountRealm(), [ShortChain()])
+    conn, _ = externalConnection(h, certificate)
+    assert conn.auth("EXTERNAL", raw="=").only().name == "success"
+    conn.header()
+    assert conn.bind("phone").only("iq")["type"] == "result"
+    h.clock.advance(3599)
+    assert not conn.closed
+    h.clock.advance(1)
+    assert conn.received().streamError() == "reset"
+    assert conn.closed
 
 
 def test_fromComparedPrepared() -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from xmppcert.config import (
     KNOWN_MECHANISMS,
+    CAConfig,
     Config,
     ConfigError,
     LimitsConfig,
@@ -61,9 +62,40 @@ def test_defaults() -> None:
     assert (config.sasl.max_failures, config.sasl.scram_iterations) == (3, 4096)
     assert config.limits == LimitsConfig()
     assert (config.limits.max_stanza_size, config.limits.max_stanza_elements) == (256 * 1024, 2000)
-    assert config.limits.auth_timeout == 60.0
+    assert config.limits.auth_timeout == 30.0
     assert config.log_level == "info"
     assert config.keepalive_interval == 0.0
+
+
+def test_limitsDefaults() -> None:
+    """
+    limits.handshake_timeout, auth_timeout, max_unauthenticated_per_address,
+    listen_backlog and the failed-login throttle have their documented
+    defaults (auth_timeout 30 s since hostile clients got their own limits).
+    """
+    limits = build().limits
+    assert limits.handshake_timeout == 10.0
+    assert limits.auth_timeout == 30.0
+    assert limits.max_unauthenticated_per_address == 20
+    assert limits.listen_backlog == 511
+    assert limits.login_failure_max_delay == 3.0
+    assert limits.max_failures_per_account_address == 5
+    assert limits.max_failures_per_account == 20
+    assert limits.lockout_time == 300.0
+
+
+def test_limitsNumbersAreFloats() -> None:
+    """
+    Configuration: the seconds of [limits] may be written as integers and
+    are floats; the counts stay integers.
+    """
+    limits = build(
+        limits={"handshake_timeout": 2, "login_failure_max_delay": 1, "lockout_time": 60, "listen_backlog": 128}
+    ).limits
+    assert (limits.handshake_timeout, limits.login_failure_max_delay, limits.lockout_time) == (2.0, 1.0, 60.0)
+    assert all(isinstance(v, float) for v in (limits.handshake_timeout, limits.login_failure_max_delay))
+    assert isinstance(limits.lockout_time, float)
+    assert limits.listen_backlog == 128 and isinstance(limits.listen_backlog, int)
 
 
 def test_domainsNormalised() -> None:
@@ -148,6 +180,13 @@ def test_tableNotATable(table: str) -> None:
         ("limits.max_stanza_elements", {"limits": {"max_stanza_elements": False}}),
         ("limits.auth_timeout", {"limits": {"auth_timeout": True}}),
         ("limits.auth_timeout", {"limits": {"auth_timeout": "60"}}),
+        ("limits.handshake_timeout", {"limits": {"handshake_timeout": True}}),
+        ("limits.max_unauthenticated_per_address", {"limits": {"max_unauthenticated_per_address": 20.0}}),
+        ("limits.listen_backlog", {"limits": {"listen_backlog": "511"}}),
+        ("limits.login_failure_max_delay", {"limits": {"login_failure_max_delay": False}}),
+        ("limits.max_failures_per_account_address", {"limits": {"max_failures_per_account_address": 5.5}}),
+        ("limits.max_failures_per_account", {"limits": {"max_failures_per_account": "20"}}),
+        ("limits.lockout_time", {"limits": {"lockout_time": [300]}}),
     ],
 )
 def test_wrongType(key: str, data: dict[str, Any]) -> None:
@@ -170,6 +209,21 @@ def test_wrongType(key: str, data: dict[str, Any]) -> None:
         ("limits.auth_timeout", {"limits": {"auth_timeout": 0.5}}),
         ("limits.auth_timeout", {"limits": {"auth_timeout": 3601}}),
         ("limits.auth_timeout", {"limits": {"auth_timeout": float("nan")}}),
+        ("limits.handshake_timeout", {"limits": {"handshake_timeout": 0.9}}),
+        ("limits.handshake_timeout", {"limits": {"handshake_timeout": 301}}),
+        ("limits.handshake_timeout", {"limits": {"handshake_timeout": float("nan")}}),
+        ("limits.max_unauthenticated_per_address", {"limits": {"max_unauthenticated_per_address": 0}}),
+        ("limits.max_unauthenticated_per_address", {"limits": {"max_unauthenticated_per_address": 10_001}}),
+        ("limits.listen_backlog", {"limits": {"listen_backlog": 0}}),
+        ("limits.listen_backlog", {"limits": {"listen_backlog": 65536}}),
+        ("limits.login_failure_max_delay", {"limits": {"login_failure_max_delay": -0.1}}),
+        ("limits.login_failure_max_delay", {"limits": {"login_failure_max_delay": 61}}),
+        ("limits.max_failures_per_account_address", {"limits": {"max_failures_per_account_address": -1}}),
+        ("limits.max_failures_per_account_address", {"limits": {"max_failures_per_account_address": 10_001}}),
+        ("limits.max_failures_per_account", {"limits": {"max_failures_per_account": -1}}),
+        ("limits.max_failures_per_account", {"limits": {"max_failures_per_account": 1_000_001}}),
+        ("limits.lockout_time", {"limits": {"lockout_time": 0.5}}),
+        ("limits.lockout_time", {"limits": {"lockout_time": 86401}}),
         ("keepalive_interval", {"keepalive_interval": 4}),
         ("keepalive_interval", {"keepalive_interval": -1}),
         ("keepalive_interval", {"keepalive_interval": 3601}),
@@ -191,6 +245,21 @@ def test_outOfRange(key: str, data: dict[str, Any]) -> None:
         {"sasl": {"scram_iterations": 4096}},
         {"limits": {"max_stanza_size": 10_000, "max_stanza_elements": 10, "auth_timeout": 1}},
         {"limits": {"auth_timeout": 3600}},
+        {
+            "limits": {
+                "handshake_timeout": 1, "max_unauthenticated_per_address": 1, "listen_backlog": 1,
+                "login_failure_max_delay": 0, "max_failures_per_account_address": 0,
+                "max_failures_per_account": 0, "lockout_time": 1,
+            }
+        },
+        {
+            "limits": {
+                "handshake_timeout": 300, "max_unauthenticated_per_address": 10_000,
+                "listen_backlog": 65535, "login_failure_max_delay": 60,
+                "max_failures_per_account_address": 10_000, "max_failures_per_account": 1_000_000,
+                "lockout_time": 86400,
+            }
+        },
         {"keepalive_interval": 0},
         {"keepalive_interval": 5},
         {"keepalive_interval": 3600},
@@ -318,6 +387,123 @@ def test_defaultConfigText(tmp_path: Path, domain: str) -> None:
     assert loadConfig(path) == configFromDict({"domains": [domain]}, tmp_path.resolve())
 
 
+def test_caEntries() -> None:
+    """
+    [[certificates.ca]]: each CA is bound to the served domains it may
+    vouch for, with its CRL files (relative to data_dir), whether to fetch
+    distribution points, and the failure policy.
+    """
+    config = build(
+        domains=["example.com", "corp.example"],
+        certificates={
+            "checkers": ["ca", "stored"],
+            "ca": [
+                {"bundle": "corp.pem", "domains": ["Corp.Example"], "crls": ["corp.crl"],
+                 "fetch_crls": False, "crl_failure": "hard"},
+                {"bundle": "/etc/other.pem", "domains": ["example.com"]},
+            ],
+        },
+    )
+    corp, other = config.certificates.ca
+    assert corp == CAConfig(
+        bundle=Path("/srv/xmpp/corp.pem"), domains=("corp.example",), crls=(Path("/srv/xmpp/corp.crl"),),
+        fetch_crls=False, crl_failure="hard",
+    )
+    assert other == CAConfig(bundle=Path("/etc/other.pem"), domains=("example.com",))
+    assert (other.fetch_crls, other.crl_failure) == (True, "soft")
+
+
+def test_legacyCABundle() -> None:
+    """
+    A configuration written for the first release keeps working: with one
+    served domain, ca_bundle is a CA for that domain; with several, the
+    server refuses it with one line saying what to write instead.
+    """
+    config = build(certificates={"checkers": ["ca"], "ca_bundle": "ca.pem"})
+    assert config.certificates.ca == (CAConfig(Path("/srv/xmpp/ca.pem"), ("example.com",)),)
+    # For custom checkers that read it, with any number of domains.
+    config = build(
+        domains=["example.com", "corp.example"],
+        certificates={"checkers": ["stored", "company.checker"], "ca_bundle": "ca.pem"},
+    )
+    assert (config.certificates.ca, config.certificates.ca_bundle) == ((), Path("/srv/xmpp/ca.pem"))
+    message = assertNames(
+        "certificates.ca_bundle",
+        domains=["example.com", "corp.example"],
+        certificates={"checkers": ["ca"], "ca_bundle": "ca.pem"},
+    )
+    assert "\n" not in message and '[[certificates.ca]] bundle = "ca.pem" domains = [' in message
+
+
+def test_tlsMinVersion() -> None:
+    """
+    tls.min_version: "1.2" by default, "1.3" on request.
+    """
+    assert build().tls.min_version == "1.2"
+    assert build(tls={"min_version": "1.3"}).tls.min_version == "1.3"
+
+
+def test_firstReleaseConfigStillLoads(tmp_path: Path) -> None:
+    """
+    A configuration file as the first release's `xmppcert init` wrote it
+    loads unchanged.
+    """
+    path = tmp_path / "xmppcert.toml"
+    path.write_text(FIRST_RELEASE_CONFIG)
+    config = loadConfig(path)
+    assert config.domains == ("localhost",)
+    assert config.certificates.checkers == ("stored",)
+
+
+#: What the first release's `xmppcert init` wrote (version 0.1.0).
+FIRST_RELEASE_CONFIG = """\
+# xmppcert configuration; every key is described in docs/configuration.md.
+domains = ["localhost"]
+# Relative to the directory of this file.
+data_dir = "."
+log_level = "info"
+keepalive_interval = 0
+
+[tls]
+# Relative to data_dir.
+certificate = "server.crt"
+key = "server.key"
+
+[listen]
+starttls = ["tcp:5222:interface=127.0.0.1"]
+direct_tls = ["tcp:5223:interface=127.0.0.1"]
+
+[store]
+sqlite = "xmppcert.sqlite"
+
+[sasl]
+mechanisms = ["EXTERNAL", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"]
+max_failures = 3
+scram_iterations = 4096
+
+[certificates]
+# disabled | wanted | needed
+policy = "wanted"
+# Tried in order: "stored", "ca", or the dotted name of a checker factory.
+checkers = ["stored"]
+require_xmppaddr = true
+# ca_bundle = "ca.pem"
+# XEP-0257: enabled certificates per account (0: no limit), days after
+# expiry before a certificate is removed (0: never), how often to look
+# for revocations made by the CLI or another node, and how often to check
+# that live sessions' certificates and accounts were not removed.
+max_per_account = 32
+prune_expired_after = 90
+revocation_poll_interval = 2
+session_check_interval = 30
+
+[limits]
+max_stanza_size = 262144
+max_stanza_elements = 2000
+auth_timeout = 60
+"""
+
+
 def test_loadConfigMissing(tmp_path: Path) -> None:
     """
     Configuration: a missing file raises ConfigError naming the file.
@@ -366,7 +552,7 @@ def test_certificateDefaults() -> None:
     assert certificates.policy == "wanted"
     assert certificates.checkers == ("stored",)
     assert certificates.require_xmppaddr is True
-    assert certificates.ca_bundle is None
+    assert certificates.ca == ()
     assert certificates.max_per_account == 32
     assert certificates.revocation_poll_interval == 2.0
     assert certificates.session_check_interval == 30.0
@@ -378,7 +564,26 @@ def test_certificateDefaults() -> None:
         ("certificates.policy", {"certificates": {"policy": "sometimes"}}),
         ("certificates.checkers", {"certificates": {"checkers": ["no such"]}}),
         ("certificates.checkers", {"certificates": {"checkers": []}}),
-        ("certificates.ca_bundle", {"certificates": {"checkers": ["ca"]}}),
+        ("certificates.checkers", {"certificates": {"checkers": ["ca"]}}),
+        ("certificates.checkers", {"certificates": {"checkers": ["stored", "ca", "stored"]}}),
+        ("certificates.ca", {"certificates": {"ca": [{"bundle": "ca.pem", "domains": ["example.com"]}]}}),
+        ("certificates.ca", {"certificates": {"checkers": ["ca"], "ca": {"bundle": "ca.pem"}}}),
+        ("certificates.ca[0].domains", {"certificates": {"checkers": ["ca"], "ca": [{"bundle": "ca.pem"}]}}),
+        ("certificates.ca[0].bundle", {"certificates": {"checkers": ["ca"], "ca": [{"domains": ["example.com"]}]}}),
+        (
+            "certificates.ca[0].domains",
+            {"certificates": {"checkers": ["ca"], "ca": [{"bundle": "a", "domains": ["other.example"]}]}},
+        ),
+        (
+            "certificates.ca[0].crl_failure",
+            {"certificates": {"checkers": ["ca"], "ca": [{"bundle": "a", "domains": ["example.com"], "crl_failure": "x"}]}},
+        ),
+        (
+            "certificates.ca[0].surprise",
+            {"certificates": {"checkers": ["ca"], "ca": [{"bundle": "a", "domains": ["example.com"], "surprise": 1}]}},
+        ),
+        ("tls.min_version", {"tls": {"min_version": "1.1"}}),
+        ("tls.min_version", {"tls": {"min_version": 1.3}}),
         ("certificates.max_per_account", {"certificates": {"max_per_account": -1}}),
         ("certificates.revocation_poll_interval", {"certificates": {"revocation_poll_interval": 0}}),
         ("certificates.session_check_interval", {"certificates": {"session_check_interval": 0.5}}),

@@ -58,6 +58,7 @@ from xmppcert.cred import (
     ScramProof,
     StoredCertificateChecker,
     StoredPasswordChecker,
+    TrustedCA,
     checkIdentityOfTrustedCertificate,
     checkStoredCertificate,
     loadCertificateCheckers,
@@ -542,11 +543,13 @@ def test_selectNoAddr(authzid: str | None) -> None:
 
 def test_selectAddrOfUnservedDomain() -> None:
     """
-    XEP-0178 §2: the certificate's only JID is of a domain this server does
-    not serve: invalid-authzid, and the stream is closed.
+    XEP-0178 §2: the certificate's only JID is of a domain this stream
+    does not address (or the server does not serve): the certificate
+    cannot be mapped to an account here, so not-authorized (no authzid
+    could help), and the stream is closed.
     """
     failure = selectRefusal(jids(f"alice@{OTHER_DOMAIN}"), None)
-    assert (failure.condition, failure.closeStream) == ("invalid-authzid", True)
+    assert (failure.condition, failure.closeStream) == ("not-authorized", True)
 
 
 @pytest.mark.parametrize(
@@ -663,7 +666,7 @@ def test_trustedCertificateIdentity() -> None:
         ([ALICE, BOB], None, "invalid-authzid"),
         ([ALICE], BOB, "invalid-authzid"),
         ([], None, "not-authorized"),
-        ([f"alice@{OTHER_DOMAIN}"], None, "invalid-authzid"),
+        ([f"alice@{OTHER_DOMAIN}"], None, "not-authorized"),
     ],
     ids=["several-no-authzid", "authzid-not-named", "no-xmppaddr", "unserved-domain"],
 )
@@ -790,14 +793,17 @@ def test_storedRequireXmppAddrOn() -> None:
     """
     certificates.require_xmppaddr on: a registered certificate that does
     not name its account (names nobody, or someone else) is
-    not-authorized, the detail naming the setting.
+    not-authorized, the detail naming the setting or the other JID.
     """
     store = certificateStore()
-    for named in [[], [BOB]]:
-        leaf = clientCertificate(named)
-        failure = storedRefusal(leaf, register(store, leaf, name=f"n{len(named)}"))
-        assert (failure.condition, failure.closeStream) == ("not-authorized", True)
-        assert "require_xmppaddr" in failure.detail and ALICE in failure.detail
+    leaf = clientCertificate([])
+    failure = storedRefusal(leaf, register(store, leaf, name="nobody"))
+    assert (failure.condition, failure.closeStream) == ("not-authorized", True)
+    assert "require_xmppaddr" in failure.detail and ALICE in failure.detail
+    leaf = clientCertificate([BOB])
+    failure = storedRefusal(leaf, register(store, leaf, name="bob's"))
+    assert (failure.condition, failure.closeStream) == ("not-authorized", True)
+    assert BOB in failure.detail and ALICE in failure.detail
 
 
 def test_storedRequireXmppAddrOnFullJIDCounts() -> None:
@@ -829,16 +835,19 @@ def test_storedRequireXmppAddrOff() -> None:
 
 def test_storedRequireXmppAddrOffOtherJID() -> None:
     """
-    certificates.require_xmppaddr off: a registered certificate that does
-    not name its account logs in as the account it is registered to, even
-    when it names some other JID.
+    certificates.require_xmppaddr off: certificates are public, so a
+    certificate naming bob that alice registered never logs in to alice
+    (bob's key would): not-authorized, the stream closed, with or without
+    an authzid. Only a certificate naming no JID is mapped by its
+    registration alone.
     """
     store = certificateStore()
     leaf = clientCertificate([BOB])
     stored = register(store, leaf)
     for authzid in [None, ALICE]:
-        identity = checkStoredCertificate(leaf, stored, authzid, DOMAINS, False, NOW)
-        assert identity.jid == jid.JID(ALICE)
+        failure = storedRefusal(leaf, stored, authzid=authzid, requireXmppAddr=False)
+        assert (failure.condition, failure.closeStream) == ("not-authorized", True)
+        assert f"names {BOB}, not {ALICE}" in failure.detail
 
 
 def test_storedAuthzidOfAnotherAccount() -> None:
@@ -890,14 +899,18 @@ def test_storedResourcePinned() -> None:
 def test_storedUnservedDomain() -> None:
     """
     XEP-0178 §2: a registered certificate whose account is of a domain
-    no longer served is invalid-authzid.
+    no longer served is not-authorized, whether it names the account or
+    no JID at all (mapped by its registration).
     """
     store = InMemoryAccountStore(clock=clockAt().seconds)
     other = f"alice@{OTHER_DOMAIN}"
     addAccount(store, other)
-    leaf = clientCertificate([other])
-    failure = storedRefusal(leaf, register(store, leaf, account=other))
-    assert (failure.condition, failure.closeStream) == ("invalid-authzid", True)
+    for named, requireXmppAddr in (([other], True), ([], False)):
+        leaf = clientCertificate(named)
+        stored = register(store, leaf, account=other, name=f"n{len(named)}")
+        failure = storedRefusal(leaf, stored, requireXmppAddr=requireXmppAddr)
+        assert (failure.condition, failure.closeStream) == ("not-authorized", True)
+        assert "not an account of this stream's domain" in failure.detail
 
 
 def test_storedMalformedXmppAddr() -> None:
@@ -1222,6 +1235,175 @@ def test_caCheckerIdentityRules(ca: tuple[Issuer, Issuer]) -> None:
     assert failure.condition == "invalid-authzid"
 
 
+def test_caCheckerScopedToDomains(ca: tuple[Issuer, Issuer]) -> None:
+    """
+    [[certificates.ca]] domains: a CA vouches only for accounts of the
+    domains it is bound to. A certificate it issued for an account of
+    another served domain is refused (not-authorized, stream closed), on a
+    stream to that domain and also on a stream to the CA's own domain; a
+    second CA bound to the other domain vouches for its own accounts.
+    """
+    (root, rootKey), inter = ca
+    clock = clockAt()
+    store = certificateStore(clock)
+    addAccount(store, f"alice@{OTHER_DOMAIN}")
+    corpKey = x509facts.generateClientKey()
+    corpRoot = x509facts.issueCACertificate("Corp Root", corpKey, now=NOW - datetime.timedelta(days=30))
+    checker = CACertificateChecker(
+        [TrustedCA((root,), frozenset({DOMAIN})), TrustedCA((corpRoot,), frozenset({OTHER_DOMAIN}))],
+        store, clock, [DOMAIN, OTHER_DOMAIN],
+    )
+    # The example.com CA issued a certificate for the other domain.
+    stray = clientCertificate([f"alice@{OTHER_DOMAIN}"], issuer=inter)
+    for domain in (DOMAIN, OTHER_DOMAIN):
+        failure = refusal(checker.requestAvatarId(creds(stray, inter[0], domain=domain)))
+        # On its own domain's stream the CA does not apply at all; on the
+        # CA's domain the certificate names no account of it.
+        assert (failure.condition, failure.closeStream) == ("not-authorized", True), domain
+        assert resultOf(checker.couldAccept(creds(stray, inter[0], domain=domain))) is False
+    own = clientCertificate([f"alice@{OTHER_DOMAIN}"], issuer=(corpRoot, corpKey))
+    identity = resultOf(checker.requestAvatarId(creds(own, domain=OTHER_DOMAIN)))
+    assert identity.jid == jid.JID(f"alice@{OTHER_DOMAIN}")
+    # The corp CA cannot vouch for example.com's alice either.
+    forged = clientCertificate([ALICE], issuer=(corpRoot, corpKey))
+    assert refusal(checker.requestAvatarId(creds(forged, domain=DOMAIN))).condition == "not-authorized"
+
+
+def test_caCheckerValidatorTextOnlyInDetail(ca: tuple[Issuer, Issuer]) -> None:
+    """
+    The path validator's explanation (with certificate subjects) is for
+    the log (the detail, logged at info), never for the client: the text
+    the client gets is generic.
+    """
+    root, inter = ca
+    otherKey = x509facts.generateClientKey()
+    otherRoot = x509facts.issueCACertificate("Secret Other Root", otherKey, now=NOW - datetime.timedelta(days=30))
+    leaf = clientCertificate([ALICE], issuer=(otherRoot, otherKey))
+    failure = refusal(caChecker(root[0]).requestAvatarId(creds(leaf, otherRoot)))
+    assert failure.text == "the certificate is not trusted"
+    assert "not issued by a trusted CA" in failure.detail
+    assert "Secret" not in failure.text and "candidates" not in failure.text
+
+
+def test_caCheckerSessionEndsWithChain(ca: tuple[Issuer, Issuer]) -> None:
+    """
+    RFC 6120 §13.7.2.3: a CA login's session ends at the earliest notAfter
+    of the validated chain: here the intermediate's, which expires before
+    the leaf. The account carries it to the stream.
+    """
+    (root, rootKey), _ = ca
+    shortKey = x509facts.generateClientKey()
+    shortLived = x509facts.issueCACertificate(
+        "Short Intermediate", shortKey, now=NOW - datetime.timedelta(days=1), days=10,
+        issuerCertificate=root, issuerKey=rootKey,
+    )
+    leaf = clientCertificate([ALICE], issuer=(shortLived, shortKey))
+    assert leaf.not_valid_after_utc > shortLived.not_valid_after_utc
+    identity = resultOf(caChecker(root).requestAvatarId(creds(leaf, shortLived)))
+    assert identity.notAfter == shortLived.not_valid_after_utc.timestamp()
+    _, account, _ = AccountRealm().requestAvatar(identity, None, IAccount)
+    assert account.certificateNotAfter == identity.notAfter
+
+
+class _RevokingAll:
+    """
+    A revocation check that refuses every chain, naming the leaf.
+    """
+
+    def __init__(self) -> None:
+        self.chains: list[list[cx509.Certificate]] = []
+
+    async def check(self, chain: Sequence[cx509.Certificate]) -> None:
+        from xmppcert.crl import CertificateRevokedError
+
+        self.chains.append(list(chain))
+        raise CertificateRevokedError(f"serial {chain[0].serial_number:x} is on the CRL", chain[0])
+
+
+def test_caCheckerConsultsRevocation(ca: tuple[Issuer, Issuer]) -> None:
+    """
+    RFC 5280 §6.3: after path validation the CA's revocation check gets
+    the validated chain (leaf first, root last); a revoked certificate is
+    not-authorized, the reason in the detail only, and EXTERNAL is not
+    offered for it.
+    """
+    root, inter = ca
+    clock = clockAt()
+    revocation = _RevokingAll()
+    checker = CACertificateChecker(
+        [TrustedCA((root[0],), frozenset({DOMAIN}), revocation)], certificateStore(clock), clock, [DOMAIN]
+    )
+    leaf = clientCertificate([ALICE], issuer=inter)
+    failure = refusal(checker.requestAvatarId(creds(leaf, inter[0])))
+    assert (failure.condition, failure.closeStream) == ("not-authorized", True)
+    assert "on the CRL" in failure.detail and "CRL" not in failure.text
+    # Final: a later checker (stored, say) may not let it in.
+    assert failure.final
+    assert revocation.chains == [[leaf, inter[0], root[0]]]
+    assert resultOf(checker.couldAccept(creds(leaf, inter[0]))) is False
+
+
+@pytest.mark.parametrize("kind", ["CA:TRUE", "keyUsage without digitalSignature"])
+def test_notClientCertificateRefusedAtLogin(ca: tuple[Issuer, Issuer], kind: str) -> None:
+    """
+    RFC 5280 §4.2.1.9 and §4.2.1.3: a CA certificate, or one whose
+    keyUsage does not allow digitalSignature, is not a client certificate:
+    a registered one is refused at login (not-authorized, stream closed),
+    and so is one a trusted CA issued.
+    """
+    (root, rootKey), _ = ca
+    name = cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, "not a client")])
+    extension: cx509.ExtensionType = (
+        cx509.BasicConstraints(ca=True, path_length=None) if kind == "CA:TRUE"
+        else cx509.KeyUsage(False, False, True, False, False, False, False, False, False)
+    )
+    def build(issuerName: cx509.Name, key: Any) -> cx509.Certificate:
+        return (
+            cx509.CertificateBuilder()
+            .subject_name(name).issuer_name(issuerName).public_key(CLIENT_KEY.public_key())
+            .serial_number(cx509.random_serial_number())
+            .not_valid_before(NOW - datetime.timedelta(days=1))
+            .not_valid_after(NOW + datetime.timedelta(days=30))
+            .add_extension(
+                cx509.SubjectAlternativeName([cx509.OtherName(x509facts.XMPP_ADDR_OID, _utf8String(ALICE))]),
+                critical=False,
+            )
+            .add_extension(cx509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(
+                cx509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False
+            )
+            .add_extension(extension, critical=True)
+            .sign(key, hashes.SHA256())
+        )
+
+    store = certificateStore()
+    selfSigned = build(name, CLIENT_KEY)
+    failure = storedRefusal(selfSigned, register(store, selfSigned))
+    assert (failure.condition, failure.closeStream) == ("not-authorized", True)
+    issued = build(root.subject, rootKey)
+    failure = refusal(caChecker(root).requestAvatarId(creds(issued)))
+    assert (failure.condition, failure.closeStream) == ("not-authorized", True)
+
+
+def test_storedOnlyTheStreamDomain() -> None:
+    """
+    RFC 6120 §6.3.7, as PLAIN and SCRAM: a stored certificate of
+    alice@example.com does not log in on a stream to other.example (also
+    served): not-authorized, and EXTERNAL is not offered there.
+    """
+    clock = clockAt()
+    store = certificateStore(clock)
+    leaf = clientCertificate([ALICE])
+    register(store, leaf)
+    checker = StoredCertificateChecker(store, clock, [DOMAIN, OTHER_DOMAIN])
+    assert resultOf(checker.requestAvatarId(creds(leaf))).jid == jid.JID(ALICE)
+    failure = refusal(checker.requestAvatarId(creds(leaf, domain=OTHER_DOMAIN)))
+    assert (failure.condition, failure.closeStream) == ("not-authorized", True)
+    assert resultOf(checker.couldAccept(creds(leaf, domain=OTHER_DOMAIN))) is False
+    failure = refusal(checker.requestAvatarId(creds(leaf, authzid=ALICE, domain=OTHER_DOMAIN)))
+    assert failure.condition in ("not-authorized", "invalid-authzid") and failure.closeStream
+
+
 # --- CertificateCheckerChain ------------------------------------------------------
 
 
@@ -1272,8 +1454,59 @@ def test_chainFirstAcceptanceWins() -> None:
     first = ScriptedChecker(b"alice@example.com")
     second = ScriptedChecker(b"bob@example.com")
     c = creds(clientCertificate([ALICE]))
-    assert resultOf(CertificateCheckerChain([refuser, first, second]).requestAvatarId(c)) == b"alice@example.com"
+    identity = resultOf(CertificateCheckerChain([refuser, first, second]).requestAvatarId(c))
+    assert identity.jid == jid.JID(ALICE)
     assert refuser.calls == [c] and first.calls == [c] and second.calls == []
+
+
+def test_chainPlainJIDCarriesTheCertificate() -> None:
+    """
+    XEP-0257 §2.4: a custom checker answering a plain JID still gives a
+    certificate login: the leaf's fingerprint and notAfter go with it, so
+    a revocation or expiry ends the session.
+    """
+    leaf = clientCertificate([ALICE])
+    identity = resultOf(CertificateCheckerChain([ScriptedChecker("alice@example.com")]).requestAvatarId(creds(leaf)))
+    assert identity.fingerprint == x509facts.fingerprint(leaf)
+    assert identity.notAfter == leaf.not_valid_after_utc.timestamp()
+    _, account, _ = AccountRealm().requestAvatar(identity, None, IAccount)
+    assert account.certificateFingerprint == identity.fingerprint
+
+
+def test_chainOnlyTheStreamDomain() -> None:
+    """
+    RFC 6120 §6.3.7 as for PLAIN and SCRAM: whatever a checker answers, a
+    certificate login acts only in the domain the stream addressed, and
+    only while it is served; a domain part alone is no account.
+    """
+    leaf = clientCertificate([ALICE])
+    for answer, domain, served in (
+        (f"alice@{OTHER_DOMAIN}", DOMAIN, [DOMAIN, OTHER_DOMAIN]),
+        (ALICE, OTHER_DOMAIN, [DOMAIN, OTHER_DOMAIN]),
+        (ALICE, DOMAIN, [OTHER_DOMAIN]),
+        (DOMAIN, DOMAIN, [DOMAIN]),
+    ):
+        chain = CertificateCheckerChain([ScriptedChecker(answer)], domains=served)
+        failure = refusal(chain.requestAvatarId(creds(leaf, domain=domain)))
+        assert (failure.condition, failure.closeStream) == ("not-authorized", True)
+
+
+def test_chainNoCertManagementForEveryChecker(ca: tuple[Issuer, Issuer]) -> None:
+    """
+    XEP-0257 §2.1: a certificate registered with <no-cert-management/>
+    may not manage certificates whichever checker lets it in (here the CA
+    checker first, and a custom one).
+    """
+    root, inter = ca
+    clock = clockAt()
+    store = certificateStore(clock)
+    issued = clientCertificate([ALICE], issuer=inter)
+    register(store, issued, canManage=False)
+    for first in (caChecker(root[0], store, clock), ScriptedChecker(ALICE)):
+        chain = CertificateCheckerChain([first, storedChecker(store, clock)], store, [DOMAIN])
+        identity = resultOf(chain.requestAvatarId(creds(issued, inter[0])))
+        assert identity.jid == jid.JID(ALICE)
+        assert identity.canManageCertificates is False
 
 
 def test_chainMostSpecificRefusal() -> None:
@@ -1351,6 +1584,38 @@ def test_chainStoredThenCA(ca: tuple[Issuer, Issuer]) -> None:
     stranger = clientCertificate([ALICE])
     assert refusal(chain.requestAvatarId(creds(stranger))).condition == "not-authorized"
     assert resultOf(chain.couldAccept(creds(stranger))) is False
+
+
+@pytest.mark.parametrize("order", [("ca",), ("ca", "stored"), ("stored", "ca"), ("custom", "stored")])
+@pytest.mark.parametrize("state", ["disabled", "revoked", "removed after revoke"])
+def test_chainStoredStateBeforeAnyChecker(ca: tuple[Issuer, Issuer], state: str, order: tuple[str, ...]) -> None:
+    """
+    XEP-0257 §2.3, §2.4: a certificate its owner disabled or revoked never
+    logs in, through any checker in any order: its stored state is checked
+    once before the chain runs. A revocation is permanent: removing the
+    revoked record does not let the CA (or anyone) vouch for it again.
+    EXTERNAL is not offered for it either.
+    """
+    root, inter = ca
+    clock = clockAt()
+    store = certificateStore(clock)
+    issued = clientCertificate([ALICE], issuer=inter)
+    named = {
+        "ca": caChecker(root[0], store, clock),
+        "stored": storedChecker(store, clock),
+        "custom": ScriptedChecker(ALICE),
+    }
+    chain = CertificateCheckerChain([named[n] for n in order], store, [DOMAIN])
+    c = creds(issued, inter[0])
+    register(store, issued)
+    assert resultOf(chain.requestAvatarId(c)).jid == jid.JID(ALICE)
+    setState(store, issued, "revoked" if state == "removed after revoke" else state)
+    if state == "removed after revoke":
+        resultOf(store.removeCertificateByFingerprint(x509facts.fingerprint(issued)))
+    failure = refusal(chain.requestAvatarId(c))
+    assert (failure.condition, failure.final, failure.closeStream) == ("not-authorized", True, True)
+    assert failure.text == "the certificate is not registered"
+    assert resultOf(chain.couldAccept(c)) is False
 
 
 @pytest.mark.parametrize("state", ["disabled", "revoked"])

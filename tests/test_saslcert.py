@@ -85,11 +85,13 @@ def issue(jids: Sequence[str] = (ALICE,), *, now: datetime.datetime = NOW, days:
 def handMade(
     otherNames: Sequence[bytes] = (),
     usages: Sequence[x509.ObjectIdentifier] | None = (ExtendedKeyUsageOID.CLIENT_AUTH,),
+    extra: Sequence[x509.ExtensionType] = (),
 ) -> bytes:
     """
     A certificate built with cryptography directly, valid around L{NOW}: one
-    id-on-xmppAddr otherName per raw DER value in C{otherNames}, and an
-    extendedKeyUsage of C{usages} (none at all when C{None}).
+    id-on-xmppAddr otherName per raw DER value in C{otherNames}, an
+    extendedKeyUsage of C{usages} (none at all when C{None}), and the
+    C{extra} extensions (critical).
     """
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hand made")])
     builder = (
@@ -108,7 +110,21 @@ def handMade(
         )
     if usages is not None:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
+    for extension in extra:
+        builder = builder.add_extension(extension, critical=True)
     return der(builder.sign(KEY, hashes.SHA256()))
+
+
+def keyUsage(digitalSignature: bool) -> x509.KeyUsage:
+    """
+    A keyUsage extension allowing only keyEncipherment, and
+    digitalSignature if asked.
+    """
+    return x509.KeyUsage(
+        digital_signature=digitalSignature, content_commitment=False, key_encipherment=True,
+        data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+        encipher_only=False, decipher_only=False,
+    )
 
 
 def utf8String(text: str) -> bytes:
@@ -781,6 +797,12 @@ UNACCEPTABLE = {
     "xmppAddr of another domain": lambda: issue(["alice@example.org"]),
     "xmppAddr not a UTF8String": lambda: handMade([b"\x16\x11" + ALICE.encode()]),
     "xmppAddr not a JID": lambda: handMade([utf8String("@example.com")]),
+    "CA certificate": lambda: handMade(
+        [utf8String(ALICE)], extra=[x509.BasicConstraints(ca=True, path_length=None)]
+    ),
+    "keyUsage without digitalSignature": lambda: handMade(
+        [utf8String(ALICE)], extra=[keyUsage(digitalSignature=False)]
+    ),
 }
 
 
@@ -790,7 +812,9 @@ def test_appendNotAcceptable(make: object) -> None:
     XEP-0257 §2.1 with XEP-0178 and RFC 5280: a certificate that could not
     log in to the account (outside its validity period, not for TLS client
     authentication, no valid id-on-xmppAddr naming the account) is refused
-    with not-acceptable (type modify), and nothing is stored.
+    with not-acceptable (type modify), and nothing is stored; so is one
+    that is not a client certificate at all (basicConstraints CA:TRUE, or
+    a keyUsage without digitalSignature).
     """
     assert callable(make)
     env = makeEnv()
@@ -829,6 +853,12 @@ ACCEPTABLE = {
         [utf8String(ALICE)], [ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE]
     ),
     "full JID": lambda: issue([ALICE + "/phone"]),
+    "keyUsage with digitalSignature": lambda: handMade(
+        [utf8String(ALICE)], extra=[keyUsage(digitalSignature=True)]
+    ),
+    "basicConstraints CA:FALSE": lambda: handMade(
+        [utf8String(ALICE)], extra=[x509.BasicConstraints(ca=False, path_length=None)]
+    ),
     "unprepared JID": lambda: handMade([utf8String("ALICE@Example.COM")]),
     "several JIDs": lambda: issue([BOB, ALICE]),
 }
@@ -849,15 +879,29 @@ def test_appendAcceptable(make: object) -> None:
     assert states(env) == [("Phone", "enabled")]
 
 
-@pytest.mark.parametrize("jids", [[], [BOB]], ids=["no xmppAddr", "xmppAddr of another account"])
-def test_appendWithoutRequireXmppAddr(jids: list[str]) -> None:
+def test_appendWithoutRequireXmppAddr() -> None:
     """
     Configuration require_xmppaddr = false: the registration itself ties a
-    certificate to the account, so it need not name the account.
+    certificate that names no JID to the account.
     """
     env = makeEnv(requireXmppAddr=False)
-    resultOf(append(env, issue(jids)))
+    resultOf(append(env, issue([])))
     assert states(env) == [("Phone", "enabled")]
+
+
+@pytest.mark.parametrize("requireXmppAddr", [True, False])
+def test_appendOfAnotherUsersCertificate(requireXmppAddr: bool) -> None:
+    """
+    Certificates are public (under TLS 1.2 they cross the network in
+    clear): a certificate naming bob can never be appended by alice, with
+    require_xmppaddr on or off, or bob's key would log in as alice.
+    not-acceptable, type modify; nothing is stored.
+    """
+    env = makeEnv(requireXmppAddr=requireXmppAddr)
+    value = stanzaError(append(env, issue([BOB])))
+    assert (value.condition, value.type) == ("not-acceptable", "modify")
+    assert BOB in (value.text or "")
+    assert states(env) == []
 
 
 def test_appendWithoutRequireXmppAddrStillChecks() -> None:
@@ -1004,13 +1048,50 @@ def test_revoke() -> None:
     assert env.sessions.closed == [fingerprintOf(data)]
 
 
-@pytest.mark.parametrize("verb", ["disable", "revoke"])
-@pytest.mark.parametrize("state", ["unknown", "disabled", "revoked", "of another account"])
+def test_revokeDisabled() -> None:
+    """
+    XEP-0257 §2.4: a disabled certificate can still be revoked by name,
+    and its live sessions (which disabling left up: a thief's, say) are
+    closed. The enabled certificate of a name comes first.
+    """
+    env = makeEnv()
+    data = issue()
+    resultOf(append(env, data, "Phone"))
+    resultOf(env.manager.disable(requester(), "Phone"))
+    env.clock.advance(0)
+    assert env.sessions.closed == []
+    assert resultOf(env.manager.revoke(requester(), " Phone ")) is None
+    assert states(env) == [("Phone", "revoked")]
+    env.clock.advance(0)
+    assert env.sessions.closed == [fingerprintOf(data)]
+    # A disabled and an enabled certificate named alike: revoke takes the
+    # enabled one, and revoking again then reaches the disabled one.
+    older, newer = issue(), issue()
+    resultOf(append(env, older, "Tablet"))
+    resultOf(env.manager.disable(requester(), "Tablet"))
+    resultOf(append(env, newer, "Tablet"))
+    resultOf(env.manager.revoke(requester(), "Tablet"))
+    assert env.store.certificates[fingerprintOf(newer)].state == "revoked"
+    assert env.store.certificates[fingerprintOf(older)].state == "disabled"
+    resultOf(env.manager.revoke(requester(), "Tablet"))
+    assert env.store.certificates[fingerprintOf(older)].state == "revoked"
+
+
+@pytest.mark.parametrize(
+    "verb, state",
+    [
+        (verb, state)
+        for verb in ("disable", "revoke")
+        for state in ("unknown", "disabled", "revoked", "of another account")
+        if (verb, state) != ("revoke", "disabled")
+    ],
+)
 def test_unknownName(verb: str, state: str) -> None:
     """
-    XEP-0257 §2.3, §2.4: disabling or revoking a name that has no enabled
-    certificate of the requester's account is refused with item-not-found
-    (type cancel) rather than answered with success; nothing changes and no
+    XEP-0257 §2.3, §2.4: disabling a name that has no enabled certificate
+    of the requester's account, or revoking one that has neither an
+    enabled nor a disabled one, is refused with item-not-found (type
+    cancel) rather than answered with success; nothing changes and no
     session is closed.
     """
     env = makeEnv()

@@ -372,3 +372,110 @@ def test_fakeCredentialSecretFromStore(tmp_path: Path) -> None:
     store = InMemoryAccountStore()
     server = cast(Any, makeService(config, store=store, reactor=task.Clock())).c2s
     assert server.fakeCredentialSecret == store.fakeCredentialSecret()
+
+
+# --- limits.listen_backlog -------------------------------------------------
+
+
+def listenBacklogs(config: Config) -> list[tuple[int, int]]:
+    """
+    Start the service on a memory reactor; return each listener's port and
+    listen backlog as the reactor was asked for them.
+    """
+    from twisted.internet.testing import MemoryReactorClock
+
+    memory = MemoryReactorClock()
+    root = makeService(config, store=InMemoryAccountStore(), reactor=memory)
+    root.startService()
+    try:
+        return [(port, backlog) for port, _, backlog, _ in memory.tcpServers]
+    finally:
+        root.stopService()
+
+
+def test_listenBacklogDefault(tmp_path: Path) -> None:
+    """
+    limits.listen_backlog: every listener (STARTTLS and direct TLS) listens
+    with a backlog of 511 by default, not Twisted's 50.
+    """
+    config = makeTestConfig(tmp_path, listen={"starttls": ["tcp:5222"], "direct_tls": ["tcp:5223"]})
+    assert listenBacklogs(config) == [(5222, 511), (5223, 511)]
+
+
+def test_listenBacklogConfiguredAndExplicit(tmp_path: Path) -> None:
+    """
+    limits.listen_backlog: the configured backlog applies to descriptions
+    that do not say backlog= themselves; one that does keeps its own.
+    """
+    config = makeTestConfig(
+        tmp_path,
+        listen={"starttls": ["tcp:5222:backlog=7"], "direct_tls": [r"tcp6:5223:interface=\:\:1"]},
+        limits={"listen_backlog": 1024},
+    )
+    assert listenBacklogs(config) == [(5222, 7), (5223, 1024)]
+
+
+@pytest.mark.parametrize(
+    "description, expected",
+    [
+        ("tcp:5222", "tcp:5222:backlog=511"),
+        ("tcp:5222:interface=127.0.0.1", "tcp:5222:interface=127.0.0.1:backlog=511"),
+        ("tcp:5222:backlog=10", "tcp:5222:backlog=10"),
+        (r"tcp6:5222:interface=\:\:1", r"tcp6:5222:interface=\:\:1:backlog=511"),
+        (r"unix:/tmp/back\:log=1", r"unix:/tmp/back\:log=1:backlog=511"),
+        ("unix:/run/x.sock:backlog=3", "unix:/run/x.sock:backlog=3"),
+    ],
+)
+def test_withBacklog(description: str, expected: str) -> None:
+    """
+    limits.listen_backlog: added to an endpoint description unless it
+    already has backlog= as a parameter (not inside an escaped value).
+    """
+    from xmppcert.service import withBacklog
+
+    assert withBacklog(description, 511) == expected
+
+
+def test_embeddersCertificateCheckerIsGuarded(tmp_path: Path) -> None:
+    """
+    XEP-0257 §2.4: a certificate checker an embedding application passes
+    to makeService replaces the configured chain, but a certificate
+    revoked in the store still never logs in through it: it runs behind
+    the same look in the store.
+    """
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from twisted.cred.checkers import ICredentialsChecker
+    from zope.interface import implementer
+
+    from tests.helpers import failureOf, resultOf
+    from xmppcert import x509
+    from xmppcert.cred import (
+        CertificateCheckerChain,
+        ClientCertificate,
+        IClientCertificate,
+        SASLAuthFailure,
+    )
+
+    @implementer(ICredentialsChecker)
+    class AcceptsAnyone:
+        credentialInterfaces = (IClientCertificate,)
+
+        def requestAvatarId(self, credentials: Any) -> Any:
+            return defer.succeed(b"alice@example.com")
+
+    store = InMemoryAccountStore()
+    resultOf(store.addAccount("alice@example.com", []))
+    root = makeService(makeTestConfig(tmp_path), store=store, reactor=task.Clock(), checkers=[AcceptsAnyone()])
+    checker = cast(Any, root).c2s.portal.checkers[IClientCertificate]
+    assert isinstance(checker, CertificateCheckerChain)
+    certificate = x509.issueClientCertificate(["alice@example.com"], x509.generateClientKey())
+    creds = ClientCertificate((certificate,), None, DOMAIN)
+    assert resultOf(checker.requestAvatarId(creds)).jid.userhost() == "alice@example.com"
+    fingerprint = x509.fingerprint(certificate)
+    resultOf(store.addCertificate(
+        "alice@example.com", "phone", certificate.public_bytes(Encoding.DER), fingerprint,
+        certificate.not_valid_after_utc.timestamp(),
+    ))
+    resultOf(store.setCertificateStateByFingerprint(fingerprint, "revoked"))
+    refusal = failureOf(checker.requestAvatarId(creds), SASLAuthFailure).value
+    assert isinstance(refusal, SASLAuthFailure) and refusal.final

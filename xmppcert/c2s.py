@@ -33,6 +33,7 @@ from xmppcert import _log
 from xmppcert.config import Config
 from xmppcert.cred import Account
 from xmppcert.jids import makeJID, parseJID
+from xmppcert.limits import AddressLimiter, AddressSlot, peerHost
 from xmppcert.sasl import (
     NS_SASL,
     Challenge,
@@ -44,6 +45,7 @@ from xmppcert.sasl import (
 )
 from xmppcert.sessions import Session, SessionManager
 from xmppcert.store.interfaces import IAccountStore
+from xmppcert.throttle import LoginThrottle
 from xmppcert.tls import peerCertificateChain
 from xmppcert.xmlstream import HardenedXmlStream
 
@@ -63,7 +65,11 @@ class C2SServer:
     """
     Everything the client streams of one server share: configuration,
     portal, store, session registry, TLS context, SASL mechanisms, the
-    clock, and the factories of per-stream handlers.
+    clock, the factories of per-stream handlers, and the limits on hostile
+    clients.
+
+    @ivar throttle: counts failed logins (L{xmppcert.throttle}).
+    @ivar addressLimiter: counts unauthenticated connections per address.
     """
 
     def __init__(
@@ -77,7 +83,12 @@ class C2SServer:
         clock: IReactorTime,
         handlerFactories: Sequence[HandlerFactory] = (),
         fakeCredentialSecret: bytes | None = None,
+        throttle: LoginThrottle | None = None,
     ) -> None:
+        """
+        @param throttle: the failed-login throttle; by default one from
+            C{config.limits}, for this server alone.
+        """
         self.config = config
         self.fakeCredentialSecret = fakeCredentialSecret
         self.portal = portal
@@ -89,6 +100,8 @@ class C2SServer:
         self.handlerFactories = list(handlerFactories)
         #: Every connected stream, bound or not.
         self.streams: set[C2SAuthenticator] = set()
+        self.throttle = throttle if throttle is not None else LoginThrottle.fromConfig(config.limits, clock)
+        self.addressLimiter = AddressLimiter(config.limits.max_unauthenticated_per_address, clock)
 
     def streamFactory(self) -> xmlstream.XmlStreamServerFactory:
         """
@@ -197,6 +210,17 @@ def _peer(xs: Any) -> str:
         return "?"
 
 
+def _peerHost(xs: Any) -> str | None:
+    """
+    @return: the IP address of the peer, or C{None} when it has none (a
+        UNIX socket) or is gone.
+    """
+    transport = xs.transport
+    if transport is None:
+        return None
+    return peerHost(transport.getPeer())
+
+
 def _element(uri: str, name: str, content: str | None = None) -> domish.Element:
     element = domish.Element((uri, name))
     if content is not None:
@@ -227,6 +251,8 @@ class ReceivingTLSFeature:
         xs.transport.startTLS(self.authenticator.server.tlsFactory)
         xs.reset()
         self.authenticator.tlsStarted()
+        # The handshake and the restarted header must come in time again.
+        self.authenticator.armHandshakeTimeout()
         return True
 
 
@@ -258,6 +284,8 @@ class ReceivingSASLFeature:
             peerChain=a.peerChain,
             scramIterations=a.server.config.sasl.scram_iterations,
             fakeCredentialSecret=a.server.fakeCredentialSecret,
+            peerHost=_peerHost(a.xmlstream) or "",
+            throttle=a.server.throttle,
         )
 
     async def prepare(self) -> None:
@@ -416,12 +444,16 @@ class ReceivingSASLFeature:
         xs = self.authenticator.xmlstream
         xs.send(success)
         xs.reset()
+        # Authenticated: no longer counted against its address's limit.
+        self.authenticator.releaseAddressSlot()
         self.authenticator.authenticated(result.account, self._mechanismName)
 
     def _fail(self, reason: SASLFailure) -> None:
         a = self.authenticator
         self.failures += 1
-        log.info(
+        # A lockout's refusals were announced once, when it started.
+        emit = log.debug if reason.quiet else log.info
+        emit(
             "SASL failure {condition} for {mechanism} from {peer} ({count} of {limit}): {detail}",
             detail=reason.detail or "-",
             condition=reason.condition,
@@ -576,6 +608,8 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
         self.saslFeature = ReceivingSASLFeature(self)
         self.bindFeature = ReceivingBindFeature(self)
         self._timeout: IDelayedCall | None = None
+        self._handshakeTimeout: IDelayedCall | None = None
+        self._addressSlot: AddressSlot | None = None
         self._expiry: IDelayedCall | None = None
         #: From the session registry when SASL started; see L{bound}.
         self.revocationMark = 0
@@ -593,6 +627,14 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
 
     def connectionMade(self) -> None:
         xs = self.xmlstream
+        host = _peerHost(xs)
+        if host is not None:
+            # Before any other work (for direct TLS, before the handshake):
+            # one address may not hold every socket with idle connections.
+            self._addressSlot = self.server.addressLimiter.acquire(host)
+            if self._addressSlot is None:
+                xs.transport.abortConnection()
+                return
         xs.clock = self.server.clock
         setNoDelay = getattr(xs.transport, "setTcpNoDelay", None)
         if setNoDelay is not None:
@@ -612,9 +654,45 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
             # Direct TLS (XEP-0368): the handshake precedes the stream header.
             self.secure = True
             self.state = "sasl"
+        self.armHandshakeTimeout()
         self._timeout = self.server.clock.callLater(
             self.server.config.limits.auth_timeout, self._authTimedOut
         )
+
+    def armHandshakeTimeout(self) -> None:
+        """
+        Give the peer C{limits.handshake_timeout} seconds to finish any TLS
+        handshake and send its stream header (idle connections, a header
+        sent a byte at a time, a stalled handshake).
+        """
+        self._cancelHandshakeTimeout()
+        self._handshakeTimeout = self.server.clock.callLater(
+            self.server.config.limits.handshake_timeout, self._handshakeTimedOut
+        )
+
+    def _cancelHandshakeTimeout(self) -> None:
+        if self._handshakeTimeout is not None and self._handshakeTimeout.active():
+            self._handshakeTimeout.cancel()
+        self._handshakeTimeout = None
+
+    def _handshakeTimedOut(self) -> None:
+        self._handshakeTimeout = None
+        log.info(
+            "Dropping the connection from {peer}: no TLS handshake and stream header within {timeout:g} s",
+            peer=_peer(self.xmlstream),
+            timeout=self.server.config.limits.handshake_timeout,
+        )
+        # Mid-handshake or mid-header nothing can be said to the peer.
+        self.xmlstream.transport.abortConnection()
+
+    def releaseAddressSlot(self) -> None:
+        """
+        Stop counting this connection against its address's limit of
+        unauthenticated connections (idempotent).
+        """
+        slot, self._addressSlot = self._addressSlot, None
+        if slot is not None:
+            slot.release()
 
     def _authTimedOut(self) -> None:
         self._timeout = None
@@ -640,6 +718,7 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
         if self._timeout is not None and self._timeout.active():
             self._timeout.cancel()
         self._timeout = None
+        self._cancelHandshakeTimeout()
         if self._expiry is not None and self._expiry.active():
             self._expiry.cancel()
         self._expiry = None
@@ -653,6 +732,7 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
     def _onStreamEnd(self, reason: object) -> None:
         self.connected = False
         self.server.streams.discard(self)
+        self.releaseAddressSlot()
         self._release()
         if self.handlers is not None:
             self.handlers.lost(failure.Failure(Exception("connection lost")))
@@ -676,6 +756,7 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
     # --- stream header ------------------------------------------------------
 
     def streamStarted(self, rootElement: domish.Element) -> None:
+        self._cancelHandshakeTimeout()
         xs = self.xmlstream
         xs.namespace = NS_CLIENT
         xs.prefixes = {NS_STREAMS: "stream"}
@@ -782,10 +863,13 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
         self.state = "bind"
         if mechanism == "EXTERNAL" and self.peerChain:
             # RFC 6120 section 13.7.2.3: a stream authenticated by a
-            # certificate lives no longer than the certificate. Only the
-            # leaf: the rest of the presented chain is unverified and may
-            # hold anything (an old cross-signed root, say).
-            notAfter = self.peerChain[0].not_valid_after_utc.timestamp()
+            # certificate lives no longer than the certificates that
+            # vouched for it: the checker says which (the validated chain
+            # in CA mode); else only the leaf, as the rest of the presented
+            # chain is unverified and may hold anything.
+            notAfter = account.certificateNotAfter
+            if notAfter is None:
+                notAfter = self.peerChain[0].not_valid_after_utc.timestamp()
             delay = max(0.0, notAfter - self.server.clock.seconds())
             self._expiry = self.server.clock.callLater(delay, self._certificateExpired)
         # Needed no more (the account holds the fingerprint): an idle

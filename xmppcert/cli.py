@@ -24,6 +24,7 @@ import sys
 import tempfile
 import tomllib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -44,7 +45,6 @@ from xmppcert.store.interfaces import (
     checkCertificateName,
 )
 from xmppcert.store.sqlite import SQLiteDatabase
-from xmppcert.tls import loadCABundle
 
 #: Used when neither C{--config} nor C{$XMPPCERT_CONFIG} is given.
 DEFAULT_CONFIG = "var/xmppcert.toml"
@@ -492,13 +492,18 @@ def _certAdd(args: argparse.Namespace, out: TextIO) -> None:
         if facts.xmppAddrError is not None:
             # XEP-0178: a certificate whose JIDs cannot be read is unusable.
             raise CommandError(f"the certificate is not usable: {facts.xmppAddrError}")
-        if not any(a.userhost() == account for a in facts.xmppAddrs):
-            if not args.allow_no_xmppaddr:
-                named = ", ".join(a.full() for a in facts.xmppAddrs) or "no JID"
-                raise CommandError(
-                    f"the certificate has no xmppAddr naming {account} (it names {named});"
-                    " give --allow-no-xmppaddr to add it anyway"
-                )
+        if facts.clientProblem is not None:
+            raise CommandError(f"not a client certificate: {facts.clientProblem}")
+        problem = cred.accountNamingProblem(facts.xmppAddrs, account, requireXmppAddr=False)
+        if problem is not None:
+            # Never, whatever the options: it would let the key of the user
+            # the certificate names log in to this account.
+            raise CommandError(problem)
+        if not facts.xmppAddrs and not args.allow_no_xmppaddr:
+            raise CommandError(
+                f"the certificate names no JID, so nothing in it says it is {account}'s;"
+                " give --allow-no-xmppaddr to add it anyway"
+            )
         der = certificate.public_bytes(serialization.Encoding.DER)
         try:
             database.addCertificate(
@@ -512,6 +517,10 @@ def _certAdd(args: argparse.Namespace, out: TextIO) -> None:
         except NoSuchAccount:
             raise CommandError(f"no account {account}") from None
         except CertificateExists as e:
+            if e.field == "fingerprint" and database.isCertificateRevoked(facts.fingerprint):
+                raise CommandError(
+                    "this certificate was revoked, which is final: it can never be registered again"
+                ) from None
             if e.field == "fingerprint":
                 owner = database.certificateByFingerprint(facts.fingerprint)
                 # Another account's registration is not this one's business.
@@ -538,12 +547,6 @@ def _certAdd(args: argparse.Namespace, out: TextIO) -> None:
             " it cannot log in until that is turned off",
             file=out,
         )
-    if not facts.clientAuth:
-        print(
-            "note: its extendedKeyUsage does not allow client authentication:"
-            " it cannot log in",
-            file=out,
-        )
 
 
 def _inspectLines(
@@ -568,7 +571,7 @@ def _inspectLines(
             x509.Validity.EXPIRED: " (EXPIRED)",
             x509.Validity.NOT_YET_VALID: " (NOT YET VALID)",
         }[state],
-        "client auth:   " + ("yes" if facts.clientAuth else "NO (extendedKeyUsage lacks clientAuth)"),
+        "client auth:   " + ("yes" if facts.clientProblem is None else f"NO ({facts.clientProblem})"),
     ]
     if facts.xmppAddrError is not None:
         lines.append(f"xmppAddrs:     UNREADABLE: {facts.xmppAddrError}")
@@ -585,9 +588,19 @@ def _inspectLines(
             + ("" if stored.canManage else ", no certificate management")
             + f", last used {_formatTime(stored.lastUsedAt)})"
         )
-    domains = frozenset(config.domains)
+    served = frozenset(config.domains)
+    domain = _inspectDomain(account, stored, facts.xmppAddrs, config)
+    domains = cred.streamDomains(domain, served)
     verdicts: list[str] = []
     authzid = account
+    if stored is not None and stored.state != "enabled":
+        lines.append("EXTERNAL:      would FAIL")
+        lines.append(f"  the certificate is {stored.state} in the store, which no checker overrides")
+        return lines
+    if stored is None and database.isCertificateRevoked(facts.fingerprint):
+        lines.append("EXTERNAL:      would FAIL")
+        lines.append("  the certificate was revoked (its record was removed), which no checker overrides")
+        return lines
     for checkerName in config.certificates.checkers:
         try:
             if checkerName == "stored":
@@ -595,7 +608,7 @@ def _inspectLines(
                     certificate, stored, authzid, domains, config.certificates.require_xmppaddr, moment
                 )
             elif checkerName == "ca":
-                identity = _inspectWithCA(chain, config, database, authzid, moment)
+                identity = _inspectWithCA(chain, config, database, authzid, domain)
             else:
                 verdicts.append(f"{checkerName}: a custom checker; run a login to see what it decides")
                 continue
@@ -622,22 +635,44 @@ def _inspectLines(
 INSPECT_WOULD_FAIL = 3
 
 
-def _inspectWithCA(
-    chain: Sequence[Any], config: Config, database: SQLiteDatabase, authzid: str | None, moment: datetime.datetime
-) -> cred.CertificateIdentity:
-    from cryptography.x509 import verification
+def _inspectDomain(account: str | None, stored: Any, addrs: Sequence[Any], config: Config) -> str:
+    """
+    The domain a client's stream would address: the account's, else the
+    registration's, else the certificate's first JID of a served domain.
+    """
+    candidates = [account.rpartition("@")[2].partition("/")[0] if account else None]
+    candidates.append(stored.account.rpartition("@")[2] if stored is not None else None)
+    candidates.extend(a.host for a in addrs)
+    for candidate in candidates:
+        if candidate in config.domains:
+            return candidate
+    return config.domains[0]
 
-    assert config.certificates.ca_bundle is not None
-    roots = loadCABundle(config.certificates.ca_bundle)
-    verifier = verification.PolicyBuilder().store(verification.Store(roots)).time(moment).build_client_verifier()
-    try:
-        verifier.verify(chain[0], list(chain[1:]))
-    except verification.VerificationError as e:
-        raise cred.SASLAuthFailure("not-authorized", detail=f"not issued by a trusted CA: {e}") from None
-    identity = cred.checkIdentityOfTrustedCertificate(chain[0], authzid, frozenset(config.domains), moment)
+
+def _inspectWithCA(
+    chain: Sequence[Any], config: Config, database: SQLiteDatabase, authzid: str | None, domain: str
+) -> cred.CertificateIdentity:
+    """
+    The C{ca} checker's decision, without its CRL checks (they may need the
+    network, and run at login).
+    """
+    from twisted.internet.task import Clock
+
+    clock = Clock()
+    clock.advance(now().timestamp())
+    checker = cred.CACertificateChecker(
+        [replace(ca, revocation=None) for ca in cred.loadTrustedCAs(config, clock)],
+        database,  # type: ignore[arg-type]
+        clock,
+        config.domains,
+    )
+    creds = cred.ClientCertificate(tuple(chain), authzid, domain)
+    authority, verified = checker.verify(creds)
+    identity = checker.identityOf(creds, authzid, authority, verified)
     if not database.accountExists(identity.jid.userhost()):
         raise cred.SASLAuthFailure("not-authorized", detail=f"there is no account {identity.jid.userhost()}")
     return identity
+
 
 
 def _certInspect(args: argparse.Namespace, out: TextIO) -> int:
@@ -770,12 +805,18 @@ def _certRemove(args: argparse.Namespace, out: TextIO) -> None:
     name = args.name.strip()
     database = _openDatabase(config)
     try:
+        current = database.getCertificate(account, name)
         database.removeCertificate(account, name)
     except NoSuchCertificate:
         raise _noSuchCertificate(name, account) from None
     finally:
         database.close()
     print(f"removed certificate {name!r} of {account}", file=out)
+    if current is not None and current.state == "revoked":
+        print(
+            "note: its revocation stays in force: it can never log in or be registered again",
+            file=out,
+        )
 
 
 def _positiveInt(text: str) -> int:

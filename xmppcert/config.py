@@ -36,15 +36,26 @@ class ConfigError(ValueError):
     """
 
 
+#: TLS versions C{tls.min_version} may name.
+TLS_VERSIONS = ("1.2", "1.3")
+
+#: What C{crl_failure} may say when no CRL can be had for a certificate.
+CRL_FAILURE_POLICIES = ("soft", "hard")
+
+
 @dataclass(frozen=True)
 class TLSConfig:
     """
     @ivar certificate: PEM file with the server certificate (and chain).
     @ivar key: PEM file with the server private key.
+    @ivar min_version: the oldest TLS version accepted, C{"1.2"} or
+        C{"1.3"}. Under TLS 1.2 the client certificate (and the JID in it)
+        crosses the network in clear.
     """
 
     certificate: Path
     key: Path
+    min_version: str = "1.2"
 
 
 @dataclass(frozen=True)
@@ -89,12 +100,60 @@ class LimitsConfig:
     """
     @ivar max_stanza_size: bytes of one top-level element (and the stream header).
     @ivar max_stanza_elements: elements in one top-level element.
+    @ivar handshake_timeout: seconds a connection may take to finish the TLS
+        handshake (direct TLS) and send its stream header; after STARTTLS's
+        C{<proceed/>}, again for the handshake and the restarted header.
     @ivar auth_timeout: seconds a connection may take to authenticate and bind.
+    @ivar max_unauthenticated_per_address: connections from one address (an
+        IPv6 /64) that may be open and not yet authenticated at once.
+    @ivar listen_backlog: the listen queue of every listener whose endpoint
+        description does not give C{backlog=} itself.
+    @ivar login_failure_max_delay: the longest a failed login's answer is
+        held back (see L{xmppcert.throttle}); 0 for no delay.
+    @ivar max_failures_per_account_address: recent failed logins of one
+        account from one address that lock its password logins from there
+        for C{lockout_time}; 0 for no such lockout.
+    @ivar max_failures_per_account: recent failed logins of one account from
+        anywhere that lock its password logins for C{lockout_time}; 0 for
+        no such lockout.
+    @ivar lockout_time: seconds a lockout lasts; also the half-life of the
+        failure counts.
     """
 
     max_stanza_size: int = 256 * 1024
     max_stanza_elements: int = 2000
-    auth_timeout: float = 60.0
+    handshake_timeout: float = 10.0
+    auth_timeout: float = 30.0
+    max_unauthenticated_per_address: int = 20
+    listen_backlog: int = 511
+    login_failure_max_delay: float = 3.0
+    max_failures_per_account_address: int = 5
+    max_failures_per_account: int = 20
+    lockout_time: float = 300.0
+
+
+@dataclass(frozen=True)
+class CAConfig:
+    """
+    One trusted client CA (C{[[certificates.ca]]}), bound to the domains it
+    may vouch for.
+
+    @ivar bundle: PEM file of the CA's root certificates.
+    @ivar domains: served domains whose accounts its certificates may log
+        in to; a CA never authenticates accounts of other domains.
+    @ivar crls: CRL files (PEM or DER) of the CA and its intermediates,
+        read again when they change on disk.
+    @ivar fetch_crls: whether CRLs are also fetched from the distribution
+        points certificates name (HTTP or HTTPS), and cached.
+    @ivar crl_failure: C{"soft"} lets a certificate log in when its CRL
+        cannot be had (logged); C{"hard"} refuses it.
+    """
+
+    bundle: Path
+    domains: tuple[str, ...]
+    crls: tuple[Path, ...] = ()
+    fetch_crls: bool = True
+    crl_failure: str = "soft"
 
 
 @dataclass(frozen=True)
@@ -105,12 +164,19 @@ class CertificatesConfig:
     @ivar policy: C{"disabled"}, C{"wanted"} or C{"needed"}: whether the TLS
         layer asks for a client certificate, and whether one is required.
     @ivar checkers: names of the checkers tried in order: C{"stored"}
-        (fingerprints registered per account), C{"ca"} (chains to
-        C{ca_bundle}), or the dotted name of a checker factory.
+        (fingerprints registered per account), C{"ca"} (chains to one of
+        C{ca}), or the dotted name of a checker factory. Before any of
+        them, a certificate that is disabled or revoked in the store is
+        refused, whatever the order; the order only decides which checker
+        answers for a certificate several would accept.
     @ivar require_xmppaddr: whether a stored certificate must name the
         account in an id-on-xmppAddr to log in (and to be registered).
-    @ivar ca_bundle: PEM file of trusted roots for the C{ca} checker; their
-        names are also sent to clients with the certificate request.
+    @ivar ca: the trusted client CAs of the C{ca} checker; their names are
+        also sent to clients with the certificate request.
+    @ivar ca_bundle: the first release's single PEM file of client CA
+        roots, kept for custom checkers that read it; its names are sent
+        with the certificate request too. With the C{ca} checker it becomes
+        the one entry of C{ca}.
     @ivar max_per_account: enabled certificates an account may register
         (XEP-0257 append); 0 means no limit.
     @ivar prune_expired_after: days after its expiry that a certificate is
@@ -126,6 +192,7 @@ class CertificatesConfig:
     policy: str = "wanted"
     checkers: tuple[str, ...] = ("stored",)
     require_xmppaddr: bool = True
+    ca: tuple[CAConfig, ...] = ()
     ca_bundle: Path | None = None
     max_per_account: int = 32
     prune_expired_after: float = 90.0
@@ -249,6 +316,70 @@ def _isDottedName(name: str) -> bool:
     return len(parts) >= 2 and all(p.isidentifier() for p in parts)
 
 
+def _caEntries(
+    certData: Mapping[str, Any], domains: tuple[str, ...], path: Callable[[str], Path], caChecker: bool
+) -> tuple[CAConfig, ...]:
+    """
+    The C{[[certificates.ca]]} tables, and the C{ca_bundle} key of the
+    first release: for the C{ca} checker, with a single served domain it
+    still means a CA for that domain; with several it must say which, and
+    the one-line error says how. Without the C{ca} checker it is left to
+    custom checkers, as before.
+    """
+    legacy = _get(certData, "ca_bundle", "certificates.", str, "")
+    entries = certData.get("ca", [])
+    _check(
+        isinstance(entries, list) and all(isinstance(e, dict) for e in entries),
+        "certificates.ca",
+        "must be an array of tables: [[certificates.ca]] with bundle and domains",
+    )
+    if legacy and not caChecker and not entries:
+        return ()
+    if legacy:
+        _check(
+            not entries,
+            "certificates.ca_bundle",
+            "give either ca_bundle or [[certificates.ca]] tables, not both; move it into a"
+            " [[certificates.ca]] table",
+        )
+        _check(
+            len(domains) == 1,
+            "certificates.ca_bundle",
+            "a CA must be bound to the domains it may vouch for: replace it with"
+            f' [[certificates.ca]] bundle = "{legacy}" domains = ["..."]',
+        )
+        return (CAConfig(bundle=path(legacy), domains=domains),)
+    result = []
+    for index, entry in enumerate(entries):
+        prefix = f"certificates.ca[{index}]."
+        _noUnknownKeys(entry, {"bundle", "domains", "crls", "fetch_crls", "crl_failure"}, prefix)
+        bundle = _get(entry, "bundle", prefix, str, "")
+        _check(bool(bundle), prefix + "bundle", "is required: the PEM file of the CA's roots")
+        caDomains = _stringList(entry, "domains", prefix, None)
+        _check(
+            bool(caDomains),
+            prefix + "domains",
+            "is required: the served domains whose accounts this CA may vouch for",
+        )
+        prepared = tuple(dict.fromkeys(_domain(d) for d in caDomains))
+        for domain in prepared:
+            _check(domain in domains, prefix + "domains", f"{domain!r} is not in the served domains")
+        crlFiles = _stringList(entry, "crls", prefix, ())
+        result.append(
+            CAConfig(
+                bundle=path(bundle),
+                domains=prepared,
+                crls=tuple(path(c) for c in crlFiles),
+                fetch_crls=_get(entry, "fetch_crls", prefix, bool, True),
+                crl_failure=_get(
+                    entry, "crl_failure", prefix, str, "soft",
+                    lambda v: v in CRL_FAILURE_POLICIES, '"soft" or "hard"',
+                ),
+            )
+        )
+    return tuple(result)
+
+
 def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
     """
     Build and validate a L{Config} from parsed TOML.
@@ -277,10 +408,13 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
         return p if p.is_absolute() else dataDir / p
 
     tlsData = _table(data, "tls", "")
-    _noUnknownKeys(tlsData, {"certificate", "key"}, "tls.")
+    _noUnknownKeys(tlsData, {"certificate", "key", "min_version"}, "tls.")
     tls = TLSConfig(
         certificate=path(_get(tlsData, "certificate", "tls.", str, "server.crt")),
         key=path(_get(tlsData, "key", "tls.", str, "server.key")),
+        min_version=_get(
+            tlsData, "min_version", "tls.", str, "1.2", lambda v: v in TLS_VERSIONS, '"1.2" or "1.3"'
+        ),
     )
 
     listenData = _table(data, "listen", "")
@@ -328,28 +462,53 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
     )
 
     limitsData = _table(data, "limits", "")
-    _noUnknownKeys(limitsData, {"max_stanza_size", "max_stanza_elements", "auth_timeout"}, "limits.")
+    _noUnknownKeys(
+        limitsData,
+        {
+            "max_stanza_size", "max_stanza_elements", "handshake_timeout", "auth_timeout",
+            "max_unauthenticated_per_address", "listen_backlog", "login_failure_max_delay",
+            "max_failures_per_account_address", "max_failures_per_account", "lockout_time",
+        },
+        "limits.",
+    )
     limitDefaults = LimitsConfig()
+
+    def limit(key: str, kind: type | tuple[type, ...], low: float, high: float, hint: str) -> Any:
+        value = _get(
+            limitsData, key, "limits.", kind, getattr(limitDefaults, key),
+            lambda v: low <= v <= high, hint,
+        )
+        return value if kind is int else float(value)
+
+    number = (int, float)
     limits = LimitsConfig(
-        max_stanza_size=_get(
-            limitsData, "max_stanza_size", "limits.", int, limitDefaults.max_stanza_size,
-            lambda v: 10_000 <= v <= 16 * 1024 * 1024, "an integer from 10000 to 16777216",
+        max_stanza_size=limit(
+            "max_stanza_size", int, 10_000, 16 * 1024 * 1024, "an integer from 10000 to 16777216"
         ),
-        max_stanza_elements=_get(
-            limitsData, "max_stanza_elements", "limits.", int, limitDefaults.max_stanza_elements,
-            lambda v: 10 <= v <= 100_000, "an integer from 10 to 100000",
+        max_stanza_elements=limit("max_stanza_elements", int, 10, 100_000, "an integer from 10 to 100000"),
+        handshake_timeout=limit("handshake_timeout", number, 1, 300, "a number of seconds from 1 to 300"),
+        auth_timeout=limit("auth_timeout", number, 1, 3600, "a number of seconds from 1 to 3600"),
+        max_unauthenticated_per_address=limit(
+            "max_unauthenticated_per_address", int, 1, 10_000, "an integer from 1 to 10000"
         ),
-        auth_timeout=float(_get(
-            limitsData, "auth_timeout", "limits.", (int, float), limitDefaults.auth_timeout,
-            lambda v: 1 <= v <= 3600, "a number of seconds from 1 to 3600",
-        )),
+        listen_backlog=limit("listen_backlog", int, 1, 65535, "an integer from 1 to 65535"),
+        login_failure_max_delay=limit(
+            "login_failure_max_delay", number, 0, 60, "a number of seconds from 0 (no delay) to 60"
+        ),
+        max_failures_per_account_address=limit(
+            "max_failures_per_account_address", int, 0, 10_000, "an integer from 0 (no lockout) to 10000"
+        ),
+        max_failures_per_account=limit(
+            "max_failures_per_account", int, 0, 1_000_000, "an integer from 0 (no lockout) to 1000000"
+        ),
+        lockout_time=limit("lockout_time", number, 1, 86400, "a number of seconds from 1 to 86400"),
     )
 
     certData = _table(data, "certificates", "")
     _noUnknownKeys(
         certData,
         {
-            "policy", "checkers", "require_xmppaddr", "ca_bundle",
+            "policy", "checkers", "require_xmppaddr", "ca_bundle", "ca",
             "max_per_account", "prune_expired_after", "revocation_poll_interval",
             "session_check_interval",
         },
@@ -363,7 +522,14 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
             "certificates.checkers",
             f"{name!r} is neither a built-in checker ({', '.join(BUILTIN_CHECKERS)}) nor a dotted name",
         )
-    caBundle = _get(certData, "ca_bundle", "certificates.", str, "")
+        _check(
+            checkerNames.count(name) == 1,
+            "certificates.checkers",
+            f"lists {name!r} twice; the list is an order of preference (the first checker that"
+            " accepts a certificate decides the login), so each checker appears once",
+        )
+    cas = _caEntries(certData, domains, path, "ca" in checkerNames)
+    legacyBundle = _get(certData, "ca_bundle", "certificates.", str, "")
     certificates = CertificatesConfig(
         policy=_get(
             certData, "policy", "certificates.", str, certDefaults.policy,
@@ -371,7 +537,8 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
         ),
         checkers=checkerNames,
         require_xmppaddr=_get(certData, "require_xmppaddr", "certificates.", bool, True),
-        ca_bundle=path(caBundle) if caBundle else None,
+        ca=cas,
+        ca_bundle=path(legacyBundle) if legacyBundle else None,
         max_per_account=_get(
             certData, "max_per_account", "certificates.", int, certDefaults.max_per_account,
             lambda v: 0 <= v <= 10_000, "an integer from 0 (no limit) to 10000",
@@ -392,9 +559,14 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
         )),
     )
     _check(
-        "ca" not in checkerNames or certificates.ca_bundle is not None,
-        "certificates.ca_bundle",
-        "the ca checker needs a ca_bundle",
+        "ca" not in checkerNames or bool(cas),
+        "certificates.checkers",
+        'the ca checker needs at least one [[certificates.ca]] with bundle and domains',
+    )
+    _check(
+        not cas or "ca" in checkerNames,
+        "certificates.ca",
+        'CAs are configured but "ca" is not in certificates.checkers: add it, or remove the CAs',
     )
     if "EXTERNAL" in mechanisms:
         _check(
@@ -470,6 +642,9 @@ keepalive_interval = 0
 # Relative to data_dir.
 certificate = "server.crt"
 key = "server.key"
+# "1.2" or "1.3". Under TLS 1.2 the client certificate, and the JID in it,
+# is visible to anyone on the path; prefer "1.3" where clients allow.
+min_version = "1.2"
 
 [listen]
 starttls = {strings(listen.starttls)}
@@ -486,10 +661,18 @@ scram_iterations = {sasl.scram_iterations}
 [certificates]
 # disabled | wanted | needed
 policy = "wanted"
-# Tried in order: "stored", "ca", or the dotted name of a checker factory.
+# A certificate disabled or revoked in the store never logs in. Then these
+# are tried in order, the first that accepts decides: "stored", "ca", or
+# the dotted name of a checker factory.
 checkers = ["stored"]
 require_xmppaddr = true
-# ca_bundle = "ca.pem"
+# A client CA, bound to the domains it may vouch for (add "ca" to checkers):
+# [[certificates.ca]]
+# bundle = "ca.pem"
+# domains = ["{domain}"]
+# crls = ["ca.crl"]        # reloaded when they change
+# fetch_crls = true        # from the certificates' distribution points
+# crl_failure = "soft"     # or "hard": refuse when no CRL can be had
 # XEP-0257: enabled certificates per account (0: no limit), days after
 # expiry before a certificate is removed (0: never), how often to look
 # for revocations made by the CLI or another node, and how often to check
@@ -502,11 +685,25 @@ session_check_interval = 30
 [limits]
 max_stanza_size = {limits.max_stanza_size}
 max_stanza_elements = {limits.max_stanza_elements}
+# Seconds to finish TLS and send the stream header; to log in and bind.
+handshake_timeout = {limits.handshake_timeout:g}
 auth_timeout = {limits.auth_timeout:g}
+# Connections from one address (IPv6: one /64) not yet logged in.
+max_unauthenticated_per_address = {limits.max_unauthenticated_per_address}
+# For listeners whose description does not say backlog=.
+listen_backlog = {limits.listen_backlog}
+# Failed logins: the longest an answer waits (seconds), the failures that
+# lock password logins to an account from one address and from anywhere
+# (0: never), and how long a lockout lasts (seconds).
+login_failure_max_delay = {limits.login_failure_max_delay:g}
+max_failures_per_account_address = {limits.max_failures_per_account_address}
+max_failures_per_account = {limits.max_failures_per_account}
+lockout_time = {limits.lockout_time:g}
 """
 
 
 __all__ = [
+    "CAConfig",
     "CertificatesConfig",
     "Config",
     "ConfigError",

@@ -11,6 +11,7 @@ without touching the SASL code.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 from collections.abc import Iterable, Sequence
@@ -97,6 +98,9 @@ class Account:
     @ivar certificateRegistered: the login relied on the certificate's
         record in the store (the C{stored} checker), so the session ends
         when that record goes.
+    @ivar certificateNotAfter: for certificate logins, when the session
+        must end (POSIX timestamp): the earliest notAfter of the
+        certificates that vouched for it (RFC 6120 section 13.7.2.3).
     """
 
     jid: jidmod.JID
@@ -104,6 +108,7 @@ class Account:
     certificateFingerprint: str | None = None
     canManageCertificates: bool = True
     certificateRegistered: bool = False
+    certificateNotAfter: float | None = None
 
 
 @dataclass(frozen=True)
@@ -114,13 +119,19 @@ class CertificateIdentity:
     the realm puts on the L{Account}.
 
     Checkers may also return a plain JID (C{bytes} or C{str}), as any
-    C{twisted.cred} checker does.
+    C{twisted.cred} checker does; L{CertificateCheckerChain} turns it into
+    one of these.
+
+    @ivar notAfter: when a session logged in with it must end (POSIX
+        timestamp): the earliest notAfter of the validated chain; the
+        leaf's when C{None}.
     """
 
     jid: jidmod.JID
     fingerprint: str
     canManageCertificates: bool = True
     registered: bool = False
+    notAfter: float | None = None
 
 
 @implementer(portal.IRealm)
@@ -141,6 +152,7 @@ class AccountRealm:
                 certificateFingerprint=avatarId.fingerprint,
                 canManageCertificates=avatarId.canManageCertificates,
                 certificateRegistered=avatarId.registered,
+                certificateNotAfter=avatarId.notAfter,
             )
             return IAccount, account, lambda: None
         if isinstance(avatarId, bytes):
@@ -271,16 +283,25 @@ class IClientCertificate(credentials.ICredentials):
     domain = Attribute("The served domain the stream is addressed to.")
 
 
+#: L{ClientCertificate.registration} before anyone looked in the store.
+NOT_LOOKED_UP: Any = object()
+
+
 @implementer(IClientCertificate)
 @dataclass(frozen=True)
 class ClientCertificate:
     """
     Credentials built by the EXTERNAL mechanism from the TLS layer.
+
+    @ivar registration: the leaf's L{StoredCertificate} (or C{None}) once
+        L{CertificateCheckerChain} looked it up, so no checker needs to ask
+        the store again; L{NOT_LOOKED_UP} until then.
     """
 
     chain: tuple[x509.Certificate, ...]
     authzid: str | None
     domain: str
+    registration: Any = NOT_LOOKED_UP
 
     @property
     def leaf(self) -> x509.Certificate:
@@ -289,6 +310,15 @@ class ClientCertificate:
 
 def _now(clock: IReactorTime) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(clock.seconds(), datetime.UTC)
+
+
+def streamDomains(domain: str, served: frozenset[str]) -> frozenset[str]:
+    """
+    The domains a certificate login on a stream may act in: only the one
+    the stream addressed (as for PLAIN and SCRAM), and only while it is
+    served.
+    """
+    return frozenset({domain}) & served
 
 
 def _parseAuthzid(authzid: str | None, domains: frozenset[str]) -> jidmod.JID | None:
@@ -358,7 +388,12 @@ def selectIdentity(
         else:
             chosen = addrs[0]
         if chosen.host not in domains:
-            raise SASLAuthFailure("invalid-authzid", "the JID is not of a domain served here", closeStream=True)
+            # Nothing the client could ask for would make this an account
+            # of the stream's domain.
+            raise SASLAuthFailure(
+                "not-authorized", "the certificate names no account of this domain", closeStream=True,
+                detail=f"it names {chosen.userhost()}, not an account of this stream's domain",
+            )
         return chosen
     if mappedAccount is None:
         raise SASLAuthFailure("not-authorized", "the certificate names no JID", closeStream=True)
@@ -392,31 +427,62 @@ def checkStoredCertificate(
             detail="no account has registered this certificate",
         )
     if stored.state != "enabled":
-        # Unknown, disabled and revoked look the same to the client. Final:
-        # no other checker (a CA) may let a certificate its owner turned
-        # off log in.
-        raise SASLAuthFailure(
-            "not-authorized", "the certificate is not registered", closeStream=True,
-            detail=f"the certificate is {stored.state}", final=True,
-        )
+        raise _turnedOff(stored.state)
     addrs = _certificateFacts(leaf, now)
     account = jidmod.internJID(stored.account)
-    if requireXmppAddr and not any(a.userhost() == account.userhost() for a in addrs):
+    if account.host not in domains:
+        # Another domain's account, or one of a domain no longer served.
+        raise SASLAuthFailure(
+            "not-authorized", "the certificate is not registered", closeStream=True,
+            detail=f"registered to {account.userhost()}, not an account of this stream's domain",
+        )
+    problem = accountNamingProblem(addrs, account.userhost(), requireXmppAddr)
+    if problem is not None:
         raise SASLAuthFailure(
             "not-authorized", "the certificate does not name its account", closeStream=True,
-            detail=f"no id-on-xmppAddr names {account.userhost()} (certificates.require_xmppaddr is on)",
+            detail=problem,
         )
-    if not requireXmppAddr and not any(a.userhost() == account.userhost() for a in addrs):
-        # The registration alone names the account; JIDs of others in the
-        # certificate say nothing about this login.
-        addrs = []
     chosen = selectIdentity(addrs, authzid, domains, mappedAccount=account)
     if chosen.userhost() != account.userhost():
         raise SASLAuthFailure(
             "invalid-authzid", "not the certificate's account", closeStream=True,
             detail=f"the certificate is registered to {account.userhost()}, not {chosen.userhost()}",
         )
-    return CertificateIdentity(chosen, stored.fingerprint, stored.canManage, registered=True)
+    return CertificateIdentity(
+        chosen, stored.fingerprint, stored.canManage, registered=True,
+        notAfter=leaf.not_valid_after_utc.timestamp(),
+    )
+
+
+def accountNamingProblem(addrs: Sequence[jidmod.JID], account: str, requireXmppAddr: bool) -> str | None:
+    """
+    Whether a certificate naming C{addrs} may belong to C{account}: when it
+    names JIDs, one of them must be the account (certificates are public,
+    so nobody may claim one that names someone else); one that names no JID
+    belongs to whichever account registers it, unless C{requireXmppAddr}.
+    The one rule for registering (XEP-0257 append, C{cert add}) and for
+    logging in with a stored certificate.
+
+    @return: why not, or C{None}.
+    """
+    if any(a.userhost() == account for a in addrs):
+        return None
+    if addrs:
+        named = ", ".join(sorted({a.userhost() for a in addrs}))
+        return f"the certificate names {named}, not {account}"
+    if requireXmppAddr:
+        return f"no id-on-xmppAddr names {account} (certificates.require_xmppaddr is on)"
+    return None
+
+
+def _turnedOff(state: str) -> SASLAuthFailure:
+    # Unknown, disabled and revoked look the same to the client. Final: no
+    # other checker (a CA, a custom one) may let a certificate its owner
+    # turned off log in.
+    return SASLAuthFailure(
+        "not-authorized", "the certificate is not registered", closeStream=True,
+        detail=f"the certificate is {state}", final=True,
+    )
 
 
 def checkIdentityOfTrustedCertificate(
@@ -442,8 +508,12 @@ def _certificateFacts(leaf: x509.Certificate, now: datetime.datetime) -> list[ji
     state = x509facts.validity(leaf, now)
     if state is not x509facts.Validity.VALID:
         raise SASLAuthFailure("not-authorized", f"the certificate is {state.value}", closeStream=True)
-    if not x509facts.hasClientAuth(leaf):
-        raise SASLAuthFailure("not-authorized", "the certificate is not for client authentication", closeStream=True)
+    problem = x509facts.clientCertificateProblem(leaf)
+    if problem is not None:
+        raise SASLAuthFailure(
+            "not-authorized", "the certificate is not for client authentication", closeStream=True,
+            detail=problem,
+        )
     try:
         return x509facts.xmppAddrs(leaf)
     except x509facts.CertificateError as e:
@@ -482,19 +552,29 @@ class StoredCertificateChecker:
         """
         if not creds.chain:
             return False
-        stored = await self.store.certificateByFingerprint(x509facts.fingerprint(creds.chain[0]))
+        stored = await self._registration(creds)
         try:
-            checkStoredCertificate(creds.chain[0], stored, None, self.domains, self.requireXmppAddr, _now(self.clock))
+            checkStoredCertificate(
+                creds.chain[0], stored, None, streamDomains(creds.domain, self.domains),
+                self.requireXmppAddr, _now(self.clock),
+            )
         except SASLAuthFailure as e:
             return e.condition == "invalid-authzid"
         return True
 
+    async def _registration(self, creds: IClientCertificate) -> Any:
+        known = getattr(creds, "registration", NOT_LOOKED_UP)
+        if known is not NOT_LOOKED_UP:
+            return known
+        return await self.store.certificateByFingerprint(x509facts.fingerprint(creds.chain[0]))
+
     async def _check(self, creds: IClientCertificate) -> CertificateIdentity:
         if not creds.chain:
             raise SASLAuthFailure("not-authorized", "no client certificate", closeStream=True)
-        stored = await self.store.certificateByFingerprint(x509facts.fingerprint(creds.chain[0]))
+        stored = await self._registration(creds)
         identity = checkStoredCertificate(
-            creds.chain[0], stored, creds.authzid, self.domains, self.requireXmppAddr, _now(self.clock)
+            creds.chain[0], stored, creds.authzid, streamDomains(creds.domain, self.domains),
+            self.requireXmppAddr, _now(self.clock),
         )
         touched = self.store.touchCertificate(identity.fingerprint, self.clock.seconds())
         touched.addErrback(lambda f: log.failure("Could not record certificate use", f, level=LogLevel.warn))
@@ -504,50 +584,135 @@ class StoredCertificateChecker:
         return defer.ensureDeferred(self._check(credentials))
 
 
+@dataclass(frozen=True)
+class TrustedCA:
+    """
+    A client CA the C{ca} checker trusts, bound to the domains it may vouch
+    for (C{[[certificates.ca]]}).
+
+    @ivar roots: its root certificates.
+    @ivar domains: the served domains whose accounts it may log in to.
+    @ivar revocation: checks the validated chain against CRLs; anything
+        with an C{async check(chain)} that raises
+        L{xmppcert.crl.RevocationCheckError} to refuse; C{None} for none.
+    @ivar name: how logs name it (its bundle file).
+    """
+
+    roots: tuple[x509.Certificate, ...]
+    domains: frozenset[str]
+    revocation: Any = None
+    name: str = "CA"
+
+
 @implementer(checkers.ICredentialsChecker)
 class CACertificateChecker:
     """
-    Accepts a certificate that chains to a configured CA (company
-    deployments, XEP-0257 section 3), carries clientAuth, and names an
-    existing account of a served domain in an id-on-xmppAddr.
+    Accepts a certificate that chains to a CA trusted for the stream's
+    domain (company deployments, XEP-0257 section 3), is not revoked by its
+    CA's CRLs, is a client certificate, and names an existing account of
+    that domain in an id-on-xmppAddr.
+
+    Why a chain is refused (the validator's text, with certificate
+    subjects) goes to the log, never to the client.
     """
 
     credentialInterfaces = (IClientCertificate,)
 
     def __init__(
         self,
-        roots: Sequence[x509.Certificate],
+        authorities: Sequence[TrustedCA] | Sequence[x509.Certificate],
         store: IAccountStore,
         clock: IReactorTime,
         domains: Iterable[str],
     ) -> None:
+        """
+        @param authorities: the trusted CAs; plain root certificates are one
+            CA trusted for all of C{domains}.
+        @param domains: the served domains.
+        """
         self.store = store
         self.clock = clock
         self.domains = frozenset(domains)
-        self._trust = verification.Store(list(roots))
+        listed = list(authorities)
+        if listed and all(isinstance(a, x509.Certificate) for a in listed):
+            listed = [TrustedCA(tuple(listed), self.domains)]  # type: ignore[arg-type]
+        self.authorities: list[TrustedCA] = listed  # type: ignore[assignment]
+        self._trust = [(a, verification.Store(list(a.roots))) for a in self.authorities]
 
-    def _verify(self, creds: IClientCertificate) -> None:
+    def verify(self, creds: IClientCertificate) -> tuple[TrustedCA, list[x509.Certificate]]:
+        """
+        Validate the presented chain against the CAs trusted for the
+        stream's domain.
+
+        @return: the CA and the validated chain, leaf first, root last.
+        @raise SASLAuthFailure: no such CA validates it.
+        """
         if not creds.chain:
             raise SASLAuthFailure("not-authorized", "no client certificate", closeStream=True)
-        verifier = (
-            verification.PolicyBuilder().store(self._trust).time(_now(self.clock)).build_client_verifier()
+        now = _now(self.clock)
+        reasons: list[str] = []
+        for authority, store in self._trust:
+            if creds.domain not in authority.domains:
+                continue
+            verifier = verification.PolicyBuilder().store(store).time(now).build_client_verifier()
+            try:
+                verified = verifier.verify(creds.chain[0], list(creds.chain[1:]))
+            except (verification.VerificationError, ValueError, TypeError, UnsupportedAlgorithm) as e:
+                # What the peer sent decides which: never an unexpected error.
+                reasons.append(f"{authority.name}: {e}")
+                continue
+            return authority, list(verified.chain)
+        raise SASLAuthFailure(
+            "not-authorized", "the certificate is not trusted", closeStream=True,
+            detail=(
+                "not issued by a trusted CA: " + "; ".join(reasons)
+                if reasons else f"no CA is trusted for {creds.domain}"
+            ),
         )
+
+    async def _checkRevocation(self, authority: TrustedCA, chain: list[x509.Certificate]) -> None:
+        if authority.revocation is None:
+            return
+        from xmppcert.crl import CertificateRevokedError, RevocationCheckError
+
         try:
-            verifier.verify(creds.chain[0], list(creds.chain[1:]))
-        except (verification.VerificationError, ValueError, TypeError, UnsupportedAlgorithm) as e:
-            # What the peer sent decides which: never an unexpected error.
-            raise SASLAuthFailure("not-authorized", f"not issued by a trusted CA: {e}", closeStream=True) from None
+            await authority.revocation.check(chain)
+        except RevocationCheckError as e:
+            # Revoked by its CA is final, like a revocation in the store: no
+            # later checker may let it in. An unknown status is not.
+            raise SASLAuthFailure(
+                "not-authorized", "the certificate is not trusted", closeStream=True, detail=str(e),
+                final=isinstance(e, CertificateRevokedError),
+            ) from None
+
+    def identityOf(
+        self, creds: IClientCertificate, authzid: str | None, authority: TrustedCA, chain: list[x509.Certificate]
+    ) -> CertificateIdentity:
+        """
+        Who a certificate validated by C{authority} logs in as.
+
+        @raise SASLAuthFailure: by the XEP-0178 identity rules.
+        """
+        domains = streamDomains(creds.domain, self.domains) & authority.domains
+        identity = checkIdentityOfTrustedCertificate(creds.chain[0], authzid, domains, _now(self.clock))
+        # RFC 6120 section 13.7.2.3: the session ends when any certificate
+        # that vouched for it expires.
+        notAfter = min(c.not_valid_after_utc for c in chain).timestamp()
+        return CertificateIdentity(identity.jid, identity.fingerprint, identity.canManageCertificates, notAfter=notAfter)
 
     async def couldAccept(self, creds: IClientCertificate) -> bool:
         try:
-            self._verify(creds)
-        except SASLAuthFailure:
-            return False
+            authority, chain = self.verify(creds)
+            await self._checkRevocation(authority, chain)
+            self.identityOf(creds, None, authority, chain)
+        except SASLAuthFailure as e:
+            return e.condition == "invalid-authzid"
         return True
 
     async def _check(self, creds: IClientCertificate) -> CertificateIdentity:
-        self._verify(creds)
-        identity = checkIdentityOfTrustedCertificate(creds.chain[0], creds.authzid, self.domains, _now(self.clock))
+        authority, chain = self.verify(creds)
+        await self._checkRevocation(authority, chain)
+        identity = self.identityOf(creds, creds.authzid, authority, chain)
         if not await self.store.accountExists(identity.jid.userhost()):
             raise SASLAuthFailure(
                 "not-authorized", "no such account", closeStream=True,
@@ -565,31 +730,83 @@ class CertificateCheckerChain:
     Tries certificate checkers in the configured order; the first that
     accepts wins. When all refuse, the most specific refusal is reported
     (an C{invalid-authzid} says more than a C{not-authorized}).
+
+    Before any checker runs, the leaf's state in the store is looked up
+    once: a certificate disabled or revoked there (or revoked and since
+    removed) never logs in, whatever checker would accept it and in
+    whatever order. After one accepts, the rules every path shares are
+    applied: the account is of the stream's domain, and a registration made
+    with C{<no-cert-management/>} restricts the session whichever checker
+    let it in. Every certificate login carries the leaf's fingerprint, so a
+    revocation closes its sessions.
     """
 
     credentialInterfaces = (IClientCertificate,)
 
-    def __init__(self, chain: Sequence[checkers.ICredentialsChecker]) -> None:
+    def __init__(
+        self,
+        chain: Sequence[checkers.ICredentialsChecker],
+        store: Any = None,
+        domains: Iterable[str] | None = None,
+    ) -> None:
+        """
+        @param store: provides L{ICertificateStore}; without one the stored
+            state is not consulted (for tests of custom checkers alone).
+        @param domains: the served domains; when C{None}, the domain each
+            stream addressed (which the stream checked) is taken as served.
+        """
         self.chain = list(chain)
+        self.store = store
+        self.domains = None if domains is None else frozenset(domains)
+
+    async def _registration(self, creds: IClientCertificate) -> tuple[IClientCertificate, Any]:
+        """
+        Refuse a certificate turned off in the store.
+
+        @return: the credentials (with the registration attached when they
+            are a L{ClientCertificate}) and the leaf's L{StoredCertificate}
+            or C{None}.
+        """
+        if not creds.chain:
+            raise SASLAuthFailure("not-authorized", "no client certificate", closeStream=True)
+        if self.store is None:
+            return creds, None
+        fingerprint = x509facts.fingerprint(creds.chain[0])
+        stored = await self.store.certificateByFingerprint(fingerprint)
+        if stored is not None and stored.state != "enabled":
+            raise _turnedOff(stored.state)
+        if stored is None and await self.store.isCertificateRevoked(fingerprint):
+            raise _turnedOff("revoked (its record was removed)")
+        if isinstance(creds, ClientCertificate):
+            return dataclasses.replace(creds, registration=stored), stored
+        return creds, stored
 
     async def couldAccept(self, creds: IClientCertificate) -> bool:
+        try:
+            creds, _ = await self._registration(creds)
+        except SASLAuthFailure:
+            return False
         for checker in self.chain:
             couldAccept = getattr(checker, "couldAccept", None)
             if couldAccept is None or await couldAccept(creds):
                 return True
         return False
 
-    async def _check(self, creds: IClientCertificate) -> Any:
+    async def _check(self, creds: IClientCertificate) -> CertificateIdentity:
+        creds, stored = await self._registration(creds)
         refusals: list[SASLAuthFailure] = []
         for checker in self.chain:
             try:
-                return await defer.maybeDeferred(checker.requestAvatarId, creds)
+                accepted = await defer.maybeDeferred(checker.requestAvatarId, creds)
             except SASLAuthFailure as e:
                 if e.final:
                     raise
                 refusals.append(e)
+                continue
             except error.UnauthorizedLogin as e:
                 refusals.append(SASLAuthFailure("not-authorized", str(e), closeStream=True))
+                continue
+            return self._shared(creds, accepted, stored)
         specific = [r for r in refusals if r.condition != "not-authorized"]
         if specific:
             raise specific[0]
@@ -597,8 +814,47 @@ class CertificateCheckerChain:
             raise refusals[0]
         raise SASLAuthFailure("not-authorized", "no certificate checker configured", closeStream=True)
 
+    def _shared(self, creds: IClientCertificate, accepted: Any, stored: Any) -> CertificateIdentity:
+        leaf = creds.chain[0]
+        if isinstance(accepted, CertificateIdentity):
+            identity = accepted
+        else:
+            text = accepted.decode("utf-8") if isinstance(accepted, bytes) else str(accepted)
+            try:
+                identity = CertificateIdentity(parseJID(text), x509facts.fingerprint(leaf))
+            except jidmod.InvalidFormat:
+                raise SASLAuthFailure(
+                    "not-authorized", "the certificate is not accepted", closeStream=True,
+                    detail=f"a checker answered {text!r}, which is not a JID",
+                ) from None
+        served = frozenset({creds.domain}) if self.domains is None else self.domains
+        if identity.jid.user is None or identity.jid.host not in streamDomains(creds.domain, served):
+            # As PLAIN and SCRAM: a stream logs in only to its own domain.
+            raise SASLAuthFailure(
+                "not-authorized", "the certificate is not for an account of this domain", closeStream=True,
+                detail=f"a checker mapped it to {identity.jid.full()} on a stream to {creds.domain}",
+            )
+        changes: dict[str, Any] = {}
+        if identity.fingerprint != x509facts.fingerprint(leaf):
+            changes["fingerprint"] = x509facts.fingerprint(leaf)
+        if stored is not None and not stored.canManage:
+            changes["canManageCertificates"] = False
+        if identity.notAfter is None:
+            changes["notAfter"] = leaf.not_valid_after_utc.timestamp()
+        return dataclasses.replace(identity, **changes) if changes else identity
+
     def requestAvatarId(self, credentials: IClientCertificate) -> Any:
         return defer.ensureDeferred(self._check(credentials))
+
+    def describe(self, names: Sequence[str]) -> str:
+        """
+        One line for the log saying what decides a certificate login.
+        """
+        return (
+            "a certificate disabled or revoked in the store is refused first; then "
+            + ", ".join(names)
+            + " are tried in that order and the first that accepts decides"
+        )
 
 
 def loadCertificateCheckers(
@@ -622,9 +878,7 @@ def loadCertificateCheckers(
                 StoredCertificateChecker(store, clock, config.domains, config.certificates.require_xmppaddr)
             )
         elif name == "ca":
-            from xmppcert.tls import loadCABundle
-
-            built.append(CACertificateChecker(loadCABundle(config.certificates.ca_bundle), store, clock, config.domains))
+            built.append(CACertificateChecker(loadTrustedCAs(config, clock), store, clock, config.domains))
         else:
             try:
                 factory = namedAny(name)
@@ -645,7 +899,31 @@ def loadCertificateCheckers(
                     f"certificates.checkers: {name!r} did not return a checker for IClientCertificate"
                 )
             built.append(checker)
-    return CertificateCheckerChain(built)
+    return CertificateCheckerChain(built, store, config.domains)
+
+
+def loadTrustedCAs(config: Any, clock: IReactorTime) -> list[TrustedCA]:
+    """
+    The C{[[certificates.ca]]} entries of C{config}, with their bundles
+    read and a CRL checker each.
+
+    @raise xmppcert.tls.TLSConfigurationError: a bundle cannot be read.
+    """
+    from xmppcert.crl import RevocationChecker
+    from xmppcert.tls import loadCABundle
+
+    return [
+        TrustedCA(
+            roots=tuple(loadCABundle(ca.bundle)),
+            domains=frozenset(ca.domains),
+            revocation=RevocationChecker(
+                clock, crlFiles=ca.crls, fetch=ca.fetch_crls, failurePolicy=ca.crl_failure
+            ),
+            name=ca.bundle.name,
+        )
+        for ca in config.certificates.ca
+    ]
+
 
 
 def makePortal(
@@ -676,6 +954,11 @@ __all__ = [
     "CertificateCheckerChain",
     "CertificateIdentity",
     "ClientCertificate",
+    "NOT_LOOKED_UP",
+    "TrustedCA",
+    "accountNamingProblem",
+    "loadTrustedCAs",
+    "streamDomains",
     "IAccount",
     "IClientCertificate",
     "StoredCertificateChecker",

@@ -34,6 +34,7 @@ from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import Attribute, Interface, implementer
 
 from xmppcert import _log, x509
+from xmppcert.cred import accountNamingProblem
 from xmppcert.store.interfaces import (
     CertificateExists,
     CertificateLimitReached,
@@ -293,16 +294,20 @@ class CertificateManager:
         state = x509.validity(certificate, self._now())
         if state is not x509.Validity.VALID:
             raise error.StanzaError("not-acceptable", type="modify", text=f"The certificate is {state.value}")
-        if not facts.clientAuth:
+        if facts.clientProblem is not None:
             raise error.StanzaError(
-                "not-acceptable", type="modify", text="The certificate is not for client authentication"
+                "not-acceptable", type="modify",
+                text=f"The certificate is not a client certificate: {facts.clientProblem}",
             )
         if facts.xmppAddrError is not None:
             raise error.StanzaError("not-acceptable", type="modify", text=facts.xmppAddrError)
         account = requester.account.userhost()
-        if self.requireXmppAddr and not any(a.userhost() == account for a in facts.xmppAddrs):
+        problem = accountNamingProblem(facts.xmppAddrs, account, self.requireXmppAddr)
+        if problem is not None:
+            # Certificates are public: nobody may claim one naming another
+            # user (their key would then log in to this account).
             raise error.StanzaError(
-                "not-acceptable", type="modify", text=f"The certificate has no xmppAddr naming {account}"
+                "not-acceptable", type="modify", text=f"The certificate cannot be registered here: {problem}"
             )
         canonical = certificate.public_bytes(serialization.Encoding.DER)
         if canonical != request.der:
@@ -355,14 +360,23 @@ class CertificateManager:
             account=account, name=request.name, fingerprint=fingerprint,
         )
 
-    async def _enabled(self, requester: Requester, name: str) -> StoredCertificate:
-        stored = await self.store.getCertificate(requester.account.userhost(), name)
-        if stored is None or stored.state != "enabled":
+    async def _named(self, requester: Requester, name: str, states: tuple[str, ...]) -> StoredCertificate:
+        """
+        The certificate of the requester's account that C{name} refers to
+        among those in C{states}: the enabled one first, else the most
+        recently changed.
+        """
+        name = name.strip()
+        candidates = [
+            c for c in await self.store.listCertificates(requester.account.userhost(), states=list(states))
+            if c.name == name
+        ]
+        if not candidates:
             # Prosody answers success here; the client must learn the name is wrong.
             raise error.StanzaError(
                 "item-not-found", type="cancel", text=f"No certificate named {name!r}"
             )
-        return stored
+        return max(candidates, key=lambda c: (c.state == "enabled", c.changedAt))
 
     def disable(self, requester: Requester, name: str) -> defer.Deferred[None]:
         return defer.ensureDeferred(self._setState(requester, name, "disabled"))
@@ -372,11 +386,14 @@ class CertificateManager:
 
     async def _setState(self, requester: Requester, name: str, state: str) -> None:
         self._mayManage(requester)
-        stored = await self._enabled(requester, name)
+        # A disabled certificate can still be revoked: disabling leaves its
+        # sessions up (a thief's among them), revoking ends them.
+        reachable = ("enabled",) if state == "disabled" else ("enabled", "disabled")
+        stored = await self._named(requester, name, reachable)
         try:
             await self.store.setCertificateStateByFingerprint(stored.fingerprint, state)
         except _GONE:
-            # Removed or revoked since _enabled looked (another stream, node
+            # Removed or revoked since _named looked (another stream, node
             # or the command line): from here, no enabled certificate has
             # that name any more, just as if the lookup had found none.
             raise error.StanzaError(

@@ -27,7 +27,12 @@ from twisted.words.protocols.jabber import error
 from xmppcert import _log
 from xmppcert.c2s import CLOSE_GRACE, C2SServer, HandlerFactory
 from xmppcert.config import Config
-from xmppcert.cred import loadCertificateCheckers, makePortal
+from xmppcert.cred import (
+    CertificateCheckerChain,
+    IClientCertificate,
+    loadCertificateCheckers,
+    makePortal,
+)
 from xmppcert.handlers import defaultHandlers
 from xmppcert.sasl import MechanismRegistry, defaultRegistry
 from xmppcert.saslcert import CertificateManager, Requester, SASLCertHandler
@@ -38,6 +43,40 @@ from xmppcert.tls import ServerTLSContextFactory, loadCABundle
 from xmppcert.watch import ExpiredCertificatePruner, RevocationWatcher
 
 log = Logger(observer=_log.observer)
+
+
+def withBacklog(description: str, backlog: int) -> str:
+    """
+    Add C{backlog=} to a server endpoint description that does not set it.
+
+    The kernel's listen queue holds connections the server has not accepted
+    yet; Twisted's default (50) overflows under a burst of connections, and
+    then new clients wait for SYN retransmissions.
+
+    @param description: a C{tcp:}, C{tcp6:} or C{unix:} description, whose
+        colons inside values are escaped with a backslash.
+    """
+    for parameter in _unescapedSplit(description, ":")[1:]:
+        if parameter.startswith("backlog="):
+            return description
+    return f"{description}:backlog={backlog}"
+
+
+def _unescapedSplit(text: str, separator: str) -> list[str]:
+    # The endpoint syntax escapes with a backslash (twisted.internet.endpoints).
+    parts = [""]
+    escaped = False
+    for character in text:
+        if escaped:
+            parts[-1] += "\\" + character
+            escaped = False
+        elif character == "\\":
+            escaped = True
+        elif character == separator:
+            parts.append("")
+        else:
+            parts[-1] += character
+    return parts
 
 
 class StoreService(service.Service):
@@ -119,6 +158,20 @@ class ServerService(service.MultiService):
         return defer.ensureDeferred(self._stop())
 
 
+def _guarded(checker: ICredentialsChecker, store: Any, config: Config) -> ICredentialsChecker:
+    """
+    A certificate checker of an embedding application still gets the rules
+    every certificate login obeys (a certificate disabled or revoked in the
+    store never logs in, the stream's domain only, no-cert-management): it
+    replaces the configured chain, inside a chain of its own.
+    """
+    if IClientCertificate in tuple(checker.credentialInterfaces) and not isinstance(
+        checker, CertificateCheckerChain
+    ):
+        return CertificateCheckerChain([checker], store, config.domains)
+    return checker
+
+
 def makeService(
     config: Config,
     *,
@@ -138,7 +191,9 @@ def makeService(
         path by default.
     @param checkers: extra C{twisted.cred} checkers; one for a credential
         interface the server already handles replaces the built-in one
-        (for certificates, prefer C{[certificates] checkers} in the config).
+        (for certificates, prefer C{[certificates] checkers} in the config;
+        a certificate checker given here still runs behind the look in the
+        store and the rules every certificate login obeys).
     @param handlerFactories: extra per-stream handler factories, each called
         with the stream's authenticator once a resource is bound and
         returning wokkel handlers.
@@ -161,9 +216,12 @@ def makeService(
     StoreService(store).setServiceParent(root)
 
     certs = config.certificates
-    clientCAs = loadCABundle(certs.ca_bundle) if certs.ca_bundle is not None else []
+    bundles = [ca.bundle for ca in certs.ca]
+    if certs.ca_bundle is not None and certs.ca_bundle not in bundles:
+        bundles.append(certs.ca_bundle)
+    clientCAs = [root for bundle in bundles for root in loadCABundle(bundle)]
     tlsFactory = ServerTLSContextFactory.fromFiles(
-        config.tls.certificate, config.tls.key, certs.policy, clientCAs
+        config.tls.certificate, config.tls.key, certs.policy, clientCAs, config.tls.min_version
     )
     sessions = SessionManager(config.domains, store)
     # Stable across restarts and nodes (see IAccountStore); a store of an
@@ -171,6 +229,10 @@ def makeService(
     secretOf = getattr(store, "fakeCredentialSecret", None)
     fakeSecret: bytes | None = secretOf() if secretOf is not None else None
     certificateCheckers = loadCertificateCheckers(certs.checkers, config=config, store=store, clock=clock)
+    if "EXTERNAL" in config.sasl.mechanisms:
+        log.info(
+            "Certificate logins: {rule}", rule=certificateCheckers.describe(certs.checkers)
+        )
     manager = CertificateManager(store, sessions, clock, certs.require_xmppaddr, certs.max_per_account)
 
     def saslcertHandlers(authenticator: Any) -> list[Any]:
@@ -179,7 +241,12 @@ def makeService(
 
     server = C2SServer(
         config=config,
-        portal=makePortal(store, [certificateCheckers, *checkers], config.sasl.scram_iterations, fakeSecret),
+        portal=makePortal(
+            store,
+            [certificateCheckers, *(_guarded(c, store, config) for c in checkers)],
+            config.sasl.scram_iterations,
+            fakeSecret,
+        ),
         store=store,
         sessions=sessions,
         tlsFactory=tlsFactory,
@@ -189,11 +256,12 @@ def makeService(
         fakeCredentialSecret=fakeSecret,
     )
     factory = server.streamFactory()
+    backlog = config.limits.listen_backlog
     for description in config.listen.starttls:
-        strports.service(description, factory, reactor=reactor).setServiceParent(root)
+        strports.service(withBacklog(description, backlog), factory, reactor=reactor).setServiceParent(root)
     for description in config.listen.direct_tls:
         wrapped = tlsFactory.wrapFactory(factory)  # type: ignore[arg-type]
-        strports.service(description, wrapped, reactor=reactor).setServiceParent(root)
+        strports.service(withBacklog(description, backlog), wrapped, reactor=reactor).setServiceParent(root)
     RevocationWatcher(
         store, sessions, clock, certs.revocation_poll_interval, certs.session_check_interval
     ).setServiceParent(root)
@@ -204,4 +272,4 @@ def makeService(
     return root
 
 
-__all__ = ["C2SService", "ServerService", "StoreService", "makeService"]
+__all__ = ["C2SService", "ServerService", "StoreService", "makeService", "withBacklog"]

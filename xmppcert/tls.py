@@ -39,6 +39,18 @@ POLICIES = ("disabled", "wanted", "needed")
 #: A client chain longer than this is not looked at (a bound on work per login).
 MAX_CHAIN_LENGTH = 8
 
+#: TLS 1.2 cipher suites: forward secret (ECDHE) AEAD only, no static RSA
+#: key exchange, no CBC, no SHA-1 MACs (RFC 9325 section 4.2). TLS 1.3's
+#: suites are all AEAD with forward secrecy and are left as OpenSSL has them.
+TLS12_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+)
+
+#: C{tls.min_version} to Twisted's names.
+MIN_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
 
 class TLSConfigurationError(ValueError):
     """
@@ -46,7 +58,9 @@ class TLSConfigurationError(ValueError):
     """
 
 
-def _loadCertificateOptions(certificatePath: Path, keyPath: Path) -> ssl.CertificateOptions:
+def _loadCertificateOptions(
+    certificatePath: Path, keyPath: Path, minVersion: str = "1.2"
+) -> ssl.CertificateOptions:
     try:
         certPEM = certificatePath.read_bytes()
         keyPEM = keyPath.read_bytes()
@@ -70,7 +84,8 @@ def _loadCertificateOptions(certificatePath: Path, keyPath: Path) -> ssl.Certifi
         privateKey=crypto.PKey.from_cryptography_key(key),  # type: ignore[arg-type]
         certificate=crypto.X509.from_cryptography(chain[0]),
         extraCertChain=[crypto.X509.from_cryptography(c) for c in chain[1:]],
-        raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
+        raiseMinimumTo=MIN_VERSIONS[minVersion],
+        acceptableCiphers=ssl.AcceptableCiphers.fromOpenSSLCipherString(TLS12_CIPHERS),
         acceptableProtocols=[ALPN_XMPP_CLIENT],
     )
 
@@ -124,13 +139,17 @@ class ServerTLSContextFactory:
         keyPath: Path,
         clientCertificates: str = "wanted",
         clientCAs: Sequence[x509.Certificate] = (),
+        minVersion: str = "1.2",
     ) -> ServerTLSContextFactory:
         """
         @param certificatePath: PEM file, leaf first, then any intermediates.
         @param keyPath: PEM file with the unencrypted private key.
+        @param minVersion: C{"1.2"} or C{"1.3"}.
         @raise TLSConfigurationError: the files are unreadable or do not match.
         """
-        return cls(_loadCertificateOptions(certificatePath, keyPath), clientCertificates, clientCAs)
+        return cls(
+            _loadCertificateOptions(certificatePath, keyPath, minVersion), clientCertificates, clientCAs
+        )
 
     def serverConnectionForTLS(self, tlsProtocol: object) -> SSL.Connection:
         """
@@ -216,6 +235,7 @@ __all__ = [
     "ALPN_XMPP_CLIENT",
     "POLICIES",
     "ServerTLSContextFactory",
+    "TLS12_CIPHERS",
     "TLSConfigurationError",
     "loadCABundle",
     "peerCertificateChain",

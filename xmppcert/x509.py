@@ -441,6 +441,33 @@ def hasClientAuth(cert: x509.Certificate) -> bool:
     )
 
 
+def clientCertificateProblem(cert: x509.Certificate) -> str | None:
+    """
+    Why C{cert} cannot be a TLS client certificate, or C{None} when it can:
+    it must be an end-entity certificate (no basicConstraints CA:TRUE, RFC
+    5280 section 4.2.1.9), its keyUsage, when present, must allow
+    digitalSignature (the key signs the TLS handshake, RFC 5246 section
+    7.4.8 and RFC 8446 section 4.4.3), and its extendedKeyUsage must allow
+    clientAuth (L{hasClientAuth}).
+
+    The one rule for the XEP-0257 append, C{xmppcert cert add} and every
+    certificate login. Malformed extensions are a problem too (failing
+    closed).
+    """
+    try:
+        basic = _extensionValue(cert, x509.BasicConstraints)
+        usage = _extensionValue(cert, x509.KeyUsage)
+    except CertificateError as e:
+        return str(e)
+    if basic is not None and basic.ca:
+        return "it is a CA certificate (basicConstraints CA:TRUE), not a client certificate"
+    if usage is not None and not usage.digital_signature:
+        return "its keyUsage does not allow digitalSignature, which a TLS client key needs"
+    if not hasClientAuth(cert):
+        return "its extendedKeyUsage does not allow client authentication"
+    return None
+
+
 def isSelfSigned(cert: x509.Certificate) -> bool:
     """
     Whether the certificate is self-signed: its issuer is its subject and
@@ -499,6 +526,7 @@ class CertificateFacts:
     @ivar xmppAddrError: why L{xmppAddrs} raised, or C{None}.
     @ivar emails: see L{emailAddresses}.
     @ivar clientAuth: see L{hasClientAuth}.
+    @ivar clientProblem: see L{clientCertificateProblem}.
     @ivar selfSigned: see L{isSelfSigned}.
     @ivar keyDescription: the public key, e.g. C{"EC P-256"}, C{"RSA 4096"}.
     """
@@ -513,6 +541,7 @@ class CertificateFacts:
     xmppAddrError: str | None
     emails: tuple[str, ...]
     clientAuth: bool
+    clientProblem: str | None
     selfSigned: bool
     keyDescription: str
 
@@ -542,6 +571,7 @@ def certificateFacts(cert: x509.Certificate) -> CertificateFacts:
             _orDefault(lambda: emailAddresses(cert), _orDefault(lambda: _subjectEmails(cert), []))
         ),
         clientAuth=hasClientAuth(cert),
+        clientProblem=clientCertificateProblem(cert),
         selfSigned=isSelfSigned(cert),
         keyDescription=_orDefault(lambda: _keyDescription(cert), "unknown"),
     )
@@ -919,6 +949,7 @@ __all__ = [
     "fingerprint",
     "generateClientKey",
     "generateServerCertificate",
+    "clientCertificateProblem",
     "hasClientAuth",
     "isSelfSigned",
     "issueCACertificate",

@@ -117,7 +117,7 @@ class RunningServer:
         ]
 
 
-def makeServer(tmp: Path, extraConfig: str = "") -> RunningServer:
+def makeServer(tmp: Path, extraConfig: str = "", domains: tuple[str, ...] = ("localhost",)) -> RunningServer:
     dataDir = tmp / "var"
     dataDir.mkdir(parents=True, exist_ok=True)
     writeServerCertificate(dataDir / "server.crt", dataDir / "server.key", ["localhost"])
@@ -125,7 +125,7 @@ def makeServer(tmp: Path, extraConfig: str = "") -> RunningServer:
     config = dataDir / "xmppcert.toml"
     config.write_text(
         f"""\
-domains = ["localhost"]
+domains = [{", ".join(f'"{d}"' for d in domains)}]
 data_dir = "."
 log_level = "info"
 

@@ -83,14 +83,16 @@ class RawStream:
             self.received += chunk
         return self.received
 
-    def starttls(self, caFile: Path, certFile: Path | None = None, keyFile: Path | None = None) -> bytes:
+    def starttls(
+        self, caFile: Path, certFile: Path | None = None, keyFile: Path | None = None, to: str = "localhost"
+    ) -> bytes:
         """
         Negotiate STARTTLS (presenting a client certificate when given) and
         restart the stream.
 
         @return: the new features.
         """
-        self.header()
+        self.header(to)
         self.readUntil(b"</stream:features>")
         self.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
         self.readUntil(b"<proceed")
@@ -99,7 +101,7 @@ class RawStream:
             context.load_cert_chain(str(certFile), str(keyFile))
         self.sock = context.wrap_socket(self.sock, server_hostname="localhost")
         self.received = b""
-        self.header()
+        self.header(to)
         return self.readUntil(b"</stream:features>")
 
     def authExternal(self, authzid: str | None = None) -> bytes:

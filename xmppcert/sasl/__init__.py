@@ -6,7 +6,8 @@ stream offers and in which order.
 
 A mechanism is a small object created per authentication attempt. It never
 decides on its own who may log in: it turns the client's data into
-L{twisted.cred} credentials and calls C{Portal.login}.
+L{twisted.cred} credentials and calls L{login}, which is also where failed
+logins are throttled (L{xmppcert.throttle}) for every mechanism alike.
 """
 
 from __future__ import annotations
@@ -17,14 +18,16 @@ from typing import Any, Protocol
 
 from cryptography import x509
 from twisted.cred import error as credError
+from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.portal import Portal
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.words.protocols.jabber import jid as jidmod
 from zope.interface import Attribute, Interface
 
-from xmppcert.cred import Account, IAccount, SASLAuthFailure
+from xmppcert.cred import Account, IAccount, IScramProof, SASLAuthFailure
 from xmppcert.jids import makeJID, parseJID
 from xmppcert.store.interfaces import IAccountStore
+from xmppcert.throttle import LoginThrottle
 
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 
@@ -52,9 +55,19 @@ class SASLFailure(Exception):
 
     @ivar condition: one of L{CONDITIONS}.
     @ivar closeStream: close the stream after sending the failure.
+    @ivar quiet: an expected refusal whose cause was logged once already
+        (a lockout): logged per attempt at debug, not info, so a flood of
+        attempts is not a flood of lines.
     """
 
-    def __init__(self, condition: str, text: str = "", closeStream: bool = False, detail: str = "") -> None:
+    def __init__(
+        self,
+        condition: str,
+        text: str = "",
+        closeStream: bool = False,
+        detail: str = "",
+        quiet: bool = False,
+    ) -> None:
         assert condition in CONDITIONS, condition
         super().__init__(condition, text)
         self.condition = condition
@@ -62,6 +75,7 @@ class SASLFailure(Exception):
         self.closeStream = closeStream
         #: For the log, never sent.
         self.detail = detail or text
+        self.quiet = quiet
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,10 @@ class MechanismContext:
     @ivar domain: the domain the client addressed in its stream header.
     @ivar secure: whether TLS protects the stream.
     @ivar peerAddress: for logging.
+    @ivar peerHost: the peer's IP address, which failed logins are counted
+        against; C{""} for a peer without one (a UNIX socket).
+    @ivar throttle: counts failed logins, delays their answers and locks
+        out guessing (see L{login}); C{None} turns that off.
     @ivar peerChain: the client's TLS certificate chain, leaf first, unverified.
     @ivar scramIterations: the iteration count of new credentials, also used
         for the made-up credentials of unknown accounts.
@@ -110,6 +128,8 @@ class MechanismContext:
     peerChain: tuple[x509.Certificate, ...] = ()
     scramIterations: int = 4096
     fakeCredentialSecret: bytes | None = None
+    peerHost: str = ""
+    throttle: LoginThrottle | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -255,18 +275,81 @@ def checkAuthzid(authzid: str, account: jidmod.JID) -> None:
         raise SASLFailure("invalid-authzid")
 
 
+def _claimedAccount(credentials: Any) -> tuple[str | None, bool]:
+    """
+    @return: the account the credentials claim before any checker ran (a
+        bare JID), or C{None} when only the checker can tell (a
+        certificate); and whether they hold a password (PLAIN, SCRAM), which
+        a lockout refuses.
+    """
+    if IUsernamePassword.providedBy(credentials):
+        return _accountName(credentials.username), True
+    if IScramProof.providedBy(credentials):
+        return _accountName(credentials.username), True
+    return None, False
+
+
+def _accountName(value: object) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, jidmod.JID):
+        return value.userhost()
+    if isinstance(value, str) and value:
+        return value
+    return None
+
+
 async def login(context: MechanismContext, credentials: Any) -> Account:
     """
     Log in through the portal and translate cred failures into SASL ones.
+
+    With a C{context.throttle} (L{xmppcert.throttle}), this is also the one
+    place where failed logins are counted, for every mechanism:
+
+     - a password login (PLAIN, SCRAM) to an account that is locked out,
+       from this address or from everywhere, fails at once with
+       C{temporary-auth-failure}, without the password being checked;
+     - a failure is counted against the peer's address, and against the
+       account when it is known: the one the credentials name, or for a
+       certificate an C{account} attribute (a bare JID) that the checker's
+       L{SASLAuthFailure} may carry;
+     - a password failure's answer is then held back by the throttle's
+       delay; a certificate's is not (there is nothing to guess, and a
+       client that tries its certificate before its password should not
+       pay for it on every login);
+     - a success is never held back.
     """
+    throttle = context.throttle
+    claimed, isPassword = _claimedAccount(credentials)
+    if throttle is not None and isPassword and claimed is not None:
+        reason = throttle.refusal(context.peerHost, claimed)
+        if reason is not None:
+            raise SASLFailure(
+                "temporary-auth-failure", "Too many failed attempts; try again later", detail=reason, quiet=True
+            )
     try:
         _, avatar, _ = await context.portal.login(credentials, None, IAccount)
     except SASLAuthFailure as e:
-        raise SASLFailure(e.condition, e.text, e.closeStream, e.detail) from None
-    except (credError.UnauthorizedLogin, credError.UnhandledCredentials):
+        refusal = SASLFailure(e.condition, e.text, e.closeStream, e.detail)
+        account = claimed or _accountName(getattr(e, "account", None))
+    except credError.UnauthorizedLogin:
+        refusal = SASLFailure("not-authorized")
+        account = claimed
+    except credError.UnhandledCredentials:
+        # No checker for these credentials: the server's setup, not a guess.
         raise SASLFailure("not-authorized") from None
-    assert isinstance(avatar, Account)
-    return avatar
+    else:
+        assert isinstance(avatar, Account)
+        if throttle is not None:
+            throttle.succeeded(context.peerHost, avatar.jid.userhost())
+        return avatar
+    if throttle is not None:
+        delay = throttle.failed(context.peerHost, account)
+        if delay > 0 and isPassword:
+            # Counted before waiting, so parallel attempts do not escape the
+            # count; the wait slows down each stream's next guess.
+            await task.deferLater(throttle.clock, delay)
+    raise refusal
 
 
 def asDeferred(coroutineFunction: Callable[..., Any]) -> Callable[..., defer.Deferred[Any]]:
