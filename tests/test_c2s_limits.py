@@ -243,19 +243,31 @@ def test_unauthenticatedCountDropsOnClose() -> None:
 # --- failed-login throttling ----------------------------------------------
 
 
-def test_failedLoginAnswerDelayed() -> None:
+def test_failedLoginDelaysTheNextAttempt() -> None:
     """
-    limits.login_failure_max_delay: past the free failures, a wrong
-    password's <failure/> comes only after a delay.
+    limits.login_failure_max_delay: past the free failures, the next
+    password attempt is checked only after a delay; an <abort/> while it
+    waits, or a new connection, does not skip it (the wait comes before the
+    check, and is the address's, not the stream's).
     """
-    h = harness()
+    h = harness(
+        sasl={"max_failures": 10},
+        limits={"max_failures_per_account_address": 0, "max_failures_per_account": 0},
+    )
     conn = h.connect()
     conn.startTLS()
-    for _ in range(FREE_FAILURES):
+    for _ in range(FREE_FAILURES + 1):
         assert saslFailure(conn.auth("PLAIN", plain(password="wrong"))) == "not-authorized"
     assert conn.auth("PLAIN", plain(password="wrong")).raw == ""
+    conn.send("<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+    assert saslFailure(conn.received()) == "aborted"
+    assert conn.auth("PLAIN", plain()).raw == ""
+    other = h.connect()
+    other.startTLS()
+    assert other.auth("PLAIN", plain()).raw == ""
     h.clock.advance(BASE_DELAY)
-    assert saslFailure(conn.received()) == "not-authorized"
+    assert conn.received().only().name == "success"
+    assert other.received().only().name == "success"
 
 
 def test_lockoutAnswersTemporaryAuthFailure() -> None:

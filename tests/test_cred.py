@@ -1436,11 +1436,20 @@ class ScriptedChecker:
         return defer.succeed(self.answer)
 
 
+def checkerChain(
+    chain: Sequence[Any], store: Any = None, domains: Sequence[str] | None = None
+) -> CertificateCheckerChain:
+    """
+    A chain whose clock shows NOW, when the test certificates are valid.
+    """
+    return CertificateCheckerChain(chain, store, domains, clockAt())
+
+
 def test_chainInterface() -> None:
     """
     twisted.cred: the chain is itself a checker for IClientCertificate.
     """
-    chain = CertificateCheckerChain([])
+    chain = checkerChain([])
     assert verifyObject(checkers.ICredentialsChecker, chain)
     assert chain.credentialInterfaces == (IClientCertificate,)
 
@@ -1454,7 +1463,7 @@ def test_chainFirstAcceptanceWins() -> None:
     first = ScriptedChecker(b"alice@example.com")
     second = ScriptedChecker(b"bob@example.com")
     c = creds(clientCertificate([ALICE]))
-    identity = resultOf(CertificateCheckerChain([refuser, first, second]).requestAvatarId(c))
+    identity = resultOf(checkerChain([refuser, first, second]).requestAvatarId(c))
     assert identity.jid == jid.JID(ALICE)
     assert refuser.calls == [c] and first.calls == [c] and second.calls == []
 
@@ -1466,11 +1475,49 @@ def test_chainPlainJIDCarriesTheCertificate() -> None:
     a revocation or expiry ends the session.
     """
     leaf = clientCertificate([ALICE])
-    identity = resultOf(CertificateCheckerChain([ScriptedChecker("alice@example.com")]).requestAvatarId(creds(leaf)))
+    identity = resultOf(checkerChain([ScriptedChecker("alice@example.com")]).requestAvatarId(creds(leaf)))
     assert identity.fingerprint == x509facts.fingerprint(leaf)
     assert identity.notAfter == leaf.not_valid_after_utc.timestamp()
     _, account, _ = AccountRealm().requestAvatar(identity, None, IAccount)
     assert account.certificateFingerprint == identity.fingerprint
+
+
+def test_chainCertificateRulesForEveryChecker() -> None:
+    """
+    RFC 5280 §4.1.2.5 and §4.2.1.9: whatever a custom checker answers, an
+    expired or not yet valid certificate, or one that is not a client
+    certificate, is refused; and a session never outlives the leaf, even
+    when the checker says it may.
+    """
+    expired = clientCertificate([ALICE], now=NOW - datetime.timedelta(days=400))
+    future = clientCertificate([ALICE], now=NOW + datetime.timedelta(days=2))
+    name = cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, "a CA")])
+    caCertificate = (
+        cx509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(CLIENT_KEY.public_key())
+        .serial_number(cx509.random_serial_number())
+        .not_valid_before(NOW - datetime.timedelta(days=1)).not_valid_after(NOW + datetime.timedelta(days=30))
+        .add_extension(cx509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(CLIENT_KEY, hashes.SHA256())
+    )
+    for leaf in (expired, future, caCertificate):
+        failure = refusal(checkerChain([ScriptedChecker(ALICE)]).requestAvatarId(creds(leaf)))
+        assert (failure.condition, failure.closeStream) == ("not-authorized", True)
+    leaf = clientCertificate([ALICE])
+    generous = CertificateIdentity(jid.JID(ALICE), x509facts.fingerprint(leaf), notAfter=4e9)
+    identity = resultOf(checkerChain([ScriptedChecker(generous)]).requestAvatarId(creds(leaf)))
+    assert identity.notAfter == leaf.not_valid_after_utc.timestamp()
+
+
+def test_chainCheckerWordsStayInTheLog() -> None:
+    """
+    A custom checker's plain UnauthorizedLogin message goes to the detail
+    (the log), not to the client's <text/>.
+    """
+    failure = refusal(
+        checkerChain([ScriptedChecker(error.UnauthorizedLogin("LDAP said: uid=alice locked"))])
+        .requestAvatarId(creds(clientCertificate([ALICE])))
+    )
+    assert "LDAP" in failure.detail and "LDAP" not in failure.text
 
 
 def test_chainOnlyTheStreamDomain() -> None:
@@ -1486,7 +1533,7 @@ def test_chainOnlyTheStreamDomain() -> None:
         (ALICE, DOMAIN, [OTHER_DOMAIN]),
         (DOMAIN, DOMAIN, [DOMAIN]),
     ):
-        chain = CertificateCheckerChain([ScriptedChecker(answer)], domains=served)
+        chain = checkerChain([ScriptedChecker(answer)], domains=served)
         failure = refusal(chain.requestAvatarId(creds(leaf, domain=domain)))
         assert (failure.condition, failure.closeStream) == ("not-authorized", True)
 
@@ -1503,7 +1550,7 @@ def test_chainNoCertManagementForEveryChecker(ca: tuple[Issuer, Issuer]) -> None
     issued = clientCertificate([ALICE], issuer=inter)
     register(store, issued, canManage=False)
     for first in (caChecker(root[0], store, clock), ScriptedChecker(ALICE)):
-        chain = CertificateCheckerChain([first, storedChecker(store, clock)], store, [DOMAIN])
+        chain = checkerChain([first, storedChecker(store, clock)], store, [DOMAIN])
         identity = resultOf(chain.requestAvatarId(creds(issued, inter[0])))
         assert identity.jid == jid.JID(ALICE)
         assert identity.canManageCertificates is False
@@ -1519,13 +1566,13 @@ def test_chainMostSpecificRefusal() -> None:
     notAuthorized = SASLAuthFailure("not-authorized", "first", closeStream=True)
     invalid = SASLAuthFailure("invalid-authzid", "specific", closeStream=True)
     for order in [[notAuthorized, invalid], [invalid, notAuthorized]]:
-        chain = CertificateCheckerChain([ScriptedChecker(e) for e in order])
+        chain = checkerChain([ScriptedChecker(e) for e in order])
         assert refusal(chain.requestAvatarId(c)) is invalid
     later = SASLAuthFailure("not-authorized", "second", closeStream=True)
-    chain = CertificateCheckerChain([ScriptedChecker(notAuthorized), ScriptedChecker(later)])
+    chain = checkerChain([ScriptedChecker(notAuthorized), ScriptedChecker(later)])
     assert refusal(chain.requestAvatarId(c)) is notAuthorized
     laterInvalid = SASLAuthFailure("invalid-authzid", "second", closeStream=True)
-    chain = CertificateCheckerChain(
+    chain = checkerChain(
         [ScriptedChecker(notAuthorized), ScriptedChecker(invalid), ScriptedChecker(laterInvalid)]
     )
     assert refusal(chain.requestAvatarId(c)) is invalid
@@ -1536,7 +1583,7 @@ def test_chainPlainUnauthorizedLogin() -> None:
     A custom checker's plain UnauthorizedLogin becomes not-authorized with
     the stream closed.
     """
-    chain = CertificateCheckerChain([ScriptedChecker(error.UnauthorizedLogin("nope"))])
+    chain = checkerChain([ScriptedChecker(error.UnauthorizedLogin("nope"))])
     failure = refusal(chain.requestAvatarId(creds(clientCertificate([ALICE]))))
     assert (failure.condition, failure.closeStream) == ("not-authorized", True)
 
@@ -1545,7 +1592,7 @@ def test_chainEmpty() -> None:
     """
     No checker configured: not-authorized, and EXTERNAL is not offered.
     """
-    chain = CertificateCheckerChain([])
+    chain = checkerChain([])
     c = creds(clientCertificate([ALICE]))
     assert refusal(chain.requestAvatarId(c)).condition == "not-authorized"
     assert resultOf(chain.couldAccept(c)) is False
@@ -1559,7 +1606,7 @@ def test_chainCouldAccept() -> None:
     c = creds(clientCertificate([ALICE]))
 
     def chainOf(*coulds: bool | None) -> CertificateCheckerChain:
-        return CertificateCheckerChain([ScriptedChecker(b"x", could) for could in coulds])
+        return checkerChain([ScriptedChecker(b"x", could) for could in coulds])
 
     assert resultOf(chainOf(False, True).couldAccept(c)) is True
     assert resultOf(chainOf(False, None).couldAccept(c)) is True
@@ -1577,7 +1624,7 @@ def test_chainStoredThenCA(ca: tuple[Issuer, Issuer]) -> None:
     store = certificateStore(clock)
     registered = clientCertificate([ALICE])
     register(store, registered)
-    chain = CertificateCheckerChain([storedChecker(store, clock), caChecker(root[0], store, clock)])
+    chain = checkerChain([storedChecker(store, clock), caChecker(root[0], store, clock)])
     assert resultOf(chain.requestAvatarId(creds(registered))).jid == jid.JID(ALICE)
     issued = clientCertificate([BOB], issuer=inter)
     assert resultOf(chain.requestAvatarId(creds(issued, inter[0]))).jid == jid.JID(BOB)
@@ -1605,7 +1652,7 @@ def test_chainStoredStateBeforeAnyChecker(ca: tuple[Issuer, Issuer], state: str,
         "stored": storedChecker(store, clock),
         "custom": ScriptedChecker(ALICE),
     }
-    chain = CertificateCheckerChain([named[n] for n in order], store, [DOMAIN])
+    chain = checkerChain([named[n] for n in order], store, [DOMAIN])
     c = creds(issued, inter[0])
     register(store, issued)
     assert resultOf(chain.requestAvatarId(c)).jid == jid.JID(ALICE)
@@ -1629,7 +1676,7 @@ def test_chainStoredStateIsFinal(ca: tuple[Issuer, Issuer], state: str) -> None:
     clock = clockAt()
     store = certificateStore(clock)
     issued = clientCertificate([ALICE], issuer=inter)
-    chain = CertificateCheckerChain([storedChecker(store, clock), caChecker(root[0], store, clock)])
+    chain = checkerChain([storedChecker(store, clock), caChecker(root[0], store, clock)])
     # Unregistered, the CA vouches for it.
     assert resultOf(chain.requestAvatarId(creds(issued, inter[0]))).jid == jid.JID(ALICE)
     register(store, issued)

@@ -30,6 +30,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer, provider
 from zope.interface.verify import verifyObject
 
+from xmppcert import crl as crlModule
 from xmppcert.crl import (
     ALL_REASONS,
     FAILURE_CACHE_AGE,
@@ -171,6 +172,77 @@ def customCRL(
     return crlDER(builder.sign(INTERMEDIATE_KEY, hashes.SHA256()))
 
 
+def syncDeferToThread(f: Callable[..., Any], *args: Any, **kwargs: Any) -> defer.Deferred[Any]:
+    """
+    A C{deferToThread} that runs C{f} at once, for tests on a fake clock.
+    """
+    return defer.maybeDeferred(f, *args, **kwargs)
+
+
+class FakeThreads:
+    """
+    A C{deferToThread} that records what it is asked to run and runs it at
+    once or, with C{queue}, when the test calls L{runAll}.
+
+    @ivar calls: the names of the functions asked for, in order.
+    """
+
+    def __init__(self, queue: bool = False) -> None:
+        self.queue = queue
+        self.calls: list[str] = []
+        self._pending: list[tuple[defer.Deferred[Any], Callable[[], Any]]] = []
+
+    def __call__(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> defer.Deferred[Any]:
+        self.calls.append(f.__name__)
+        if not self.queue:
+            return defer.maybeDeferred(f, *args, **kwargs)
+        d: defer.Deferred[Any] = defer.Deferred()
+        self._pending.append((d, lambda: f(*args, **kwargs)))
+        return d
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def failNext(self, error: Exception) -> None:
+        """
+        Fail the first queued call with C{error} instead of running it.
+        """
+        d, _ = self._pending.pop(0)
+        d.errback(error)
+
+    def runAll(self) -> None:
+        """
+        Run the queued calls, and those they queue, delivering their
+        results as the reactor would.
+        """
+        while self._pending:
+            d, call = self._pending.pop(0)
+            defer.maybeDeferred(call).chainDeferred(d)
+
+
+class NoLinearScan:
+    """
+    A CRL that fails the test when looked up serial by serial, which reads
+    the whole list every time.
+    """
+
+    def __init__(self, crl: x509.CertificateRevocationList) -> None:
+        self._crl = crl
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._crl, name)
+
+    def __iter__(self) -> Any:
+        return iter(self._crl)
+
+    def __len__(self) -> int:
+        return len(self._crl)
+
+    def get_revoked_certificate_by_serial_number(self, serial: int) -> Any:
+        raise AssertionError("a linear lookup of a serial")
+
+
 @implementer(ICRLFetcher)
 class FakeFetcher:
     """
@@ -243,7 +315,10 @@ class RevocationCheckerTests(unittest.SynchronousTestCase):
 
     def checker(self, fetcher: FakeFetcher | None = None, **kwargs: Any) -> RevocationChecker:
         kwargs.setdefault("clock", clockAt())
-        return RevocationChecker(fetcher=fetcher or FakeFetcher(), **kwargs)
+        kwargs.setdefault("deferToThread", syncDeferToThread)
+        checker = RevocationChecker(fetcher=fetcher or FakeFetcher(), **kwargs)
+        self.addCleanup(checker.stop)
+        return checker
 
     def accepted(self, checker: RevocationChecker, chain: Sequence[x509.Certificate]) -> None:
         self.assertIsNone(self.successResultOf(defer.ensureDeferred(checker.check(chain))))
@@ -862,6 +937,141 @@ class RevocationCheckerTests(unittest.SynchronousTestCase):
         garbage = self.writeCRL(b"not a CRL")
         error = self.assertRaises(CRLError, RevocationChecker, clockAt(), crlFiles=[garbage])
         self.assertIn(str(garbage), str(error))
+
+    def test_largeCRLIndexed(self) -> None:
+        """
+        Availability: a large CRL (50,000 serials), from a file or fetched,
+        is indexed once; each check looks its serials up in the index,
+        never in the CRL's list, and finds exactly the revoked ones.
+        """
+        self.patch(crlModule, "loadCRL", lambda data: NoLinearScan(loadCRL(data)))
+        revoked = [leafCertificate(jid=f"r{i}@example.com") for i in range(5)]
+        good = [leafCertificate(jid=f"g{i}@example.com") for i in range(5)]
+        serials = [x509.random_serial_number() for _ in range(50_000)]
+        serials[::10_000] = [cert.serial_number for cert in revoked]
+        data = intermediateCRL(revoked=serials)
+        fetched = self.checker(FakeFetcher({LEAF_URL: data}), failurePolicy="hard")
+        fromFile = self.checker(fetch=False, crlFiles=[self.writeCRL(data)], failurePolicy="hard")
+        for checker in (fetched, fromFile):
+            for _ in range(3):
+                for cert in revoked:
+                    self.refused(checker, validatedChain(cert), CertificateRevokedError)
+                for cert in good:
+                    self.accepted(checker, validatedChain(cert))
+
+    def test_reloadedByLoopNotCheck(self) -> None:
+        """
+        Availability: the files are looked at by a loop on the clock, in a
+        thread, never by a check (a login): a changed file takes effect
+        after the loop has run, whether or not anything was checked
+        meanwhile.
+        """
+        clock = clockAt()
+        threads = FakeThreads()
+        leaf = leafCertificate(urls=())
+        path = self.writeCRL(intermediateCRL())
+        checker = self.checker(crlFiles=[path], clock=clock, deferToThread=threads)
+        self.accepted(checker, validatedChain(leaf))
+        path.write_bytes(intermediateCRL(revoked=[leaf.serial_number, 1]))
+        threads.calls.clear()
+        clock.advance(FILE_CHECK_INTERVAL - 0.1)
+        self.accepted(checker, validatedChain(leaf))
+        self.assertEqual(threads.calls, [])
+        clock.advance(0.1)
+        self.assertEqual(threads.calls, ["_refreshCRLFile"])
+        # The new CRL was verified in the thread with the key that
+        # verified the one it replaces: the check needs no thread.
+        self.refused(checker, validatedChain(leaf), CertificateRevokedError)
+        self.assertEqual(threads.calls, ["_refreshCRLFile"])
+
+    def test_workInThreads(self) -> None:
+        """
+        Availability: reading a changed file, parsing and indexing a fetched
+        CRL and the first check of a signature happen in threads; the
+        checks wait for them (concurrent ones share them), and the reactor
+        swaps the new CRLs in only when they are ready.
+        """
+        clock = clockAt()
+        threads = FakeThreads(queue=True)
+        leaf = leafCertificate(urls=())
+        path = self.writeCRL(intermediateCRL())
+        checker = self.checker(crlFiles=[path], clock=clock, deferToThread=threads)
+        checks = [defer.ensureDeferred(checker.check(validatedChain(leaf))) for _ in range(2)]
+        for d in checks:
+            self.assertNoResult(d)
+        self.assertEqual(threads.calls, ["_signatureValid"])
+        threads.runAll()
+        for d in checks:
+            self.assertIsNone(self.successResultOf(d))
+        self.accepted(checker, validatedChain(leaf))
+        self.assertEqual(threads.pending, 0)
+
+        path.write_bytes(intermediateCRL(revoked=[leaf.serial_number, 1]))
+        clock.advance(FILE_CHECK_INTERVAL)
+        self.assertEqual(threads.calls[1:], ["_refreshCRLFile"])
+        # Until the thread is done, the last CRLs are used.
+        self.accepted(checker, validatedChain(leaf))
+        threads.runAll()
+        self.refused(checker, validatedChain(leaf), CertificateRevokedError)
+
+        fetched = leafCertificate()
+        fetcher = FakeFetcher({LEAF_URL: intermediateCRL(revoked=[fetched.serial_number])})
+        threads.calls.clear()
+        checker = self.checker(fetcher, clock=clock, deferToThread=threads)
+        d = defer.ensureDeferred(checker.check(validatedChain(fetched)))
+        self.assertNoResult(d)
+        threads.runAll()
+        self.failureResultOf(d, CertificateRevokedError)
+        self.assertEqual(threads.calls, ["_parseFetched", "_signatureValid"])
+
+    def test_verificationFailure(self) -> None:
+        """
+        Robustness: an unexpected error while checking a signature in a
+        thread fails the check, as it would without the thread, and is
+        not remembered: the next check tries again.
+        """
+        threads = FakeThreads(queue=True)
+        leaf = leafCertificate(urls=())
+        checker = self.checker(crlFiles=[self.writeCRL(intermediateCRL())], deferToThread=threads)
+        d = defer.ensureDeferred(checker.check(validatedChain(leaf)))
+        self.assertEqual(threads.pending, 1)
+        threads.failNext(RuntimeError("a bug"))
+        self.failureResultOf(d, RuntimeError)
+        d = defer.ensureDeferred(checker.check(validatedChain(leaf)))
+        threads.runAll()
+        self.assertIsNone(self.successResultOf(d))
+
+    def test_startStop(self) -> None:
+        """
+        Operations: L{RevocationChecker.start} starts the loop that looks at
+        the files (once, however often called; at once when they were read
+        more than an interval ago), L{RevocationChecker.stop} cancels it
+        and a check does not start it again. Without files there is no
+        loop.
+        """
+        clock = clockAt()
+        leaf = leafCertificate(urls=())
+        path = self.writeCRL(intermediateCRL())
+        checker = self.checker(crlFiles=[path], clock=clock)
+        checker.start()
+        checker.start()
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        checker.stop()
+        checker.stop()
+        self.assertEqual(clock.getDelayedCalls(), [])
+        path.write_bytes(intermediateCRL(revoked=[leaf.serial_number]))
+        clock.advance(FILE_CHECK_INTERVAL * 3)
+        self.accepted(checker, validatedChain(leaf))
+        self.assertEqual(clock.getDelayedCalls(), [])
+        checker.start()
+        self.refused(checker, validatedChain(leaf), CertificateRevokedError)
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        checker.stop()
+
+        noFiles = self.checker(fetch=False, clock=clock)
+        noFiles.start()
+        self.accepted(noFiles, validatedChain(leaf))
+        self.assertEqual(clock.getDelayedCalls(), [])
 
 
 class LoadAndIssueTests(unittest.SynchronousTestCase):

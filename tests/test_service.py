@@ -458,14 +458,18 @@ def test_embeddersCertificateCheckerIsGuarded(tmp_path: Path) -> None:
 
     @implementer(ICredentialsChecker)
     class AcceptsAnyone:
-        credentialInterfaces = (IClientCertificate,)
+        credentialInterfaces: tuple[Any, ...] = (IClientCertificate,)
 
         def requestAvatarId(self, credentials: Any) -> Any:
             return defer.succeed(b"alice@example.com")
 
     store = InMemoryAccountStore()
     resultOf(store.addAccount("alice@example.com", []))
-    root = makeService(makeTestConfig(tmp_path), store=store, reactor=task.Clock(), checkers=[AcceptsAnyone()])
+    import time
+
+    clock = task.Clock()
+    clock.advance(time.time())
+    root = makeService(makeTestConfig(tmp_path), store=store, reactor=clock, checkers=[AcceptsAnyone()])
     checker = cast(Any, root).c2s.portal.checkers[IClientCertificate]
     assert isinstance(checker, CertificateCheckerChain)
     certificate = x509.issueClientCertificate(["alice@example.com"], x509.generateClientKey())
@@ -479,3 +483,20 @@ def test_embeddersCertificateCheckerIsGuarded(tmp_path: Path) -> None:
     resultOf(store.setCertificateStateByFingerprint(fingerprint, "revoked"))
     refusal = failureOf(checker.requestAvatarId(creds), SASLAuthFailure).value
     assert isinstance(refusal, SASLAuthFailure) and refusal.final
+
+    # A chain without a store is guarded too; a checker for passwords and
+    # certificates keeps its password side.
+    from twisted.cred.credentials import IUsernamePassword
+
+    @implementer(ICredentialsChecker)
+    class Both(AcceptsAnyone):
+        credentialInterfaces = (IUsernamePassword, IClientCertificate)
+
+    both = Both()
+    for extra in (CertificateCheckerChain([AcceptsAnyone()]), both):
+        root = makeService(makeTestConfig(tmp_path), store=store, reactor=clock, checkers=[extra])
+        portal = cast(Any, root).c2s.portal
+        guarded = portal.checkers[IClientCertificate]
+        assert isinstance(guarded, CertificateCheckerChain) and guarded.store is store
+        failureOf(guarded.requestAvatarId(creds), SASLAuthFailure)
+    assert portal.checkers[IUsernamePassword] is both

@@ -467,6 +467,31 @@ def test_checkKeepsDisabledAndUnregistered() -> None:
     watcher.stopService()
 
 
+def test_checkRevokedThenRemovedBetweenPolls() -> None:
+    """
+    XEP-0257 §2.4 with a permanent revocation: a certificate revoked and
+    removed by another process between two polls (the poll sees no
+    change) ends its sessions at the next session check, with the revoked
+    text, also for a session a CA let in (not registered when it logged
+    in).
+    """
+    clock, store, sessions, watcher = checkedSessions()
+    watcher.stopService()  # no polls: only the session check may see it
+    watcher = RevocationWatcher(store, sessions, clock, 10 * CHECK, CHECK)
+    watcher.startService()
+    phone = addCertificate(store, "Phone")
+    registered = certificateSession(sessions, f"{ALICE}/phone", phone)
+    viaCA = certificateSession(sessions, f"{ALICE}/ca", phone, registered=False)
+    setState(store, phone, "revoked")
+    resultOf(store.removeCertificateByFingerprint(phone))
+    clock.advance(CHECK)
+    for client in (registered, viaCA):
+        assert [(e.condition, e.text) for e in client.closes] == [
+            ("reset", "The certificate of this session was revoked")
+        ]
+    watcher.stopService()
+
+
 def test_checkDeletedAccount() -> None:
     """
     A deleted account (xmppcert user delete, on this node or another) loses

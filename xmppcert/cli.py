@@ -24,7 +24,6 @@ import sys
 import tempfile
 import tomllib
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -661,7 +660,7 @@ def _inspectWithCA(
     clock = Clock()
     clock.advance(now().timestamp())
     checker = cred.CACertificateChecker(
-        [replace(ca, revocation=None) for ca in cred.loadTrustedCAs(config, clock)],
+        cred.loadTrustedCAs(config, clock, revocation=False),
         database,  # type: ignore[arg-type]
         clock,
         config.domains,
@@ -698,7 +697,7 @@ def _certInspect(args: argparse.Namespace, out: TextIO) -> int:
         from cryptography import x509 as cx509
 
         chain = cx509.load_pem_x509_certificates(data)
-    except ValueError:
+    except (ValueError, cx509.InvalidVersion):
         pass
     database = _openDatabase(config)
     try:

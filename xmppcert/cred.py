@@ -634,8 +634,11 @@ class CACertificateChecker:
         self.clock = clock
         self.domains = frozenset(domains)
         listed = list(authorities)
-        if listed and all(isinstance(a, x509.Certificate) for a in listed):
-            listed = [TrustedCA(tuple(listed), self.domains)]  # type: ignore[arg-type]
+        roots = [a for a in listed if isinstance(a, x509.Certificate)]
+        if roots and len(roots) != len(listed):
+            raise TypeError("give either TrustedCA entries or root certificates, not both")
+        if roots:
+            listed = [TrustedCA(tuple(roots), self.domains)]
         self.authorities: list[TrustedCA] = listed  # type: ignore[assignment]
         self._trust = [(a, verification.Store(list(a.roots))) for a in self.authorities]
 
@@ -748,16 +751,24 @@ class CertificateCheckerChain:
         chain: Sequence[checkers.ICredentialsChecker],
         store: Any = None,
         domains: Iterable[str] | None = None,
+        clock: IReactorTime | None = None,
     ) -> None:
         """
         @param store: provides L{ICertificateStore}; without one the stored
             state is not consulted (for tests of custom checkers alone).
         @param domains: the served domains; when C{None}, the domain each
             stream addressed (which the stream checked) is taken as served.
+        @param clock: for the leaf's validity; the global reactor's when
+            C{None}.
         """
         self.chain = list(chain)
         self.store = store
         self.domains = None if domains is None else frozenset(domains)
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = reactor
+        self.clock: IReactorTime = clock
 
     async def _registration(self, creds: IClientCertificate) -> tuple[IClientCertificate, Any]:
         """
@@ -769,6 +780,18 @@ class CertificateCheckerChain:
         """
         if not creds.chain:
             raise SASLAuthFailure("not-authorized", "no client certificate", closeStream=True)
+        leaf = creds.chain[0]
+        # Whatever checker would decide: only a client certificate in its
+        # validity period (a custom checker may not look).
+        state = x509facts.validity(leaf, _now(self.clock))
+        if state is not x509facts.Validity.VALID:
+            raise SASLAuthFailure("not-authorized", f"the certificate is {state.value}", closeStream=True)
+        problem = x509facts.clientCertificateProblem(leaf)
+        if problem is not None:
+            raise SASLAuthFailure(
+                "not-authorized", "the certificate is not for client authentication", closeStream=True,
+                detail=problem,
+            )
         if self.store is None:
             return creds, None
         fingerprint = x509facts.fingerprint(creds.chain[0])
@@ -804,7 +827,10 @@ class CertificateCheckerChain:
                 refusals.append(e)
                 continue
             except error.UnauthorizedLogin as e:
-                refusals.append(SASLAuthFailure("not-authorized", str(e), closeStream=True))
+                # A custom checker's own words are for the log, not the peer.
+                refusals.append(SASLAuthFailure(
+                    "not-authorized", "the certificate is not accepted", closeStream=True, detail=str(e)
+                ))
                 continue
             return self._shared(creds, accepted, stored)
         specific = [r for r in refusals if r.condition != "not-authorized"]
@@ -839,12 +865,25 @@ class CertificateCheckerChain:
             changes["fingerprint"] = x509facts.fingerprint(leaf)
         if stored is not None and not stored.canManage:
             changes["canManageCertificates"] = False
-        if identity.notAfter is None:
-            changes["notAfter"] = leaf.not_valid_after_utc.timestamp()
+        leafNotAfter = leaf.not_valid_after_utc.timestamp()
+        if identity.notAfter is None or identity.notAfter > leafNotAfter:
+            # Never longer than the leaf, whatever a checker says.
+            changes["notAfter"] = leafNotAfter
         return dataclasses.replace(identity, **changes) if changes else identity
 
     def requestAvatarId(self, credentials: IClientCertificate) -> Any:
         return defer.ensureDeferred(self._check(credentials))
+
+    def revocationCheckers(self) -> list[Any]:
+        """
+        @return: the CRL checkers of the chain's CA checkers, which have a
+            C{start} and C{stop} for their background work.
+        """
+        return [
+            authority.revocation
+            for checker in self.chain if isinstance(checker, CACertificateChecker)
+            for authority in checker.authorities if authority.revocation is not None
+        ]
 
     def describe(self, names: Sequence[str]) -> str:
         """
@@ -899,15 +938,16 @@ def loadCertificateCheckers(
                     f"certificates.checkers: {name!r} did not return a checker for IClientCertificate"
                 )
             built.append(checker)
-    return CertificateCheckerChain(built, store, config.domains)
+    return CertificateCheckerChain(built, store, config.domains, clock)
 
 
-def loadTrustedCAs(config: Any, clock: IReactorTime) -> list[TrustedCA]:
+def loadTrustedCAs(config: Any, clock: IReactorTime, revocation: bool = True) -> list[TrustedCA]:
     """
     The C{[[certificates.ca]]} entries of C{config}, with their bundles
-    read and a CRL checker each.
+    read and, with C{revocation}, a CRL checker each.
 
     @raise xmppcert.tls.TLSConfigurationError: a bundle cannot be read.
+    @raise xmppcert.crl.CRLError: a CRL file cannot be read.
     """
     from xmppcert.crl import RevocationChecker
     from xmppcert.tls import loadCABundle
@@ -918,7 +958,7 @@ def loadTrustedCAs(config: Any, clock: IReactorTime) -> list[TrustedCA]:
             domains=frozenset(ca.domains),
             revocation=RevocationChecker(
                 clock, crlFiles=ca.crls, fetch=ca.fetch_crls, failurePolicy=ca.crl_failure
-            ),
+            ) if revocation else None,
             name=ca.bundle.name,
         )
         for ca in config.certificates.ca

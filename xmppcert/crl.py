@@ -13,6 +13,13 @@ C{maxCacheAge}). A CRL counts only if its issuer is the certificate's issuer,
 its signature verifies with the issuer's key, it is current by the injected
 clock, and its scope (issuing distribution point) covers the certificate.
 
+A check runs during a login, on the reactor, and a CRL can list hundreds of
+thousands of serials: the slow work happens in threads, once per CRL.
+Reading, parsing and indexing its serials (looked up in constant time) is
+done when it is fetched, and for files by a loop on the clock that looks at
+them every L{FILE_CHECK_INTERVAL} seconds, never by a check; the first
+check of its signature with an issuer's key is done in a thread too.
+
 A listed serial is always a refusal (L{CertificateRevokedError}). When the
 status cannot be established (a dead distribution point, a stale or forged
 CRL), the failure policy decides: C{"hard"} refuses
@@ -34,17 +41,17 @@ import datetime
 import os
 import re
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
-from twisted.internet import defer, protocol
+from twisted.internet import defer, protocol, task, threads
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -57,6 +64,9 @@ from zope.interface import Interface, implementer
 from xmppcert import _log
 
 log = Logger(observer=_log.observer)
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 #: The default limit on the size of a CRL, fetched or read from a file.
 DEFAULT_MAX_CRL_SIZE = 10 * 1024 * 1024
@@ -399,8 +409,16 @@ def issueCRL(
         aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
     except x509.ExtensionNotFound:
         aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuerKey.public_key())
+    entries = []
+    for serial in dict.fromkeys(revokedSerials):
+        entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now)
+        reason = (reasons or {}).get(serial)
+        if reason is not None:
+            entry = entry.add_extension(x509.CRLReason(reason), critical=False)
+        entries.append(entry.build())
+    # All entries at once: adding them one by one copies the list each time.
     builder = (
-        x509.CertificateRevocationListBuilder()
+        x509.CertificateRevocationListBuilder(revoked_certificates=entries)
         .issuer_name(issuerCertificate.subject)
         .last_update(now)
         .next_update(now + datetime.timedelta(days=days))
@@ -409,12 +427,6 @@ def issueCRL(
             x509.CRLNumber(int(now.timestamp()) if number is None else number), critical=False
         )
     )
-    for serial in dict.fromkeys(revokedSerials):
-        entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now)
-        reason = (reasons or {}).get(serial)
-        if reason is not None:
-            entry = entry.add_extension(x509.CRLReason(reason), critical=False)
-        builder = builder.add_revoked_certificate(entry.build())
     # EdDSA signs the message itself; cryptography wants no hash for it.
     algorithm = (
         None
@@ -424,40 +436,286 @@ def issueCRL(
     return builder.sign(issuerKey, algorithm)
 
 
+#: A key that can sign a CRL, as L{_ISSUER_KEY_TYPES} lists them.
+_IssuerKey = (
+    rsa.RSAPublicKey
+    | ec.EllipticCurvePublicKey
+    | ed25519.Ed25519PublicKey
+    | ed448.Ed448PublicKey
+    | dsa.DSAPublicKey
+)
+
+#: What the index of a CRL keeps of a revoked certificate's entry: its
+#: revocation date and its reason code, each C{None} when absent or
+#: malformed.
+_Revocation = tuple[datetime.datetime | None, x509.ReasonFlags | None]
+
+
+class _RunInThread(Protocol):
+    """
+    Runs a function in a thread, like
+    L{twisted.internet.threads.deferToThread}.
+    """
+
+    def __call__(
+        self, f: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
+    ) -> defer.Deferred[_T]:
+        """
+        Call C{f(*args, **kwargs)} in a thread.
+
+        @return: a Deferred firing, on the reactor, with its result.
+        """
+
+
+def _spki(key: _IssuerKey) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _signatureValid(crl: x509.CertificateRevocationList, key: _IssuerKey) -> bool:
+    # Hashes the whole CRL: called in a thread.
+    try:
+        return crl.is_signature_valid(key)
+    except _MALFORMED:
+        return False
+
+
+def _index(
+    crl: x509.CertificateRevocationList,
+) -> tuple[dict[int, _Revocation], str | None]:
+    """
+    The revoked serials of a CRL, for lookups in constant time
+    (C{get_revoked_certificate_by_serial_number} reads the whole list).
+
+    @return: the index, and C{None} or, when the list of revoked
+        certificates is malformed, why (with an empty index).
+    """
+    revoked: dict[int, _Revocation] = {}
+    try:
+        for entry in crl:
+            serial = entry.serial_number
+            # The first entry counts, as with a lookup in the CRL itself.
+            if serial not in revoked:
+                revoked[serial] = (_revocationDate(entry), _revocationReason(entry))
+    except _MALFORMED as e:
+        return {}, _remoteText(str(e)) or type(e).__name__
+    return revoked, None
+
+
+def _revocationDate(entry: x509.RevokedCertificate) -> datetime.datetime | None:
+    try:
+        return entry.revocation_date_utc
+    except _MALFORMED:
+        return None
+
+
+def _revocationReason(entry: x509.RevokedCertificate) -> x509.ReasonFlags | None:
+    try:
+        found = _extension(entry.extensions, x509.CRLReason)
+    except _MALFORMED:
+        return None
+    return None if found is None else found.reason
+
+
 class _CRLRecord:
     """
-    A parsed CRL and what it costs to find out again: whether its signature
-    verifies with a given issuer key (a large CRL takes a while to hash).
+    A parsed CRL with what it costs to find out again: the index of its
+    revoked serials, and whether its signature verifies with a given
+    issuer key (a large CRL takes a while to hash).
+
+    A record is made in a thread, with its index; from then on only the
+    reactor uses it, so its signature cache needs no lock.
 
     @ivar source: where it came from, for messages: a file or a URL.
+    @ivar issuer: the CRL's issuer, or C{None} if malformed.
+    @ivar revoked: the revoked serials, each with its revocation date and
+        reason (see L{_index}).
+    @ivar indexError: why the list of revoked certificates could not be
+        read, or C{None}.
     """
 
-    def __init__(self, crl: x509.CertificateRevocationList, source: str) -> None:
+    def __init__(
+        self,
+        crl: x509.CertificateRevocationList,
+        source: str,
+        knownKeys: Sequence[tuple[x509.Name, _IssuerKey]] = (),
+    ) -> None:
+        """
+        Index the CRL: slow for a large one, so called in a thread, except
+        at start-up.
+
+        @param knownKeys: issuer names with keys that verified CRLs of
+            theirs before; those of this CRL's issuer are likely its key,
+            and checked now, so that a reloaded CRL needs no thread at
+            the next login.
+        """
         self.crl = crl
         self.source = source
         self._signatures: dict[bytes, bool] = {}
+        self._keys: dict[bytes, _IssuerKey] = {}
+        self._verifying: dict[bytes, list[defer.Deferred[None]]] = {}
         self.issuer: x509.Name | None
         try:
             self.issuer = crl.issuer
         except _MALFORMED:
             self.issuer = None
+        self.revoked, self.indexError = _index(crl)
+        for name, key in knownKeys:
+            if self.issuer is not None and name == self.issuer:
+                self._remember(key, _spki(key), _signatureValid(crl, key))
+
+    def _remember(self, key: _IssuerKey, spki: bytes, valid: bool) -> None:
+        self._signatures[spki] = valid
+        if valid:
+            self._keys[spki] = key
+
+    def verifiedKeys(self) -> list[_IssuerKey]:
+        """
+        The keys known to verify the CRL's signature.
+        """
+        return list(self._keys.values())
+
+    def verify(self, issuer: x509.Certificate, runInThread: _RunInThread) -> defer.Deferred[None]:
+        """
+        Find out in a thread, unless known, whether the issuer's key
+        verifies the CRL's signature, for L{signedBy} to answer at once;
+        concurrent calls for one key share the work.
+
+        @return: a Deferred firing when it is known; it fails with what the
+            check raised, except for malformed data (which does not verify).
+        @raise _MALFORMED: the issuer's key cannot be read.
+        """
+        key = issuer.public_key()
+        if not isinstance(key, _ISSUER_KEY_TYPES):
+            return defer.succeed(None)
+        spki = _spki(key)
+        if spki in self._signatures:
+            return defer.succeed(None)
+        waiters = self._verifying.get(spki)
+        if waiters is None:
+            waiters = self._verifying[spki] = []
+            runInThread(_signatureValid, self.crl, key).addBoth(self._verified, key, spki)
+            if spki in self._signatures:
+                # The thread runner ran it at once.
+                return defer.succeed(None)
+        waiter: defer.Deferred[None] = defer.Deferred()
+        waiters.append(waiter)
+        return waiter
+
+    def _verified(self, result: bool | Failure, key: _IssuerKey, spki: bytes) -> None:
+        if isinstance(result, Failure):
+            # Not remembered: the next check tries again.
+            failed: Failure | None = result
+        else:
+            failed = None
+            self._remember(key, spki, result)
+        for waiter in self._verifying.pop(spki, []):
+            if failed is None:
+                waiter.callback(None)
+            else:
+                waiter.errback(failed)
 
     def signedBy(self, issuer: x509.Certificate) -> bool:
         """
-        Whether the issuer's key verifies the CRL's signature.
+        Whether the issuer's key verifies the CRL's signature: known at
+        once after L{verify}, worked out here (on the calling thread)
+        otherwise.
         """
         key = issuer.public_key()
-        spki = key.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        if not isinstance(key, _ISSUER_KEY_TYPES):
+            return False
+        spki = _spki(key)
         known = self._signatures.get(spki)
         if known is None:
-            try:
-                known = isinstance(key, _ISSUER_KEY_TYPES) and self.crl.is_signature_valid(key)
-            except _MALFORMED:
-                known = False
-            self._signatures[spki] = known
+            known = _signatureValid(self.crl, key)
+            self._remember(key, spki, known)
         return known
+
+    def revocation(self, serial: int) -> _Revocation | None:
+        """
+        The revocation date and reason of a serial the CRL lists, or
+        C{None} if it does not list it.
+        """
+        return self.revoked.get(serial)
+
+
+#: What identifies a version of a file: inode, size, modification and
+#: change times.
+_Stamp = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class _FileUpdate:
+    """
+    What a look at a CRL file found, made in a thread for the reactor to
+    apply.
+
+    @ivar changed: whether the file changed since it was last looked at;
+        if not, nothing else matters.
+    @ivar stamp: the file's new stamp, or C{None} when it is gone.
+    @ivar records: its new CRLs, or C{None} when they could not be had.
+    @ivar error: why they could not, or C{None}.
+    """
+
+    changed: bool
+    stamp: _Stamp | None = None
+    records: list[_CRLRecord] | None = None
+    error: str | None = None
+
+
+def _readCRLFile(
+    path: Path, maxSize: int, knownKeys: Sequence[tuple[x509.Name, _IssuerKey]] = ()
+) -> tuple[_Stamp, list[_CRLRecord]]:
+    """
+    Read, parse and index a CRL file: slow for a large one, so called in a
+    thread, except at start-up.
+
+    @param knownKeys: see L{_CRLRecord.__init__}.
+    @return: the file's stamp when read, and its CRLs.
+    @raise CRLError: it cannot be read or holds no valid CRL; the
+        message names the file.
+    """
+    try:
+        stat = os.stat(path)
+        with open(path, "rb") as f:
+            data = f.read(maxSize + 1)
+    except OSError as e:
+        raise CRLError(f"cannot read the CRL file {path}: {e.strerror or e}") from None
+    if len(data) > maxSize:
+        raise CRLError(f"{path}: larger than {maxSize} bytes")
+    try:
+        crls = _loadCRLs(data)
+    except CRLError as e:
+        raise CRLError(f"{path}: {e}") from None
+    return _stampOf(stat), [_CRLRecord(crl, str(path), knownKeys) for crl in crls]
+
+
+def _refreshCRLFile(
+    path: Path,
+    maxSize: int,
+    stamp: _Stamp | None,
+    knownKeys: Sequence[tuple[x509.Name, _IssuerKey]],
+) -> _FileUpdate:
+    """
+    Look at a CRL file, and read it again if it changed: called in a
+    thread.
+
+    @param stamp: its stamp when last looked at.
+    """
+    try:
+        current: _Stamp | None = _stampOf(os.stat(path))
+    except OSError:
+        current = None
+    if current == stamp:
+        return _FileUpdate(changed=False)
+    if current is None:
+        return _FileUpdate(changed=True)
+    try:
+        loaded, records = _readCRLFile(path, maxSize, knownKeys)
+    except CRLError as e:
+        return _FileUpdate(changed=True, stamp=current, error=str(e))
+    return _FileUpdate(changed=True, stamp=loaded, records=records)
 
 
 class _CRLFile:
@@ -468,57 +726,50 @@ class _CRLFile:
     def __init__(self, path: Path, maxSize: int) -> None:
         self.path = Path(path)
         self._maxSize = maxSize
-        self._stamp: tuple[int, int, int, int] | None = None
+        self._stamp: _Stamp | None = None
         self.records: list[_CRLRecord] = []
 
     def load(self) -> None:
         """
-        Read the file now.
+        Read the file now, on this thread.
 
         @raise CRLError: it cannot be read or holds no valid CRL; the
             message names the file.
         """
-        try:
-            stat = os.stat(self.path)
-            with open(self.path, "rb") as f:
-                data = f.read(self._maxSize + 1)
-        except OSError as e:
-            raise CRLError(f"cannot read the CRL file {self.path}: {e.strerror or e}") from None
-        if len(data) > self._maxSize:
-            raise CRLError(f"{self.path}: larger than {self._maxSize} bytes")
-        try:
-            crls = _loadCRLs(data)
-        except CRLError as e:
-            raise CRLError(f"{self.path}: {e}") from None
-        self.records = [_CRLRecord(crl, str(self.path)) for crl in crls]
-        self._stamp = _stampOf(stat)
+        self._stamp, self.records = _readCRLFile(self.path, self._maxSize)
 
-    def refresh(self) -> None:
+    def refresh(self, runInThread: _RunInThread) -> defer.Deferred[None]:
         """
-        Read the file again if it changed. A file that cannot be read keeps
-        its last good CRLs (it may be in the middle of being rewritten); the
-        operator is warned once per change.
+        Read the file again in a thread if it changed, then use its new
+        CRLs. A file that cannot be read keeps its last good CRLs (it may
+        be in the middle of being rewritten); the operator is warned once
+        per change.
         """
-        try:
-            stamp: tuple[int, int, int, int] | None = _stampOf(os.stat(self.path))
-        except OSError:
-            stamp = None
-        if stamp == self._stamp:
+        knownKeys = [
+            (record.issuer, key)
+            for record in self.records
+            if record.issuer is not None
+            for key in record.verifiedKeys()
+        ]
+        return runInThread(
+            _refreshCRLFile, self.path, self._maxSize, self._stamp, knownKeys
+        ).addCallback(self._refreshed)
+
+    def _refreshed(self, update: _FileUpdate) -> None:
+        # On the reactor: the records are swapped in whole.
+        if not update.changed:
             return
-        if stamp is None:
-            self._stamp = None
+        self._stamp = update.stamp
+        if update.stamp is None:
             log.warn("CRL file {path} is gone; using its last CRLs", path=str(self.path))
-            return
-        try:
-            self.load()
-        except CRLError as e:
-            self._stamp = stamp
-            log.warn("Cannot reload a CRL file; using its last CRLs: {why}", why=str(e))
+        elif update.records is None:
+            log.warn("Cannot reload a CRL file; using its last CRLs: {why}", why=update.error)
         else:
+            self.records = update.records
             log.info("Reloaded CRL file {path}", path=str(self.path))
 
 
-def _stampOf(stat: os.stat_result) -> tuple[int, int, int, int]:
+def _stampOf(stat: os.stat_result) -> _Stamp:
     return (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
@@ -536,6 +787,20 @@ class _Fetched:
     record: _CRLRecord | None
     error: str | None
     expires: float
+
+
+def _parseFetched(data: bytes, url: str) -> tuple[_CRLRecord, datetime.datetime | None] | str:
+    """
+    Parse and index a fetched CRL: called in a thread.
+
+    @return: the record and the CRL's nextUpdate, or why it is no CRL.
+    """
+    try:
+        crl = loadCRL(data)
+        nextUpdate = crl.next_update_utc
+    except _MALFORMED as e:
+        return str(e) if isinstance(e, CRLError) else "not a CRL"
+    return _CRLRecord(crl, url), nextUpdate
 
 
 def _timeoutText(timeout: float) -> str:
@@ -631,12 +896,14 @@ class RevocationChecker:
         maxCacheAge: float = 3600.0,
         fetchTimeout: float = 10.0,
         maxCRLSize: int = DEFAULT_MAX_CRL_SIZE,
+        deferToThread: _RunInThread = threads.deferToThread,
     ) -> None:
         """
         @param clock: the time that decides whether a CRL is current, and
-            runs the fetch timeout and the caches.
+            runs the fetch timeout, the caches and the look at the files.
         @param crlFiles: CRL files (PEM, possibly with several CRLs, or
-            DER), read now and again whenever they change.
+            DER), read now and, while L{started <start>}, again in a
+            thread whenever they change.
         @param fetch: fetch CRLs from the certificates' http(s)
             distribution points.
         @param failurePolicy: what an unknown status does: C{"hard"}
@@ -648,6 +915,8 @@ class RevocationChecker:
         @param fetchTimeout: seconds a fetch may take.
         @param maxCRLSize: the largest CRL accepted, in bytes, fetched or
             from a file.
+        @param deferToThread: runs the slow work (reading, parsing and
+            indexing CRLs, checking their signatures) off the reactor.
         @raise ValueError: an unknown policy or a bad number.
         @raise CRLError: a CRL file cannot be read or holds no CRL.
         """
@@ -664,12 +933,46 @@ class RevocationChecker:
         self.fetchTimeout = fetchTimeout
         self.maxCRLSize = maxCRLSize
         self._fetcher = fetcher
+        self._deferToThread = deferToThread
         self._files = [_CRLFile(Path(p), maxCRLSize) for p in crlFiles]
+        # On this thread: at start-up, where a bad file is an error.
         for crlFile in self._files:
             crlFile.load()
-        self._filesCheckedAt = clock.seconds()
+        self._filesReadAt = clock.seconds()
+        self._fileLoop: task.LoopingCall | None = None
+        self._loopState = "new"
         self._cache: dict[str, _Fetched] = {}
         self._fetching: dict[str, list[defer.Deferred[_Fetched]]] = {}
+
+    def start(self) -> None:
+        """
+        Look at the CRL files every L{FILE_CHECK_INTERVAL} seconds from now
+        on, and read changed ones again in a thread; at once if they were
+        last read longer ago than that. Nothing to do without files.
+        L{check} calls this if it was never called; calling it again does
+        nothing until L{stop}.
+        """
+        self._loopState = "started"
+        if not self._files or self._fileLoop is not None:
+            return
+        loop = task.LoopingCall(self._refreshFiles)
+        loop.clock = self.clock
+        self._fileLoop = loop
+        stale = self.clock.seconds() - self._filesReadAt >= FILE_CHECK_INTERVAL
+        loop.start(FILE_CHECK_INTERVAL, now=stale).addErrback(
+            lambda f: log.failure("The look at the CRL files stopped", f)
+        )
+
+    def stop(self) -> None:
+        """
+        Stop looking at the CRL files (a read under way still finishes);
+        L{check} does not start it again, L{start} does. Calling it again
+        does nothing.
+        """
+        self._loopState = "stopped"
+        loop, self._fileLoop = self._fileLoop, None
+        if loop is not None and loop.running:
+            loop.stop()
 
     async def check(self, chain: Sequence[x509.Certificate]) -> None:
         """
@@ -683,7 +986,9 @@ class RevocationChecker:
             of a certificate that should be checkable is unknown.
         """
         now = self._now()
-        self._refreshFiles()
+        if self._loopState == "new":
+            # Files are looked at by the loop, never here: this is a login.
+            self.start()
         unknown: list[tuple[x509.Certificate, str]] = []
         # Every certificate is looked at before an unknown status decides,
         # so that a revocation further down is reported as such.
@@ -705,13 +1010,35 @@ class RevocationChecker:
             self._fetcher = HTTPCRLFetcher(self.maxCRLSize, connectTimeout=self.fetchTimeout)
         return self._fetcher
 
-    def _refreshFiles(self) -> None:
-        seconds = self.clock.seconds()
-        if seconds - self._filesCheckedAt < FILE_CHECK_INTERVAL:
-            return
-        self._filesCheckedAt = seconds
+    def _refreshFiles(self) -> defer.Deferred[None]:
+        # The loop waits for this before it schedules the next look.
+        return defer.ensureDeferred(self._refreshFilesNow())
+
+    async def _refreshFilesNow(self) -> None:
         for crlFile in self._files:
-            crlFile.refresh()
+            try:
+                await crlFile.refresh(self._deferToThread)
+            except Exception:
+                # A bug, not a bad file: the other files and the next
+                # looks must still happen.
+                log.failure("Cannot look at the CRL file {path}", path=str(crlFile.path))
+        self._filesReadAt = self.clock.seconds()
+
+    async def _verify(
+        self, record: _CRLRecord, cert: x509.Certificate, issuer: x509.Certificate
+    ) -> None:
+        """
+        Check a CRL's signature with the issuer's key in a thread, unless
+        known, so that L{_apply} does not hash the CRL on the reactor.
+        """
+        if record.issuer != cert.issuer:
+            return
+        try:
+            verifying = record.verify(issuer, self._deferToThread)
+        except _MALFORMED:
+            # L{_apply} says so.
+            return
+        await verifying
 
     async def _status(
         self, cert: x509.Certificate, issuer: x509.Certificate, now: datetime.datetime
@@ -748,6 +1075,7 @@ class RevocationChecker:
             if record.issuer == cert.issuer
         ]
         for record in fromIssuer:
+            await self._verify(record, cert, issuer)
             result = self._apply(record, cert, issuer, now, allNames, None)
             if isinstance(result, str):
                 problems.append(result)
@@ -776,6 +1104,7 @@ class RevocationChecker:
                         problems.append(f"the CRL at {url} could not be fetched: {fetched.error}")
                     if fetched.record is None:
                         continue
+                    await self._verify(fetched.record, cert, issuer)
                     result = self._apply(fetched.record, cert, issuer, now, names, point.reasons)
                     if isinstance(result, str):
                         problems.append(result)
@@ -862,9 +1191,11 @@ class RevocationChecker:
                 # forbids using the CRL.
                 oid = extension.oid.dotted_string
                 return f"{source} has an unsupported critical extension ({oid})"
-        entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
-        if entry is not None:
-            raise _revoked(cert, entry)
+        if record.indexError is not None:
+            return f"{source} is malformed ({record.indexError})"
+        revocation = record.revocation(cert.serial_number)
+        if revocation is not None:
+            raise _revoked(cert, *revocation)
         return reasons
 
     async def _fetchURL(self, url: str) -> _Fetched:
@@ -898,7 +1229,6 @@ class RevocationChecker:
         timeout = self.clock.callLater(self.fetchTimeout, giveUp)
         try:
             data = await fetching
-            return self._fetched(data, url)
         except Exception:
             # Whatever went wrong, the waiters must hear of it.
             if timedOut:
@@ -907,25 +1237,29 @@ class RevocationChecker:
         finally:
             if timeout.active():
                 timeout.cancel()
-
-    def _fetched(self, data: bytes, url: str) -> _Fetched:
-        now = self.clock.seconds()
-        retry = now + min(FAILURE_CACHE_AGE, self.maxCacheAge)
-        if not isinstance(data, bytes):
-            return _Fetched(None, "the fetcher gave no bytes", retry)
-        if len(data) > self.maxCRLSize:
-            return _Fetched(None, f"the CRL is larger than {self.maxCRLSize} bytes", retry)
         try:
-            crl = loadCRL(data)
-            nextUpdate = crl.next_update_utc
-        except _MALFORMED as e:
-            return _Fetched(None, str(e) if isinstance(e, CRLError) else "not a CRL", retry)
-        expires = now + self.maxCacheAge
+            return await self._fetched(data, url)
+        except Exception:
+            return self._fetchFailed(Failure(), url)
+
+    async def _fetched(self, data: bytes, url: str) -> _Fetched:
+        def retry() -> float:
+            return self.clock.seconds() + min(FAILURE_CACHE_AGE, self.maxCacheAge)
+
+        if not isinstance(data, bytes):
+            return _Fetched(None, "the fetcher gave no bytes", retry())
+        if len(data) > self.maxCRLSize:
+            return _Fetched(None, f"the CRL is larger than {self.maxCRLSize} bytes", retry())
+        parsed = await self._deferToThread(_parseFetched, data, url)
+        if isinstance(parsed, str):
+            return _Fetched(None, parsed, retry())
+        record, nextUpdate = parsed
+        expires = self.clock.seconds() + self.maxCacheAge
         if nextUpdate is not None:
             expires = min(expires, nextUpdate.timestamp())
         log.debug("Fetched the CRL at {url}", url=url)
         # An outdated CRL is not asked for again at once either.
-        return _Fetched(_CRLRecord(crl, url), None, max(expires, retry))
+        return _Fetched(record, None, max(expires, retry()))
 
     def _fetchFailed(self, f: Failure, url: str) -> _Fetched:
         why = _describeFailure(f, self.fetchTimeout)
@@ -989,18 +1323,9 @@ def _when(moment: datetime.datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _revoked(cert: x509.Certificate, entry: x509.RevokedCertificate) -> CertificateRevokedError:
-    date: datetime.datetime | None
-    try:
-        date = entry.revocation_date_utc
-    except _MALFORMED:
-        date = None
-    reason: x509.ReasonFlags | None
-    try:
-        found = _extension(entry.extensions, x509.CRLReason)
-        reason = None if found is None else found.reason
-    except _MALFORMED:
-        reason = None
+def _revoked(
+    cert: x509.Certificate, date: datetime.datetime | None, reason: x509.ReasonFlags | None
+) -> CertificateRevokedError:
     message = f"the certificate {_certificateName(cert)} is revoked"
     if date is not None:
         message += f" (since {_when(date)})"

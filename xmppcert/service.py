@@ -19,6 +19,7 @@ from typing import Any
 from twisted.application import service, strports
 from twisted.application.internet import StreamServerEndpointService
 from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.portal import Portal
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -92,6 +93,26 @@ class StoreService(service.Service):
         return defer.maybeDeferred(self.store.close)
 
 
+class RevocationListService(service.Service):
+    """
+    Runs the background work of the CRL checkers (looking for changed CRL
+    files) while the server runs.
+    """
+
+    def __init__(self, checkers: Sequence[Any]) -> None:
+        self.checkers = list(checkers)
+
+    def startService(self) -> None:
+        service.Service.startService(self)
+        for checker in self.checkers:
+            checker.start()
+
+    def stopService(self) -> None:
+        service.Service.stopService(self)
+        for checker in self.checkers:
+            checker.stop()
+
+
 class C2SService(service.Service):
     """
     Owns the client streams: on shutdown every stream, bound or not, gets a
@@ -158,18 +179,26 @@ class ServerService(service.MultiService):
         return defer.ensureDeferred(self._stop())
 
 
-def _guarded(checker: ICredentialsChecker, store: Any, config: Config) -> ICredentialsChecker:
+def _registerExtra(
+    portal: Portal, checker: ICredentialsChecker, store: Any, config: Config, clock: IReactorTime
+) -> None:
     """
-    A certificate checker of an embedding application still gets the rules
-    every certificate login obeys (a certificate disabled or revoked in the
-    store never logs in, the stream's domain only, no-cert-management): it
-    replaces the configured chain, inside a chain of its own.
+    Register a checker of an embedding application: it replaces the
+    built-in one for each of its credential interfaces, but for
+    certificates only inside a chain with the store, so the rules every
+    certificate login obeys still hold (a certificate disabled or revoked
+    in the store never logs in, the stream's domain only,
+    no-cert-management).
     """
-    if IClientCertificate in tuple(checker.credentialInterfaces) and not isinstance(
-        checker, CertificateCheckerChain
-    ):
-        return CertificateCheckerChain([checker], store, config.domains)
-    return checker
+    interfaces = tuple(checker.credentialInterfaces)
+    others = [i for i in interfaces if i is not IClientCertificate]
+    if others:
+        portal.registerChecker(checker, *others)
+    if IClientCertificate in interfaces:
+        guarded = checker
+        if not isinstance(checker, CertificateCheckerChain) or checker.store is None:
+            guarded = CertificateCheckerChain([checker], store, config.domains, clock)
+        portal.registerChecker(guarded, IClientCertificate)
 
 
 def makeService(
@@ -228,6 +257,13 @@ def makeService(
     # embedding application that lacks it gets a per-process secret.
     secretOf = getattr(store, "fakeCredentialSecret", None)
     fakeSecret: bytes | None = secretOf() if secretOf is not None else None
+    if "EXTERNAL" in config.sasl.mechanisms and not callable(getattr(store, "isCertificateRevoked", None)):
+        # Without it, a revoked certificate whose record was removed could
+        # log in again through a CA or a custom checker.
+        raise ValueError(
+            f"the store {type(store).__name__} lacks ICertificateStore.isCertificateRevoked,"
+            " which certificate logins need"
+        )
     certificateCheckers = loadCertificateCheckers(certs.checkers, config=config, store=store, clock=clock)
     if "EXTERNAL" in config.sasl.mechanisms:
         log.info(
@@ -239,14 +275,12 @@ def makeService(
         account = authenticator.account
         return [SASLCertHandler(manager, Requester(account.jid, account.canManageCertificates))]
 
+    portal = makePortal(store, [certificateCheckers], config.sasl.scram_iterations, fakeSecret)
+    for checker in checkers:
+        _registerExtra(portal, checker, store, config, clock)
     server = C2SServer(
         config=config,
-        portal=makePortal(
-            store,
-            [certificateCheckers, *(_guarded(c, store, config) for c in checkers)],
-            config.sasl.scram_iterations,
-            fakeSecret,
-        ),
+        portal=portal,
         store=store,
         sessions=sessions,
         tlsFactory=tlsFactory,
@@ -265,6 +299,9 @@ def makeService(
     RevocationWatcher(
         store, sessions, clock, certs.revocation_poll_interval, certs.session_check_interval
     ).setServiceParent(root)
+    crls = certificateCheckers.revocationCheckers()
+    if crls:
+        RevocationListService(crls).setServiceParent(root)
     if certs.prune_expired_after:
         ExpiredCertificatePruner(store, clock, certs.prune_expired_after * 86400).setServiceParent(root)
     C2SService(server).setServiceParent(root)

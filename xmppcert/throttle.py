@@ -22,11 +22,15 @@ it ages (halving every C{lockout_time} seconds):
    C{max_unauthenticated_per_address} connections open at once, that caps
    the guesses one address can make per second.
 
-Every failed password login's answer is delayed by the largest of the
-three counters (after a few free failures), capped at
-C{login_failure_max_delay}. Success is never delayed. Certificate logins
-(EXTERNAL) are never refused by a lockout and their failures never wait: a
-certificate cannot be guessed. Their failures still count against the
+After a few free failures, a password login is checked only once a delay
+has passed since the latest failure of any of its three counters (the
+largest counter decides, doubling up to C{login_failure_max_delay}). The
+wait comes before the check, not before the answer, so a client cannot
+skip it by aborting or reconnecting, and streams in parallel share it. A
+login from an address with no recent failures never waits; one from a
+busy address waits at most C{login_failure_max_delay}. Certificate logins
+(EXTERNAL) are never refused by a lockout and never wait: a certificate
+cannot be guessed. Their failures still count against the
 address (and the account, when the checker names it).
 
 Addresses are grouped as L{xmppcert.limits.addressKey} does (an IPv6 /64 is
@@ -72,15 +76,17 @@ class _Counter:
     A decaying count of failures.
 
     @ivar value: the count as of C{stamp}.
+    @ivar lastFailure: when the latest failure was counted.
     @ivar lockedUntil: until when password logins are refused, or 0.
     @ivar noticed: whether the current slow-down was logged.
     """
 
-    __slots__ = ("lockedUntil", "noticed", "stamp", "value")
+    __slots__ = ("lastFailure", "lockedUntil", "noticed", "stamp", "value")
 
     def __init__(self, now: float) -> None:
         self.value = 0.0
         self.stamp = now
+        self.lastFailure = now
         self.lockedUntil = 0.0
         self.noticed = False
 
@@ -95,6 +101,9 @@ class _Counters(Generic[K]):
         self.halfLife = halfLife
         self.maxEntries = maxEntries
         self._entries: OrderedDict[K, _Counter] = OrderedDict()
+        #: Keys pushed out of C{_entries} while locked out: kept, within
+        #: their own bound, until the lock ends.
+        self._locked: dict[K, _Counter] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -107,6 +116,11 @@ class _Counters(Generic[K]):
 
     def get(self, key: K, now: float) -> _Counter | None:
         counter = self._entries.get(key)
+        if counter is None:
+            counter = self._locked.get(key)
+            if counter is not None and counter.lockedUntil <= now:
+                del self._locked[key]
+                counter = None
         if counter is not None:
             self._decay(counter, now)
         return counter
@@ -117,17 +131,34 @@ class _Counters(Generic[K]):
         """
         counter = self._entries.get(key)
         if counter is None:
-            counter = self._entries[key] = _Counter(now)
-            while len(self._entries) > self.maxEntries:
-                self._entries.popitem(last=False)
+            counter = self._locked.pop(key, None) or _Counter(now)
+            self._entries[key] = counter
+            self._evict(now)
+            self._decay(counter, now)
         else:
             self._entries.move_to_end(key)
             self._decay(counter, now)
         counter.value += 1
+        counter.lastFailure = now
         return counter
+
+    def _evict(self, now: float) -> None:
+        """
+        Forget the least recently failed keys beyond C{maxEntries}, but not
+        a lockout in force while there is anything else to forget: a flood
+        of made-up names must not buy a locked account fresh guesses.
+        """
+        while len(self._entries) > self.maxEntries:
+            key, counter = self._entries.popitem(last=False)
+            if counter.lockedUntil > now:
+                if len(self._locked) >= self.maxEntries:
+                    self._locked = {k: c for k, c in self._locked.items() if c.lockedUntil > now}
+                if len(self._locked) < self.maxEntries:
+                    self._locked[key] = counter
 
     def discard(self, key: K) -> None:
         self._entries.pop(key, None)
+        self._locked.pop(key, None)
 
 
 class LoginThrottle:
@@ -197,11 +228,31 @@ class LoginThrottle:
             return "password logins to this account are locked out"
         return None
 
+    def wait(self, host: str, account: str | None) -> float:
+        """
+        How long a password login from C{host} to C{account} must wait
+        before it is checked: each counter lets the next attempt through
+        L{delayFor} its count after its latest failure. Waiting before the
+        check, rather than before answering a failure, is what makes it
+        hold: aborting or reconnecting gains nothing, and every stream from
+        the address shares the same clock.
+
+        @return: seconds, at most C{maxDelay}.
+        """
+        now = self.clock.seconds()
+        address = addressKey(host)
+        counters = [self.addresses.get(address, now)]
+        if account is not None:
+            counters += [self.pairs.get((address, account), now), self.accounts.get(account, now)]
+        waits = [c.lastFailure + self.delayFor(c.value) - now for c in counters if c is not None]
+        return min(self.maxDelay, max([0.0, *waits]))
+
     def failed(self, host: str, account: str | None) -> float:
         """
         Count a failed login from C{host}, to C{account} when it is known.
 
-        @return: seconds to wait before answering.
+        @return: the wait the next password login to that account from
+            that address gets (see L{wait}).
         """
         now = self.clock.seconds()
         address = addressKey(host)
@@ -232,7 +283,7 @@ class LoginThrottle:
         slowest = self.delayFor(byAddress.value) >= self.maxDelay > 0
         if slowest and not byAddress.noticed:
             log.info(
-                "Failed logins from {address} now wait {delay:g} s each: {count} recent failures"
+                "Password logins from {address} now wait {delay:g} s each: {count} recent failures"
                 " (password spraying or many users with wrong passwords behind one address)",
                 address=address,
                 delay=self.maxDelay,

@@ -68,7 +68,7 @@ def _loadCertificateOptions(
         raise TLSConfigurationError(f"cannot read {e.filename}: {e.strerror}") from None
     try:
         chain = x509.load_pem_x509_certificates(certPEM)
-    except ValueError as e:
+    except (ValueError, x509.InvalidVersion) as e:
         raise TLSConfigurationError(f"{certificatePath}: no PEM certificate ({e})") from None
     try:
         key = serialization.load_pem_private_key(keyPEM, password=None)
@@ -213,7 +213,7 @@ def peerCertificateChain(transport: object) -> list[x509.Certificate]:
 def _toCryptography(certificate: crypto.X509) -> x509.Certificate | None:
     try:
         return certificate.to_cryptography()
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         return None
 
 
@@ -227,7 +227,7 @@ def loadCABundle(path: Path) -> list[x509.Certificate]:
         raise TLSConfigurationError(f"cannot read {path}: {e.strerror}") from None
     try:
         return x509.load_pem_x509_certificates(data)
-    except ValueError as e:
+    except (ValueError, x509.InvalidVersion) as e:
         raise TLSConfigurationError(f"{path}: no PEM certificates ({e})") from None
 
 

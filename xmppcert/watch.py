@@ -110,7 +110,8 @@ class RevocationWatcher(service.Service):
     async def _checkSessions(self) -> None:
         live = [s for s in self.sessions.allSessions() if not s.closed]
         accounts = {s.jid.userhostJID() for s in live}
-        fingerprints = {
+        fingerprints = {s.info["certificate"] for s in live if s.info.get("certificate")}
+        registered = {
             s.info["certificate"] for s in live if s.info.get("certificate") and s.info.get("certificateRegistered")
         }
         for account in sorted(accounts, key=lambda a: a.userhost()):
@@ -122,10 +123,14 @@ class RevocationWatcher(service.Service):
                 )
         for fingerprint in sorted(fingerprints):
             stored = await self.store.certificateByFingerprint(fingerprint)
-            if stored is None:
-                self.sessions.closeSessionsWithCertificate(fingerprint, "removed")
-            elif stored.state == "revoked":
+            if stored is not None and stored.state == "revoked":
                 self.sessions.closeSessionsWithCertificate(fingerprint)
+            elif stored is None and await self.store.isCertificateRevoked(fingerprint):
+                # Revoked and removed between two polls: the poll saw
+                # nothing, whichever checker let the session in.
+                self.sessions.closeSessionsWithCertificate(fingerprint)
+            elif stored is None and fingerprint in registered:
+                self.sessions.closeSessionsWithCertificate(fingerprint, "removed")
         if self._checkFailing:
             log.info("The session check reads the store again")
             self._checkFailing = False

@@ -239,7 +239,9 @@ def loadCertificate(data: bytes) -> x509.Certificate:
     try:
         # load_der_x509_certificate refuses trailing data itself.
         return x509.load_der_x509_certificate(der)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
+        # InvalidVersion (a version field other than v1 or v3) is not a
+        # ValueError, though what a peer sends decides it as much.
         raise CertificateError("not a valid X.509 certificate (PEM or DER)") from None
 
 
@@ -372,11 +374,18 @@ def xmppAddrs(cert: x509.Certificate) -> list[jid.JID]:
 
 
 def _subjectEmails(cert: x509.Certificate) -> list[str]:
-    return [
-        attribute.value
-        for attribute in cert.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)
-        if isinstance(attribute.value, str)
-    ]
+    """
+    @raise CertificateError: the subject is malformed (cryptography parses
+        it lazily, with ValueError or TypeError).
+    """
+    try:
+        return [
+            attribute.value
+            for attribute in cert.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)
+            if isinstance(attribute.value, str)
+        ]
+    except (ValueError, TypeError):
+        raise CertificateError("the certificate's subject is malformed") from None
 
 
 def emailAddresses(cert: x509.Certificate) -> list[str]:
@@ -386,7 +395,7 @@ def emailAddresses(cert: x509.Certificate) -> list[str]:
     subject (the older place, used by the openssl recipe of the seeds).
     Duplicates are dropped; nothing is validated.
 
-    @raise CertificateError: the extensions are malformed.
+    @raise CertificateError: the extensions or the subject are malformed.
     """
     san = _extensionValue(cert, x509.SubjectAlternativeName)
     found = list(san.get_values_for_type(x509.RFC822Name)) if san is not None else []

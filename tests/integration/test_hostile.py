@@ -204,7 +204,7 @@ def test_passwordGuessingThrottled(ownServer: RunningServer) -> None:
     log = server.logText()
     assert log.count("Locking out password logins to alice@localhost from 127.0.0.1") == 1
     assert "Locking out password logins to bob@localhost" not in log
-    assert "Failed logins from 127.0.0.1 now wait 1 s each" in log
+    assert "Password logins from 127.0.0.1 now wait 1 s each" in log
 
 
 def test_serverStillServes(server: RunningServer) -> None:

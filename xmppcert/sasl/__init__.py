@@ -309,29 +309,27 @@ async def login(context: MechanismContext, credentials: Any) -> Account:
      - a password login (PLAIN, SCRAM) to an account that is locked out,
        from this address or from everywhere, fails at once with
        C{temporary-auth-failure}, without the password being checked;
+     - a password login waits, before it is checked, as long as the
+       throttle says (L{LoginThrottle.wait}): aborting or reconnecting does
+       not skip that; a certificate login never waits (there is nothing to
+       guess);
      - a failure is counted against the peer's address, and against the
-       account when it is known: the one the credentials name, or for a
-       certificate an C{account} attribute (a bare JID) that the checker's
-       L{SASLAuthFailure} may carry;
-     - a password failure's answer is then held back by the throttle's
-       delay; a certificate's is not (there is nothing to guess, and a
-       client that tries its certificate before its password should not
-       pay for it on every login);
-     - a success is never held back.
+       account the credentials name, if any; its answer is not delayed.
     """
     throttle = context.throttle
     claimed, isPassword = _claimedAccount(credentials)
     if throttle is not None and isPassword and claimed is not None:
-        reason = throttle.refusal(context.peerHost, claimed)
-        if reason is not None:
-            raise SASLFailure(
-                "temporary-auth-failure", "Too many failed attempts; try again later", detail=reason, quiet=True
-            )
+        _refuseLocked(throttle, context.peerHost, claimed)
+        delay = throttle.wait(context.peerHost, claimed)
+        if delay > 0:
+            await task.deferLater(throttle.clock, delay)
+            # Failures of parallel attempts may have locked it meanwhile.
+            _refuseLocked(throttle, context.peerHost, claimed)
     try:
         _, avatar, _ = await context.portal.login(credentials, None, IAccount)
     except SASLAuthFailure as e:
         refusal = SASLFailure(e.condition, e.text, e.closeStream, e.detail)
-        account = claimed or _accountName(getattr(e, "account", None))
+        account = claimed
     except credError.UnauthorizedLogin:
         refusal = SASLFailure("not-authorized")
         account = claimed
@@ -344,12 +342,16 @@ async def login(context: MechanismContext, credentials: Any) -> Account:
             throttle.succeeded(context.peerHost, avatar.jid.userhost())
         return avatar
     if throttle is not None:
-        delay = throttle.failed(context.peerHost, account)
-        if delay > 0 and isPassword:
-            # Counted before waiting, so parallel attempts do not escape the
-            # count; the wait slows down each stream's next guess.
-            await task.deferLater(throttle.clock, delay)
+        throttle.failed(context.peerHost, account)
     raise refusal
+
+
+def _refuseLocked(throttle: LoginThrottle, host: str, account: str) -> None:
+    reason = throttle.refusal(host, account)
+    if reason is not None:
+        raise SASLFailure(
+            "temporary-auth-failure", "Too many failed attempts; try again later", detail=reason, quiet=True
+        )
 
 
 def asDeferred(coroutineFunction: Callable[..., Any]) -> Callable[..., defer.Deferred[Any]]:

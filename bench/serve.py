@@ -1,0 +1,83 @@
+"""
+Run an xmppcert server for load generators: provision a fresh data
+directory with the users and client certificates that the comparison
+tools' C{mint_certs.py} made (C{userN@localhost}, C{users/userN.crt}), then
+serve on the given STARTTLS and direct-TLS ports until killed.
+
+It imports C{xmppcert} from wherever Python finds it, so the same script
+serves another checkout too (C{PYTHONPATH=../old python bench/serve.py
+...}): that is how C{bench.compare} measures before and after in one run.
+Only APIs present since the first release are used.
+
+    python bench/serve.py --certs DIR --data DIR --port 5222 --direct-port 5223
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def provision(certs: Path, data: Path, starttls: int, direct: int) -> Path:
+    from cryptography import x509 as cx509
+    from cryptography.hazmat.primitives import serialization
+
+    from xmppcert import config as configModule
+    from xmppcert import x509
+    from xmppcert.store.sqlite import SQLiteDatabase
+
+    meta = json.loads((certs / "meta.json").read_text())
+    domain, count, prefix = meta["domain"], int(meta["count"]), meta.get("prefix", "user")
+    data.mkdir(parents=True, exist_ok=True)
+    x509.writeServerCertificate(data / "server.crt", data / "server.key", [domain])
+    limits = "[limits]\nauth_timeout = 600\n"
+    if "max_unauthenticated_per_address" in configModule.LimitsConfig.__dataclass_fields__:
+        # One load generator is one address: let it hold many logins open.
+        limits += "max_unauthenticated_per_address = 10000\nhandshake_timeout = 120\n"
+    path = data / "xmppcert.toml"
+    path.write_text(
+        f'domains = ["{domain}"]\ndata_dir = "."\nlog_level = "warn"\n'
+        f'[listen]\nstarttls = ["tcp:{starttls}:interface=127.0.0.1"]\n'
+        f'direct_tls = ["tcp:{direct}:interface=127.0.0.1"]\n'
+        f"{limits}"
+    )
+    database = SQLiteDatabase.open(data / "xmppcert.sqlite")
+    try:
+        for n in range(1, count + 1):
+            account = f"{prefix}{n}@{domain}"
+            certificate = cx509.load_pem_x509_certificate((certs / "users" / f"{prefix}{n}.crt").read_bytes())
+            database.addAccount(account, [])
+            database.addCertificate(
+                account, "bench", certificate.public_bytes(serialization.Encoding.DER),
+                x509.fingerprint(certificate), certificate.not_valid_after_utc.timestamp(),
+            )
+    finally:
+        database.close()
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1] if __doc__ else None)
+    parser.add_argument("--certs", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--port", type=int, default=5222)
+    parser.add_argument("--direct-port", type=int, default=5223)
+    args = parser.parse_args(argv)
+    path = provision(args.certs, args.data, args.port, args.direct_port)
+
+    from twisted.internet import reactor
+
+    from xmppcert.config import loadConfig
+    from xmppcert.service import makeService
+
+    root = makeService(loadConfig(path))
+    root.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
+    print(f"serving on {args.port} and {args.direct_port}", file=sys.stderr, flush=True)
+    reactor.run()
+
+
+if __name__ == "__main__":
+    main()
