@@ -389,7 +389,7 @@ def fixedNow(monkeypatch: pytest.MonkeyPatch) -> datetime.datetime:
     """
     The CLI's clock, fixed at L{NOW}.
     """
-    monkeypatch.setattr(cli, "now", lambda: NOW)
+    monkeypatch.setattr(cli.common, "now", lambda: NOW)
     return NOW
 
 
@@ -413,7 +413,7 @@ def writeCertificate(
     @return: its fingerprint.
     """
     certificate = x509.issueClientCertificate(
-        jids, x509.generateClientKey(), days=days, now=now or cli.now()
+        jids, x509.generateClientKey(), days=days, now=now or cli.common.now()
     )
     if der:
         path.write_bytes(certificate.public_bytes(Encoding.DER))
@@ -974,7 +974,7 @@ def test_certInspectOutsideValidity(  # type: ignore[no-untyped-def]
     cfg = configArg(dataDir)
     writeCertificate(tmp_path / "laptop.crt", [alice])
     assert run(*cfg, "cert", "add", alice, "laptop", str(tmp_path / "laptop.crt")).code == 0
-    monkeypatch.setattr(cli, "now", lambda: NOW + shift)
+    monkeypatch.setattr(cli.common, "now", lambda: NOW + shift)
     lines = inspectLines(run(*cfg, "cert", "inspect", str(tmp_path / "laptop.crt")))
     assert lines["valid"].endswith(shown)
     assert lines["registered"].startswith(f"as 'laptop' for {alice} (enabled")
@@ -1181,7 +1181,7 @@ def test_certInspectCAModeExpired(  # type: ignore[no-untyped-def]
     _, inter = caFiles
     path = tmp_path / "issued.pem"
     writeIssued(path, [alice], inter, [inter[0]])
-    monkeypatch.setattr(cli, "now", lambda: NOW + datetime.timedelta(days=366))
+    monkeypatch.setattr(cli.common, "now", lambda: NOW + datetime.timedelta(days=366))
     lines = inspectLines(run(*configArg(dataDir), "cert", "inspect", str(path)))
     assert lines["valid"].endswith("(EXPIRED)")
     assert lines["EXTERNAL"] == "would FAIL"

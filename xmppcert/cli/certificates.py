@@ -1,28 +1,17 @@
 # -*- test-case-name: tests.test_cli -*-
 """
-The C{xmppcert} command: set up a data directory, manage accounts and their
-client certificates (XEP-0257), and make client certificates for SASL
-EXTERNAL (XEP-0178).
-
-It works on the database file directly through the synchronous
-L{SQLiteDatabase}, without a reactor; it may run while the server is using
-the same file (a running server notices state changes through
-L{SQLiteDatabase.changesSince}).
+C{xmppcert gencert} and C{xmppcert cert}: making client certificates
+and managing the certificates accounts registered (XEP-0257).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import getpass
-import json
 import os
-import re
 import shlex
-import sqlite3
 import sys
 import tempfile
-import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -30,293 +19,29 @@ from typing import Any, TextIO
 from cryptography.hazmat.primitives import serialization
 from twisted.words.protocols.jabber import jid as jabberJID
 
-from xmppcert import cred, passwords, x509
-from xmppcert.config import Config, ConfigError, configFromDict, defaultConfigText, loadConfig
+from xmppcert import cred, x509
+from xmppcert.cli import common
+from xmppcert.cli.common import (
+    CommandError,
+    formatTime,
+    loadConfigOf,
+    openDatabase,
+    parseAccountJID,
+    parseUserJID,
+    positiveInt,
+    readLine,
+)
+from xmppcert.config import Config
 from xmppcert.jids import parseJID
 from xmppcert.store.interfaces import (
-    AccountExists,
     CertificateExists,
     CertificateRevoked,
     NoSuchAccount,
     NoSuchCertificate,
     StoredCertificate,
-    StoreError,
     checkCertificateName,
 )
 from xmppcert.store.sqlite import SQLiteDatabase
-
-#: Used when neither C{--config} nor C{$XMPPCERT_CONFIG} is given.
-DEFAULT_CONFIG = "var/xmppcert.toml"
-
-#: Name of the configuration file that C{init} writes in the data directory.
-CONFIG_NAME = "xmppcert.toml"
-
-
-class CommandError(Exception):
-    """
-    An expected failure, reported as one line on stderr with exit status 1.
-    """
-
-
-def now() -> datetime.datetime:
-    """
-    The current time (timezone-aware, UTC) for the validity checks of
-    certificates; tests replace this function.
-    """
-    return datetime.datetime.now(datetime.UTC)
-
-
-def _defaultConfigPath() -> str:
-    return os.environ.get("XMPPCERT_CONFIG") or DEFAULT_CONFIG
-
-
-def _loadConfig(args: argparse.Namespace) -> Config:
-    return loadConfig(args.config)
-
-
-def _openDatabase(config: Config) -> SQLiteDatabase:
-    return SQLiteDatabase.open(config.store.sqlite)
-
-
-def _parseAccountJID(text: str, config: Config) -> str:
-    """
-    @return: the normalised bare JID C{text}.
-    @raise CommandError: C{text} is not a bare JID with a localpart of a
-        domain that C{config} serves.
-    """
-    try:
-        parsed = parseJID(text)
-    except jabberJID.InvalidFormat as e:
-        raise CommandError(str(e)) from None
-    if not parsed.user:
-        raise CommandError(f"{text!r} is not an account JID: it has no localpart (user@domain)")
-    if parsed.resource is not None:
-        raise CommandError(
-            f"{text!r} is a full JID; give the bare JID {parsed.userhost()!r} instead"
-        )
-    if parsed.host not in config.domains:
-        raise CommandError(
-            f"{parsed.host!r} is not served by this server"
-            f" (domains: {', '.join(config.domains)})"
-        )
-    return parsed.userhost()
-
-
-def _readLine(stdin: TextIO) -> str:
-    """
-    One line of C{stdin} without its line ending; spaces are kept.
-    """
-    line = stdin.readline()
-    if line.endswith("\n"):
-        line = line[:-1]
-        if line.endswith("\r"):
-            line = line[:-1]
-    return line
-
-
-def _readPassword(stdin: TextIO) -> str:
-    """
-    Read a new password: asked twice without echo on a terminal, otherwise
-    one line of C{stdin} without its line ending (for scripts).
-
-    @raise CommandError: the password is empty, or the two entries differ.
-    """
-    if stdin.isatty():
-        try:
-            password = getpass.getpass("New password: ")
-            again = getpass.getpass("New password (again): ")
-        except EOFError:
-            raise CommandError("no password given") from None
-        if password != again:
-            raise CommandError("the passwords do not match")
-    else:
-        # Only the line ending: spaces may be part of a password.
-        password = _readLine(stdin)
-    if not password:
-        raise CommandError("the password must not be empty")
-    return password
-
-
-def _configText(domains: list[str], directory: Path) -> str:
-    """
-    The default configuration for C{domains}, checked by parsing it.
-
-    @raise ConfigError: a domain is not valid.
-    """
-    text = defaultConfigText(domains[0])
-    # defaultConfigText takes one domain; JSON strings are valid TOML strings.
-    line = "domains = " + json.dumps(domains)
-    text = re.sub(r"^domains = .*$", lambda match: line, text, count=1, flags=re.MULTILINE)
-    try:
-        configFromDict(tomllib.loads(text), directory)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"domains: not usable in a configuration file ({e})") from None
-    return text
-
-
-def _init(args: argparse.Namespace, out: TextIO) -> None:
-    dataDir = Path(args.data_dir)
-    configPath = dataDir / CONFIG_NAME
-    text = None
-    if not configPath.exists():
-        # Check the domains before creating anything.
-        text = _configText(args.domain or ["localhost"], dataDir.resolve())
-
-    if dataDir.is_dir():
-        print(f"kept directory {dataDir}", file=out)
-    else:
-        # The database holds password-equivalent keys: keep others out.
-        dataDir.mkdir(parents=True, mode=0o700)
-        print(f"created directory {dataDir}", file=out)
-
-    if text is None:
-        note = " (--domain ignored; edit the file instead)" if args.domain else ""
-        print(f"kept existing configuration {configPath}{note}", file=out)
-    else:
-        # O_EXCL: never overwrite a file that appeared in the meantime.
-        with open(configPath, "x", encoding="utf-8") as f:
-            f.write(text)
-        print(f"wrote configuration {configPath}", file=out)
-    config = loadConfig(configPath)
-
-    certPath, keyPath = config.tls.certificate, config.tls.key
-    if certPath.exists() and keyPath.exists():
-        print(f"kept certificate {certPath} and key {keyPath}", file=out)
-    elif certPath.exists() or keyPath.exists():
-        present, missing = (certPath, keyPath) if certPath.exists() else (keyPath, certPath)
-        raise CommandError(
-            f"{present} exists but {missing} does not; restore it, or remove {present}"
-            " to generate a new self-signed pair"
-        )
-    else:
-        x509.writeServerCertificate(certPath, keyPath, config.domains)
-        print(
-            f"generated self-signed certificate {certPath} and key {keyPath}"
-            f" for {', '.join(config.domains)}",
-            file=out,
-        )
-
-    databasePath = config.store.sqlite
-    existed = databasePath.exists()
-    _openDatabase(config).close()
-    print(f"{'kept' if existed else 'created'} database {databasePath}", file=out)
-    if not existed:
-        example = f"alice@{config.domains[0]}"
-        print(
-            f"next: add a user with  xmppcert --config {configPath} user add {example}\n"
-            f"      and a device certificate with  xmppcert --config {configPath} gencert {example} --out alice-phone\n"
-            f"      then  xmppcert --config {configPath} cert add {example} Phone alice-phone.crt",
-            file=out,
-        )
-
-
-def _userAdd(args: argparse.Namespace, out: TextIO) -> None:
-    config = _loadConfig(args)
-    account = _parseAccountJID(args.jid, config)
-    database = _openDatabase(config)
-    try:
-        # Fail before asking for a password that would be thrown away.
-        if database.accountExists(account):
-            raise CommandError(f"account {account} already exists")
-        if args.no_password:
-            # Certificate-only: no SCRAM credentials, so PLAIN and SCRAM
-            # always fail for it; it logs in with SASL EXTERNAL.
-            credentials = []
-        else:
-            password = _readPassword(sys.stdin)
-            credentials = passwords.makeScramCredentials(password, config.sasl.scram_iterations)
-        try:
-            database.addAccount(account, credentials)
-        except AccountExists:
-            raise CommandError(f"account {account} already exists") from None
-    finally:
-        database.close()
-    if args.no_password:
-        print(f"added {account} without a password (it logs in with a certificate)", file=out)
-    else:
-        print(f"added {account}", file=out)
-
-
-def _userPasswd(args: argparse.Namespace, out: TextIO) -> None:
-    config = _loadConfig(args)
-    account = _parseAccountJID(args.jid, config)
-    database = _openDatabase(config)
-    try:
-        if not database.accountExists(account):
-            raise CommandError(f"no account {account}")
-        password = _readPassword(sys.stdin)
-        credentials = passwords.makeScramCredentials(password, config.sasl.scram_iterations)
-        try:
-            database.setCredentials(account, credentials)
-        except NoSuchAccount:
-            raise CommandError(f"no account {account}") from None
-    finally:
-        database.close()
-    print(f"changed the password of {account}", file=out)
-
-
-def _userDelete(args: argparse.Namespace, out: TextIO) -> None:
-    config = _loadConfig(args)
-    account = _parseAccountJID(args.jid, config)
-    database = _openDatabase(config)
-    try:
-        database.removeAccount(account)
-    except NoSuchAccount:
-        raise CommandError(f"no account {account}") from None
-    finally:
-        database.close()
-    print(f"deleted {account}", file=out)
-
-
-def _userList(args: argparse.Namespace, out: TextIO) -> None:
-    config = _loadConfig(args)
-    domain = None
-    if args.domain is not None:
-        try:
-            parsed = jabberJID.JID(args.domain)
-        except (jabberJID.InvalidFormat, RuntimeError, UnicodeError, ValueError) as e:
-            raise CommandError(f"{args.domain!r} is not a valid domain: {e}") from None
-        if parsed.user is not None or parsed.resource is not None:
-            raise CommandError(f"{args.domain!r} is not a domain")
-        domain = parsed.host
-    database = _openDatabase(config)
-    try:
-        accounts = database.listAccounts(domain)
-    finally:
-        database.close()
-    for account in accounts:
-        print(account, file=out)
-
-
-# ---------------------------------------------------------------------------
-# Client certificates: gencert and cert ...
-# ---------------------------------------------------------------------------
-
-
-def _formatTime(moment: datetime.datetime | float | None, never: str = "never") -> str:
-    """
-    A time for people, in UTC to the minute.
-    """
-    if moment is None:
-        return never
-    if not isinstance(moment, datetime.datetime):
-        moment = datetime.datetime.fromtimestamp(moment, datetime.UTC)
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _parseUserJID(text: str) -> jabberJID.JID:
-    """
-    @return: the JID C{text}, which must have a localpart; a resource is
-        allowed (it pins a certificate to that resource).
-    @raise CommandError: it is not such a JID.
-    """
-    try:
-        parsed = jabberJID.JID(text)
-    except (jabberJID.InvalidFormat, IndexError, RuntimeError, UnicodeError, ValueError) as e:
-        raise CommandError(f"{text!r} is not a valid JID: {e}") from None
-    if not parsed.user:
-        raise CommandError(f"{text!r} is not a user's JID: it has no localpart (user@domain)")
-    return parsed
 
 
 def _readPassphrase(args: argparse.Namespace, stdin: TextIO, target: Path) -> bytes | None:
@@ -332,7 +57,7 @@ def _readPassphrase(args: argparse.Namespace, stdin: TextIO, target: Path) -> by
     if args.no_passphrase:
         return None
     if args.passphrase_stdin:
-        passphrase = _readLine(stdin)
+        passphrase = readLine(stdin)
     elif stdin.isatty():
         try:
             passphrase = getpass.getpass(f"Passphrase for {target}: ")
@@ -430,12 +155,12 @@ def _gencert(args: argparse.Namespace, out: TextIO) -> None:
                 f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''};"
                 " remove or give --force to overwrite"
             )
-    jids = [_parseUserJID(text) for text in [args.jid, *(args.jids or [])]]
+    jids = [parseUserJID(text) for text in [args.jid, *(args.jids or [])]]
     passphrase = _readPassphrase(args, sys.stdin, p12Path) if args.p12 else None
 
     key = x509.generateClientKey(args.key)
     certificate = x509.issueClientCertificate(
-        [j.full() for j in jids], key, days=args.days, now=now()
+        [j.full() for j in jids], key, days=args.days, now=common.now()
     )
     files = [(keyPath, x509.privateKeyPEM(key), 0o600), (certPath, x509.certificatePEM(certificate), 0o644)]
     if args.p12:
@@ -457,7 +182,7 @@ def _gencert(args: argparse.Namespace, out: TextIO) -> None:
         encrypted = "unencrypted" if passphrase is None else "encrypted"
         print(f"wrote PKCS#12 bundle {p12Path} ({encrypted})", file=out)
     print(f"JIDs: {', '.join(j.full() for j in facts.xmppAddrs)}", file=out)
-    print(f"valid until: {_formatTime(facts.notAfter)}", file=out)
+    print(f"valid until: {formatTime(facts.notAfter)}", file=out)
     print(f"fingerprint: {x509.displayFingerprint(facts.fingerprint)}", file=out)
     print(
         "next: xmppcert cert add"
@@ -472,21 +197,21 @@ def _certAdd(args: argparse.Namespace, out: TextIO) -> None:
     checks a login would make anyway: a certificate that could never log in
     is refused here, with the reason.
     """
-    config = _loadConfig(args)
-    account = _parseAccountJID(args.jid, config)
+    config = loadConfigOf(args)
+    account = parseAccountJID(args.jid, config)
     name = checkCertificateName(args.name)
-    database = _openDatabase(config)
+    database = openDatabase(config)
     try:
         if not database.accountExists(account):
             raise CommandError(f"no account {account}")
         certificate = x509.loadCertificateFile(Path(args.file))
         facts = x509.certificateFacts(certificate)
-        state = x509.validity(certificate, now())
+        state = x509.validity(certificate, common.now())
         if state is x509.Validity.EXPIRED:
-            raise CommandError(f"the certificate expired on {_formatTime(facts.notAfter)}")
+            raise CommandError(f"the certificate expired on {formatTime(facts.notAfter)}")
         if state is x509.Validity.NOT_YET_VALID:
             raise CommandError(
-                f"the certificate is not valid before {_formatTime(facts.notBefore)}"
+                f"the certificate is not valid before {formatTime(facts.notBefore)}"
             )
         if facts.xmppAddrError is not None:
             # XEP-0178: a certificate whose JIDs cannot be read is unusable.
@@ -557,14 +282,14 @@ def _inspectLines(
     L{cred.CACertificateChecker}), so the answer is the server's.
     """
     facts = x509.certificateFacts(certificate)
-    moment = now()
+    moment = common.now()
     state = x509.validity(certificate, moment)
     lines = [
         f"subject:       {facts.subject}",
         f"issuer:        {facts.issuer}" + (" (self-signed)" if facts.selfSigned else ""),
         f"key:           {facts.keyDescription}",
         f"fingerprint:   {x509.displayFingerprint(facts.fingerprint)}",
-        f"valid:         {_formatTime(facts.notBefore)} to {_formatTime(facts.notAfter)}"
+        f"valid:         {formatTime(facts.notBefore)} to {formatTime(facts.notAfter)}"
         + {
             x509.Validity.VALID: " (valid now)",
             x509.Validity.EXPIRED: " (EXPIRED)",
@@ -585,7 +310,7 @@ def _inspectLines(
         lines.append(
             f"registered:    as {stored.name!r} for {stored.account} ({stored.state}"
             + ("" if stored.canManage else ", no certificate management")
-            + f", last used {_formatTime(stored.lastUsedAt)})"
+            + f", last used {formatTime(stored.lastUsedAt)})"
         )
     served = frozenset(config.domains)
     domain = _inspectDomain(account, stored, facts.xmppAddrs, config)
@@ -658,7 +383,7 @@ def _inspectWithCA(
     from twisted.internet.task import Clock
 
     clock = Clock()
-    clock.advance(now().timestamp())
+    clock.advance(common.now().timestamp())
     checker = cred.CACertificateChecker(
         cred.loadTrustedCAs(config, clock, revocation=False),
         database,  # type: ignore[arg-type]
@@ -680,7 +405,7 @@ def _certInspect(args: argparse.Namespace, out: TextIO) -> int:
 
     @return: 0 when it would log in, L{INSPECT_WOULD_FAIL} otherwise.
     """
-    config = _loadConfig(args)
+    config = loadConfigOf(args)
     account = None
     if args.account:
         try:
@@ -699,7 +424,7 @@ def _certInspect(args: argparse.Namespace, out: TextIO) -> int:
         chain = cx509.load_pem_x509_certificates(data)
     except (ValueError, cx509.InvalidVersion):
         pass
-    database = _openDatabase(config)
+    database = openDatabase(config)
     try:
         lines = _inspectLines(certificate, chain, config, database, account)
     finally:
@@ -722,8 +447,8 @@ def _certificateTable(certificates: Sequence[StoredCertificate], full: bool) -> 
             c.name,
             c.state,
             _shortFingerprint(c.fingerprint, full),
-            _formatTime(c.notAfter),
-            _formatTime(c.lastUsedAt),
+            formatTime(c.notAfter),
+            formatTime(c.lastUsedAt),
             "yes" if c.canManage else "no",
         )
         for c in certificates
@@ -736,9 +461,9 @@ def _certificateTable(certificates: Sequence[StoredCertificate], full: bool) -> 
 
 
 def _certList(args: argparse.Namespace, out: TextIO) -> None:
-    config = _loadConfig(args)
-    account = _parseAccountJID(args.jid, config)
-    database = _openDatabase(config)
+    config = loadConfigOf(args)
+    account = parseAccountJID(args.jid, config)
+    database = openDatabase(config)
     try:
         if not database.accountExists(account):
             raise CommandError(f"no account {account}")
@@ -763,10 +488,10 @@ def _certSetState(state: str) -> Callable[[argparse.Namespace, TextIO], None]:
     """
 
     def command(args: argparse.Namespace, out: TextIO) -> None:
-        config = _loadConfig(args)
-        account = _parseAccountJID(args.jid, config)
+        config = loadConfigOf(args)
+        account = parseAccountJID(args.jid, config)
         name = args.name.strip()
-        database = _openDatabase(config)
+        database = openDatabase(config)
         try:
             current = database.getCertificate(account, name)
             if current is None:
@@ -799,10 +524,10 @@ def _certSetState(state: str) -> Callable[[argparse.Namespace, TextIO], None]:
 
 
 def _certRemove(args: argparse.Namespace, out: TextIO) -> None:
-    config = _loadConfig(args)
-    account = _parseAccountJID(args.jid, config)
+    config = loadConfigOf(args)
+    account = parseAccountJID(args.jid, config)
     name = args.name.strip()
-    database = _openDatabase(config)
+    database = openDatabase(config)
     try:
         current = database.getCertificate(account, name)
         database.removeCertificate(account, name)
@@ -818,20 +543,7 @@ def _certRemove(args: argparse.Namespace, out: TextIO) -> None:
         )
 
 
-def _positiveInt(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _addCertificateCommands(
-    commands: argparse._SubParsersAction,
-    configOption: argparse.ArgumentParser,
-) -> None:
+def addCommands(commands: Any, configOption: argparse.ArgumentParser) -> None:
     gencert = commands.add_parser(
         "gencert",
         help="make a key and a self-signed client certificate for JIDs",
@@ -849,7 +561,7 @@ def _addCertificateCommands(
     )
     gencert.add_argument("--key", choices=("ec", "rsa"), default="ec", help="default: ec (P-256)")
     gencert.add_argument(
-        "--days", type=_positiveInt, default=365, metavar="N", help="validity (default: 365)"
+        "--days", type=positiveInt, default=365, metavar="N", help="validity (default: 365)"
     )
     gencert.add_argument("--out", metavar="PREFIX", required=True, help="file name prefix")
     gencert.add_argument("--p12", action="store_true", help="also write PREFIX.p12")
@@ -925,111 +637,3 @@ def _addCertificateCommands(
         sub.set_defaults(func=func)
 
 
-def buildParser() -> argparse.ArgumentParser:
-    """
-    @return: the parser of the C{xmppcert} command line; each subcommand
-        sets C{func}, a callable taking the parsed arguments and stdout.
-    """
-    # --config is accepted before and after the subcommand; SUPPRESS keeps a
-    # subcommand's default from overwriting a value given before it.
-    configOption = argparse.ArgumentParser(add_help=False)
-    configOption.add_argument(
-        "--config",
-        metavar="FILE",
-        default=argparse.SUPPRESS,
-        help=f"configuration file (default: $XMPPCERT_CONFIG or {DEFAULT_CONFIG})",
-    )
-
-    parser = argparse.ArgumentParser(
-        prog="xmppcert", description="Set up and manage an xmppcert server."
-    )
-    parser.add_argument(
-        "--config",
-        metavar="FILE",
-        default=None,
-        help=f"configuration file (default: $XMPPCERT_CONFIG or {DEFAULT_CONFIG})",
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    init = commands.add_parser(
-        "init",
-        parents=[configOption],
-        help="create the data directory, configuration, certificate and database",
-        description=(
-            "Create DIR with xmppcert.toml, a self-signed certificate and the"
-            " database. Existing files are kept, so it is safe to run again."
-        ),
-    )
-    init.add_argument("--data-dir", metavar="DIR", default="var", help="default: var")
-    init.add_argument(
-        "--domain",
-        metavar="DOMAIN",
-        action="append",
-        help="a domain to serve (repeatable; default: localhost)",
-    )
-    init.set_defaults(func=_init)
-
-    user = commands.add_parser("user", parents=[configOption], help="manage accounts")
-    userCommands = user.add_subparsers(dest="userCommand", metavar="COMMAND", required=True)
-    for name, func, helpText in [
-        ("add", _userAdd, "create an account; the password is read from the terminal or stdin"),
-        ("passwd", _userPasswd, "change the password of an account"),
-        ("delete", _userDelete, "delete an account, its credentials and certificates"),
-    ]:
-        sub = userCommands.add_parser(name, parents=[configOption], help=helpText)
-        sub.add_argument("jid", metavar="JID", help="bare JID, user@domain")
-        if name == "add":
-            sub.add_argument(
-                "--no-password",
-                action="store_true",
-                help="no password: the account logs in with a client certificate only",
-            )
-        sub.set_defaults(func=func)
-    listCommand = userCommands.add_parser(
-        "list", parents=[configOption], help="list accounts, one JID a line"
-    )
-    listCommand.add_argument("domain", metavar="DOMAIN", nargs="?", help="only this domain")
-    listCommand.set_defaults(func=_userList)
-
-    _addCertificateCommands(commands, configOption)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """
-    Run the C{xmppcert} command.
-
-    @param argv: the arguments after the program name; C{sys.argv[1:]} if
-        C{None}.
-    @return: the exit status: 0 on success, 1 on an error, 2 on a usage
-        error, 3 when C{cert inspect} finds the certificate would not log in.
-    """
-    parser = buildParser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:
-        # argparse exits for --help (0) and usage errors (2).
-        return e.code if isinstance(e.code, int) else 2
-    if args.config is None:
-        args.config = _defaultConfigPath()
-    func: Callable[[argparse.Namespace, TextIO], int | None] = args.func
-    try:
-        status = func(args, sys.stdout)
-    except (CommandError, ConfigError, StoreError, ValueError) as e:
-        return _fail(str(e))
-    except OSError as e:
-        return _fail(f"{e.filename}: {e.strerror}" if e.filename else str(e))
-    except sqlite3.Error as e:
-        return _fail(f"database error: {e}")
-    except KeyboardInterrupt:
-        print(file=sys.stderr)
-        return 130
-    return status or 0
-
-
-def _fail(message: str) -> int:
-    print(f"xmppcert: error: {message}", file=sys.stderr)
-    return 1
-
-
-__all__ = ["CommandError", "buildParser", "main", "now"]
