@@ -31,6 +31,7 @@ from xmppcert.store import (
     CertificateLimitReached,
     CertificateRevoked,
     IAccountStore,
+    IAuditLog,
     ICertificateStore,
     NoSuchAccount,
     NoSuchCertificate,
@@ -442,6 +443,49 @@ class CertificateStoreTestsMixin:
         revoked = await self.store.setCertificateState(ALICE, " laptop ", "revoked")
         assert (revoked.state, revoked.changedAt) == ("revoked", 1300.0)
         assert await self.store.certificateByFingerprint(FP1) == revoked
+
+    async def test_accountLock(self) -> None:
+        """
+        An operator's lock: set and cleared per account; an unknown account
+        is not locked, and locking it fails with NoSuchAccount; the lock goes
+        with the account.
+        """
+        await self.addAccounts(ALICE, BOB)
+        assert not await self.store.isAccountLocked(ALICE)
+        await self.store.setAccountLocked(ALICE, True)
+        assert await self.store.isAccountLocked(ALICE)
+        assert not await self.store.isAccountLocked(BOB)
+        await self.store.setAccountLocked(ALICE, False)
+        assert not await self.store.isAccountLocked(ALICE)
+        assert not await self.store.isAccountLocked("nobody@example.com")
+        with pytest.raises(NoSuchAccount):
+            await self.store.setAccountLocked("nobody@example.com", True)
+        await self.store.setAccountLocked(BOB, True)
+        await self.store.removeAccount(BOB)
+        await self.addAccounts(BOB)
+        assert not await self.store.isAccountLocked(BOB)
+
+    async def test_auditTrail(self) -> None:
+        """
+        The audit trail: entries stamped with the store's clock, read back
+        oldest first, all or those about one account and its certificates
+        (not another account whose JID merely starts alike), the newest
+        C{limit}.
+        """
+        assert verifyObject(IAuditLog, self.store)
+        await self.store.recordAudit("cli:root", "user.add", ALICE)
+        self.now = 1001.0
+        await self.store.recordAudit("alice@example.com/desk", "cert.append", f"{ALICE}/Phone", "fp")
+        await self.store.recordAudit("cli:root", "user.add", ALICE + "x")
+        trail = await self.store.auditTrail()
+        assert [(e.at, e.actor, e.action, e.target) for e in trail] == [
+            (1000.0, "cli:root", "user.add", ALICE),
+            (1001.0, "alice@example.com/desk", "cert.append", f"{ALICE}/Phone"),
+            (1001.0, "cli:root", "user.add", ALICE + "x"),
+        ]
+        assert [e.action for e in await self.store.auditTrail(ALICE)] == ["user.add", "cert.append"]
+        assert [e.target for e in await self.store.auditTrail(limit=1)] == [ALICE + "x"]
+        assert (await self.store.auditTrail(ALICE))[1].detail == "fp"
 
     async def test_revocationOutlivesTheRecord(self) -> None:
         """
@@ -1162,16 +1206,16 @@ def database(dbPath: Path) -> Any:
 
 def test_schemaVersionRecorded(database: SQLiteDatabase, dbPath: Path) -> None:
     """
-    A new database records schema_version 3 in the meta table, and opening
+    A new database records schema_version 4 in the meta table, and opening
     it again keeps it.
     """
-    assert SCHEMA_VERSION == 3
-    assert database.schemaVersion() == 3
+    assert SCHEMA_VERSION == 4
+    assert database.schemaVersion() == 4
     conn = sqlite3.connect(dbPath)
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [(3,)]
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [(4,)]
     conn.close()
     SQLiteDatabase.open(dbPath).close()
-    assert database.schemaVersion() == 3
+    assert database.schemaVersion() == 4
 
 
 def test_fakeCredentialSecretStable(dbPath: Path) -> None:
@@ -1242,7 +1286,7 @@ def test_newerSchemaRefused(dbPath: Path) -> None:
     setSchemaVersion(dbPath, 7)
     with pytest.raises(SchemaVersionError) as e:
         SQLiteDatabase.open(dbPath)
-    assert str(e.value) == "database schema version 7 is newer than this xmppcert supports (3)"
+    assert str(e.value) == "database schema version 7 is newer than this xmppcert supports (4)"
     conn = sqlite3.connect(dbPath)
     assert conn.execute(
         "SELECT value FROM meta WHERE key = 'schema_version'"

@@ -16,9 +16,11 @@ from zope.interface import implementer
 
 from xmppcert.store.interfaces import (
     AccountExists,
+    AuditEntry,
     CertificateExists,
     CertificateLimitReached,
     IAccountStore,
+    IAuditLog,
     ICertificateStore,
     NoSuchAccount,
     NoSuchCertificate,
@@ -47,7 +49,7 @@ def _checkMechanisms(credentials: Sequence[ScramCredential]) -> None:
         raise ValueError(f"more than one credential for a mechanism: {mechanisms}")
 
 
-@implementer(IAccountStore, ICertificateStore)
+@implementer(IAccountStore, ICertificateStore, IAuditLog)
 class InMemoryAccountStore:
     """
     An L{IAccountStore} and L{ICertificateStore} in dicts, behaving like
@@ -80,6 +82,10 @@ class InMemoryAccountStore:
         #: Fingerprint to notAfter of every certificate ever revoked: the
         #: revocation outlives the record (L{isCertificateRevoked}).
         self.revoked: dict[str, float] = {}
+        #: Locked accounts (bare JIDs).
+        self.locked: set[str] = set()
+        #: The audit trail, oldest first.
+        self.audit: list[AuditEntry] = []
 
     def _check(self) -> None:
         if self.closed:
@@ -183,6 +189,7 @@ class InMemoryAccountStore:
             return defer.fail(NoSuchAccount(jid))
         except Exception as e:
             return defer.fail(e)
+        self.locked.discard(jid)
         # Like ON DELETE CASCADE: the certificates go with the account.
         for certificate in list(self.certificates.values()):
             if certificate.account == jid:
@@ -383,6 +390,53 @@ class InMemoryAccountStore:
                 self.certificates[fingerprint] = replace(current, lastUsedAt=when)
 
         return self._answer(touch)
+
+    def setAccountLocked(self, jid: str, locked: bool) -> defer.Deferred[None]:
+        """
+        See L{IAccountStore.setAccountLocked}.
+        """
+
+        def lock() -> None:
+            if jid not in self.accounts:
+                raise NoSuchAccount(jid)
+            if locked:
+                self.locked.add(jid)
+            else:
+                self.locked.discard(jid)
+
+        return self._answer(lock)
+
+    def isAccountLocked(self, jid: str) -> defer.Deferred[bool]:
+        """
+        See L{IAccountStore.isAccountLocked}.
+        """
+        return self._answer(lambda: jid in self.locked and jid in self.accounts)
+
+    def recordAudit(self, actor: str, action: str, target: str, detail: str = "") -> defer.Deferred[AuditEntry]:
+        """
+        See L{IAuditLog.recordAudit}.
+        """
+
+        def record() -> AuditEntry:
+            entry = AuditEntry(self.clock(), actor, action, target, detail)
+            self.audit.append(entry)
+            return entry
+
+        return self._answer(record)
+
+    def auditTrail(self, target: str | None = None, limit: int = 100) -> defer.Deferred[list[AuditEntry]]:
+        """
+        See L{IAuditLog.auditTrail}.
+        """
+
+        def trail() -> list[AuditEntry]:
+            entries = [
+                e for e in self.audit
+                if target is None or e.target == target or e.target.startswith(target + "/")
+            ]
+            return entries[-limit:] if limit > 0 else []
+
+        return self._answer(trail)
 
     def isCertificateRevoked(self, fingerprint: str) -> defer.Deferred[bool]:
         """

@@ -259,6 +259,20 @@ class IAccountStore(Interface):
         @return: Deferred firing when done.
         """
 
+    def setAccountLocked(jid, locked):  # type: ignore[no-untyped-def]
+        """
+        Lock or unlock an account: a locked account cannot log in by any
+        mechanism (an operator's decision; nothing is deleted).
+
+        @return: Deferred firing with C{None}, or failing with L{NoSuchAccount}.
+        """
+
+    def isAccountLocked(jid):  # type: ignore[no-untyped-def]
+        """
+        @return: Deferred firing with C{True} if C{jid} is locked; C{False}
+            for an unlocked or unknown account.
+        """
+
     def fakeCredentialSecret():  # type: ignore[no-untyped-def]
         """
         The secret behind the made-up SCRAM credentials of accounts that do
@@ -270,6 +284,50 @@ class IAccountStore(Interface):
         Called once at start-up, before the reactor runs; may block.
 
         @return: C{bytes}.
+        """
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """
+    One change to accounts or certificates, as the audit trail records it.
+
+    @ivar at: when (POSIX timestamp).
+    @ivar actor: who made it: C{"cli:<user>"} for the command line run by
+        that operating-system user, the JID of a client session, or
+        C{"control:<user>"} for the control channel.
+    @ivar action: what was done, e.g. C{"user.add"}, C{"cert.revoke"}.
+    @ivar target: the account (bare JID), or C{"<jid>/<certificate name>"}
+        for one of its certificates.
+    @ivar detail: anything else worth knowing (a fingerprint, a reason).
+    """
+
+    at: float
+    actor: str
+    action: str
+    target: str
+    detail: str = ""
+
+
+class IAuditLog(Interface):
+    """
+    Where changes to accounts and certificates are recorded. Every method
+    returns a Deferred.
+    """
+
+    def recordAudit(actor, action, target, detail=""):  # type: ignore[no-untyped-def]
+        """
+        Append one entry, stamped with the store's clock.
+
+        @return: Deferred firing with the L{AuditEntry}.
+        """
+
+    def auditTrail(target=None, limit=100):  # type: ignore[no-untyped-def]
+        """
+        @param target: only entries about this account (and its
+            certificates); all when C{None}.
+        @param limit: the newest this many.
+        @return: Deferred firing with a list of L{AuditEntry}, oldest first.
         """
 
 
@@ -510,6 +568,8 @@ class ICertificateStore(Interface):
 
 
 __all__ = [
+    "AuditEntry",
+    "IAuditLog",
     "CERTIFICATE_STATES",
     "CERTIFICATE_TRANSITIONS",
     "MAX_CERTIFICATE_NAME",

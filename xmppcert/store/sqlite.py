@@ -40,6 +40,8 @@ from zope.interface import implementer
 from xmppcert.store.interfaces import (
     CERTIFICATE_STATES,
     AccountExists,
+    AuditEntry,
+    IAuditLog,
     CertificateExists,
     CertificateLimitReached,
     IAccountStore,
@@ -149,9 +151,29 @@ def _migrateTo3(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrateTo4(conn: sqlite3.Connection) -> None:
+    # An operator's lock stops every login of an account (XEP-0257 logins
+    # included) without deleting anything; the audit trail records who
+    # changed what, readable with `xmppcert audit`.
+    conn.execute("ALTER TABLE accounts ADD COLUMN locked INTEGER NOT NULL DEFAULT 0")
+    conn.execute(
+        """
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            detail TEXT NOT NULL
+        )
+        """
+    )
+    conn.execute("CREATE INDEX audit_target ON audit (target, id)")
+
+
 #: C{MIGRATIONS[n]} turns a database at schema version C{n} into version
 #: C{n + 1}; version 0 is an empty file. Append to it, never edit an entry.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrateTo1, _migrateTo2, _migrateTo3]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrateTo1, _migrateTo2, _migrateTo3, _migrateTo4]
 
 #: The C{ORDER BY} that puts first the certificate a name refers to: the
 #: enabled one, else the most recently changed, else the most recently added.
@@ -410,6 +432,55 @@ class SQLiteDatabase:
         """
         row = self._conn.execute("SELECT 1 FROM accounts WHERE jid = ?", (jid,)).fetchone()
         return row is not None
+
+    def setAccountLocked(self, jid: str, locked: bool) -> None:
+        """
+        See L{IAccountStore.setAccountLocked}.
+
+        @raise NoSuchAccount: C{jid} is not registered.
+        """
+        with self._transaction() as conn:
+            changed = conn.execute(
+                "UPDATE accounts SET locked = ? WHERE jid = ?", (int(bool(locked)), jid)
+            ).rowcount
+            if changed == 0:
+                raise NoSuchAccount(jid)
+
+    def isAccountLocked(self, jid: str) -> bool:
+        """
+        See L{IAccountStore.isAccountLocked}.
+        """
+        row = self._conn.execute("SELECT locked FROM accounts WHERE jid = ?", (jid,)).fetchone()
+        return bool(row and row[0])
+
+    def recordAudit(self, actor: str, action: str, target: str, detail: str = "") -> AuditEntry:
+        """
+        See L{IAuditLog.recordAudit}.
+        """
+        entry = AuditEntry(self._clock(), actor, action, target, detail)
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+                (entry.at, entry.actor, entry.action, entry.target, entry.detail),
+            )
+        return entry
+
+    def auditTrail(self, target: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        """
+        See L{IAuditLog.auditTrail}.
+        """
+        if target is None:
+            rows = self._conn.execute(
+                "SELECT at, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        else:
+            # The account itself, and its certificates ("jid/name").
+            rows = self._conn.execute(
+                "SELECT at, actor, action, target, detail FROM audit"
+                " WHERE target = ? OR substr(target, 1, ?) = ? ORDER BY id DESC LIMIT ?",
+                (target, len(target) + 1, target + "/", limit),
+            ).fetchall()
+        return [AuditEntry(*row) for row in reversed(rows)]
 
     def accountCreatedAt(self, jid: str) -> float | None:
         """
@@ -827,7 +898,7 @@ def _integrityError(
     return None
 
 
-@implementer(IAccountStore, ICertificateStore)
+@implementer(IAccountStore, ICertificateStore, IAuditLog)
 class SQLiteStore:
     """
     L{IAccountStore} and L{ICertificateStore} on an SQLite file, for code
@@ -940,6 +1011,30 @@ class SQLiteStore:
         # A copy: the caller may change its list while the thread works.
         credentials = list(credentials)
         return self._run(lambda db: db.addAccount(jid, credentials))
+
+    def setAccountLocked(self, jid: str, locked: bool) -> defer.Deferred[None]:
+        """
+        See L{IAccountStore.setAccountLocked}.
+        """
+        return self._run(lambda db: db.setAccountLocked(jid, locked))
+
+    def isAccountLocked(self, jid: str) -> defer.Deferred[bool]:
+        """
+        See L{IAccountStore.isAccountLocked}.
+        """
+        return self._run(lambda db: db.isAccountLocked(jid))
+
+    def recordAudit(self, actor: str, action: str, target: str, detail: str = "") -> defer.Deferred[AuditEntry]:
+        """
+        See L{IAuditLog.recordAudit}.
+        """
+        return self._run(lambda db: db.recordAudit(actor, action, target, detail))
+
+    def auditTrail(self, target: str | None = None, limit: int = 100) -> defer.Deferred[list[AuditEntry]]:
+        """
+        See L{IAuditLog.auditTrail}.
+        """
+        return self._run(lambda db: db.auditTrail(target, limit))
 
     def setCredentials(
         self, jid: str, credentials: Sequence[ScramCredential]
