@@ -1387,3 +1387,46 @@ def test_abortWhileStepChecked() -> None:
     d, f, args = calls.pop()
     d.callback(f(*args))
     assert conn.received().only().name == "success"
+
+
+def test_boundSessionFacts() -> None:
+    """
+    Control channel, `xmppcert sessions`: a bound session records its
+    transport, the peer's address and when it bound (the injected clock),
+    beside how it logged in.
+    """
+    h = makeServer()
+    h.clock.advance(1_700_000_000)
+    conn = h.connect()
+    conn.bound("phone")
+    session = h.sessions.sessionFor(jid.JID(f"{ALICE}/phone"))
+    assert session is not None
+    assert session.info["transport"] == "tcp"
+    assert session.info["address"] == "192.0.2.7:40000"
+    assert session.info["boundAt"] == 1_700_000_000
+    assert session.info["mechanism"] == "PLAIN"
+
+
+def test_lockedBetweenLoginAndBind() -> None:
+    """
+    `xmppcert user lock`: an account locked after the store accepted a
+    login but before that stream bound still loses it, with the lock's
+    stream error at the bind; a login that starts after the lock is
+    refused by SASL instead (account-disabled).
+    """
+    from tests.helpers import resultOf
+    from xmppcert.sessions import accountLockedError
+
+    h = makeServer()
+    conn = h.connect()
+    conn.loginPlain()
+    h.sessions.closeSessionsOf(jid.JID(ALICE), accountLockedError(), barLogins=True)
+    answer = conn.bind("phone")
+    assert answer.streamError() == "not-authorized"
+    assert answer.named("iq") == []
+    assert h.sessions.sessionFor(jid.JID(f"{ALICE}/phone")) is None
+    resultOf(h.store.setAccountLocked(ALICE, True))
+    later = h.connect()
+    later.startTLS()
+    refusal = later.auth("PLAIN", f"\0alice\0{PASSWORD}".encode()).only("failure")
+    assert [c.name for c in refusal.elements()][0] == "account-disabled"

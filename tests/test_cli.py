@@ -1206,3 +1206,280 @@ def test_certInspectErrors(tmp_path: Path, dataDir: Path, alice: str, run) -> No
     result = run(*cfg, "cert", "inspect")
     assert result.code == 2
     assert result.out == ""
+
+
+# --- the audit trail ---------------------------------------------------------
+
+
+def auditTrail(dataDir: Path, target: str | None = None) -> list[tuple[str, str, str, str]]:
+    """
+    The audit trail of the data directory's database, as (actor, action,
+    target, detail), oldest first.
+    """
+    database = SQLiteDatabase.open(loadConfig(dataDir / "xmppcert.toml").store.sqlite)
+    try:
+        return [(e.actor, e.action, e.target, e.detail) for e in database.auditTrail(target, 1000)]
+    finally:
+        database.close()
+
+
+def test_auditRecordsCLIChanges(tmp_path: Path, dataDir: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """
+    Every change made with the command line is in the audit trail once it
+    succeeded, by cli:<OS user>: user add/passwd/delete and cert
+    add/disable/enable/revoke/remove, with the account or
+    <jid>/<certificate name> as the target and the fingerprint as the
+    detail of certificate changes. Refused commands and commands that
+    change nothing record nothing.
+    """
+    import getpass
+
+    cfg = configArg(dataDir)
+    actor = f"cli:{getpass.getuser()}"
+    fp = writeCertificate(tmp_path / "phone.crt", ["alice@example.com"])
+    commands = [
+        ("user", "add", "alice@example.com", "--no-password"),
+        ("user", "add", "bob@example.com"),
+        ("user", "add", "bob@example.com"),  # exists: refused
+        ("user", "passwd", "bob@example.com"),
+        ("cert", "add", "alice@example.com", "Phone", str(tmp_path / "phone.crt")),
+        ("cert", "disable", "alice@example.com", "Phone"),
+        ("cert", "disable", "alice@example.com", "Phone"),  # already disabled: no change
+        ("cert", "disable", "alice@example.com", "Nothing"),  # refused
+        ("cert", "enable", "alice@example.com", "Phone"),
+        ("cert", "revoke", "alice@example.com", "Phone"),
+        ("cert", "remove", "alice@example.com", "Phone"),
+        ("user", "delete", "bob@example.com"),
+    ]
+    for command in commands:
+        run(*cfg, *command, stdin="pw\n")
+    assert auditTrail(dataDir) == [
+        (actor, "user.add", "alice@example.com", "without a password"),
+        (actor, "user.add", "bob@example.com", ""),
+        (actor, "user.passwd", "bob@example.com", ""),
+        (actor, "cert.add", "alice@example.com/Phone", fp),
+        (actor, "cert.disable", "alice@example.com/Phone", fp),
+        (actor, "cert.enable", "alice@example.com/Phone", fp),
+        (actor, "cert.revoke", "alice@example.com/Phone", fp),
+        (actor, "cert.remove", "alice@example.com/Phone", fp),
+        (actor, "user.delete", "bob@example.com", ""),
+    ]
+
+
+def test_auditActorWithoutUserName(dataDir: Path, run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """
+    A uid without a user name (a container without /etc/passwd) is still
+    named in the audit trail, by its number.
+    """
+
+    def noName() -> str:
+        raise KeyError("getpwuid(): uid not found")
+
+    monkeypatch.setattr("getpass.getuser", noName)
+    assert run(*configArg(dataDir), "user", "add", "alice@example.com", "--no-password").code == 0
+    assert auditTrail(dataDir) == [
+        (f"cli:uid {os.getuid()}", "user.add", "alice@example.com", "without a password")
+    ]
+
+
+def test_auditFailureIsAWarning(dataDir: Path, run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """
+    When the change was made but cannot be recorded in the audit trail,
+    the command says so on stderr as a warning and succeeds: the change
+    is not undone, and is not reported as failed.
+    """
+    import sqlite3
+
+    def locked(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(SQLiteDatabase, "recordAudit", locked)
+    result = run(*configArg(dataDir), "user", "add", "alice@example.com", "--no-password")
+    assert result.code == 0
+    assert result.err.startswith("xmppcert: warning: ") and "audit trail" in result.err
+    assert "database is locked" in result.err
+    assert run(*configArg(dataDir), "user", "list").out == "alice@example.com\n"
+
+
+def recordEntries(dataDir: Path, entries: list[tuple[float, str, str, str, str]]) -> None:
+    """
+    Record (at, actor, action, target, detail) entries directly.
+    """
+    path = loadConfig(dataDir / "xmppcert.toml").store.sqlite
+    for at, actor, action, target, detail in entries:
+        database = SQLiteDatabase.open(path, clock=float(at).__float__)
+        try:
+            database.recordAudit(actor, action, target, detail)
+        finally:
+            database.close()
+
+
+AUDIT_AT = datetime.datetime(2030, 6, 1, 12, 34, tzinfo=datetime.UTC).timestamp()
+
+
+def test_auditCommand(dataDir: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """
+    audit prints one line per entry, oldest first: the time in UTC (as
+    cert list shows times), actor, action, target and detail; JID limits
+    it to that account and its certificates; --limit N to the newest N.
+    """
+    recordEntries(dataDir, [
+        (AUDIT_AT, "cli:root", "user.add", "alice@example.com", ""),
+        (AUDIT_AT + 60, "alice@example.com/desk", "cert.append", "alice@example.com/Phone", "ab" * 32),
+        (AUDIT_AT + 120, "cli:root", "user.add", "bob@example.com", ""),
+        (AUDIT_AT + 180, "cli:root", "cert.revoke", "alice@example.com/Phone", "ab" * 32),
+    ])
+    cfg = configArg(dataDir)
+    result = run(*cfg, "audit")
+    assert result.code == 0, result.err
+    assert result.out.splitlines() == [
+        "2030-06-01 12:34 UTC  cli:root  user.add  alice@example.com",
+        f"2030-06-01 12:35 UTC  alice@example.com/desk  cert.append  alice@example.com/Phone  {'ab' * 32}",
+        "2030-06-01 12:36 UTC  cli:root  user.add  bob@example.com",
+        f"2030-06-01 12:37 UTC  cli:root  cert.revoke  alice@example.com/Phone  {'ab' * 32}",
+    ]
+    alice = run(*cfg, "audit", "Alice@Example.com").out.splitlines()
+    assert [line.split("  ")[2] for line in alice] == ["user.add", "cert.append", "cert.revoke"]
+    newest = run(*cfg, "audit", "--limit", "2").out.splitlines()
+    assert [line.split("  ")[3] for line in newest] == ["bob@example.com", "alice@example.com/Phone"]
+
+
+def test_auditCommandEmpty(dataDir: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """
+    Without entries (or none for the JID), audit says so.
+    """
+    assert run(*configArg(dataDir), "audit").out == "no audit entries\n"
+    recordEntries(dataDir, [(AUDIT_AT, "cli:root", "user.add", "alice@example.com", "")])
+    result = run(*configArg(dataDir), "audit", "bob@example.com")
+    assert (result.code, result.out) == (0, "no audit entries for bob@example.com\n")
+
+
+def test_auditCommandEscapes(dataDir: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """
+    Control characters in an entry (parts of it may come from a client)
+    are printed escaped, so they cannot drive the operator's terminal.
+    """
+    recordEntries(dataDir, [(AUDIT_AT, "cli:root", "cert.add", "alice@example.com/a\x1b[2Jb", "x\ny")])
+    out = run(*configArg(dataDir), "audit").out
+    assert "\x1b" not in out and out.count("\n") == 1
+    assert "alice@example.com/a\\x1b[2Jb  x\\ny" in out
+
+
+def test_auditCommandErrors(dataDir: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """
+    audit refuses what is not an account JID with one error line, and a
+    --limit below 1 as a usage error (status 2).
+    """
+    cfg = configArg(dataDir)
+    assertOneLineError(run(*cfg, "audit", "a@b@c"), "a@b@c")
+    assertOneLineError(run(*cfg, "audit", "example.com"), "not an account JID")
+    assertOneLineError(run(*cfg, "audit", "alice@example.com/phone"), "not an account JID")
+    assert run(*cfg, "audit", "--limit", "0").code == 2
+
+
+def test_version(run) -> None:  # type: ignore[no-untyped-def]
+    """
+    xmppcert --version prints the installed version, from the package
+    metadata, whose one source is xmppcert.__version__ (setup.cfg).
+    """
+    import importlib.metadata
+
+    import xmppcert
+
+    result = run("--version")
+    assert (result.code, result.out) == (0, f"xmppcert {xmppcert.__version__}\n")
+    assert importlib.metadata.version("xmppcert") == xmppcert.__version__
+    assert "attr: xmppcert.__version__" in (Path(__file__).parents[1] / "setup.cfg").read_text()
+
+
+def test_initHonoursConfig(tmp_path: Path, run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """
+    init --config FILE writes the configuration at FILE (before or after
+    the subcommand) with data_dir relative to it: its own directory by
+    default, or --data-dir; nothing goes to ./var.
+    """
+    monkeypatch.chdir(tmp_path)
+    result = run("init", "--config", "etc/xmppcert/site.toml", "--domain", "example.net")
+    assert result.code == 0, result.err
+    config = loadConfig(tmp_path / "etc/xmppcert/site.toml")
+    assert config.domains == ("example.net",)
+    assert config.data_dir == tmp_path / "etc/xmppcert"
+    assert config.tls.certificate.exists() and config.store.sqlite.exists()
+    assert not (tmp_path / "var").exists()
+    assert 'data_dir = "."' in (tmp_path / "etc/xmppcert/site.toml").read_text()
+
+    result = run("--config", "etc/other.toml", "init", "--data-dir", "etc/data")
+    assert result.code == 0, result.err
+    assert 'data_dir = "data"' in (tmp_path / "etc/other.toml").read_text()
+    assert loadConfig(tmp_path / "etc/other.toml").store.sqlite == tmp_path / "etc/data/xmppcert.sqlite"
+
+    result = run("init", "--config", "conf/x.toml", "--data-dir", "state")
+    assert result.code == 0, result.err
+    assert f'data_dir = "{tmp_path / "state"}"' in (tmp_path / "conf/x.toml").read_text()
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["server.crt", "server.key", "xmppcert.sqlite"]
+
+
+def checkableDataDir(dataDir: Path) -> list[str]:
+    """
+    The configuration of C{dataDir}, listening on free ports.
+    """
+    path = dataDir / "xmppcert.toml"
+    path.write_text(path.read_text().replace("tcp:5222:", "tcp:0:").replace("tcp:5223:", "tcp:0:"))
+    return configArg(dataDir)
+
+
+def test_checkFine(dataDir: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """
+    xmppcert check: a fresh data directory has no problem (exit 0) and the
+    report shows what a client sees: TLS versions, the certificate request,
+    the mechanisms offered in order with and without a certificate.
+    """
+    result = run(*checkableDataDir(dataDir), "check")
+    assert result.code == 0, result.out
+    lines = result.out.splitlines()
+    assert lines[-1] == "no problems found"
+    assert "ok    store.sqlite: " + str(dataDir.resolve() / "xmppcert.sqlite") + " is readable and writable (schema version 4)" in lines
+    assert "info  tls: TLS 1.2 and 1.3 (tls.min_version = '1.2')" in lines
+    assert "info  sasl: without a client certificate: SCRAM-SHA-256, SCRAM-SHA-1, PLAIN" in lines
+    assert (
+        "info  sasl: with a client certificate a checker accepts: EXTERNAL, SCRAM-SHA-256, SCRAM-SHA-1, PLAIN"
+        in lines
+    )
+    assert not any(line.startswith(("error", "warn")) for line in lines)
+
+
+def test_checkErrorsExitOne(dataDir: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """
+    xmppcert check: a key that is not the certificate's is an error line and
+    exit status 1; a configuration that does not load is one too.
+    """
+    cfg = checkableDataDir(dataDir)
+    key, _ = x509.generateServerCertificate(["example.com"])
+    (dataDir / "server.key").write_bytes(key)
+    result = run(*cfg, "check")
+    assert result.code == 1
+    assert [line for line in result.out.splitlines() if line.startswith("error")] == [
+        f"error tls: {dataDir.resolve() / 'server.key'} is not the key of the certificate in"
+        f" {dataDir.resolve() / 'server.crt'}"
+    ]
+    assert result.out.splitlines()[-1] == "1 error, 0 warnings"
+    (dataDir / "xmppcert.toml").write_text("domains = [\n")
+    result = run(*cfg, "check")
+    assert result.code == 1
+    assert result.out.startswith("error ") and "is not valid TOML" in result.out
+
+
+def test_checkWarningsExitZero(dataDir: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """
+    xmppcert check: a server certificate that expires within 14 days is a
+    warning, printed, with exit status 0.
+    """
+    cfg = checkableDataDir(dataDir)
+    x509.writeServerCertificate(
+        dataDir / "server.crt", dataDir / "server.key", ["example.com", "example.org"], days=5
+    )
+    result = run(*cfg, "check")
+    assert result.code == 0
+    [warning] = [line for line in result.out.splitlines() if line.startswith("warn")]
+    assert "expires in 4 days" in warning
+    assert result.out.splitlines()[-1] == "0 errors, 1 warning"

@@ -24,7 +24,7 @@ from xmppcert.config import (
     loadConfig,
 )
 
-TOP_LEVEL_SCALARS = {"domains", "data_dir", "log_level", "keepalive_interval"}
+TOP_LEVEL_SCALARS = {"domains", "data_dir", "log_level", "keepalive_interval", "log_format"}
 #: Every table of the file, from the Config dataclass itself.
 TABLES = [f.name for f in dataclasses.fields(Config) if f.name not in TOP_LEVEL_SCALARS]
 
@@ -607,3 +607,86 @@ def test_certificatesWithoutExternal() -> None:
     """
     config = build(sasl={"mechanisms": ["SCRAM-SHA-256"]}, certificates={"policy": "disabled", "checkers": []})
     assert config.certificates.checkers == ()
+
+
+def test_metricsListen() -> None:
+    """
+    [metrics] listen: off (no endpoint) by default; one endpoint as a
+    string or several as a list, each a tcp:/tcp6:/unix: description.
+    """
+    from xmppcert.config import MetricsConfig
+
+    assert build().metrics == MetricsConfig(listen=())
+    assert build(metrics={"listen": []}).metrics.listen == ()
+    one = build(metrics={"listen": "tcp:9090:interface=127.0.0.1"})
+    assert one.metrics.listen == ("tcp:9090:interface=127.0.0.1",)
+    several = build(metrics={"listen": ["tcp:9090:interface=127.0.0.1", "unix:/run/xmppcert/metrics.sock"]})
+    assert several.metrics.listen == ("tcp:9090:interface=127.0.0.1", "unix:/run/xmppcert/metrics.sock")
+
+
+@pytest.mark.parametrize(
+    "listen, message",
+    [
+        (9090, "must be an endpoint description or a list of them"),
+        ("", "must be an endpoint description or a list of them"),
+        (["tcp:9090", 9091], "must be an endpoint description or a list of them"),
+        (["bogus:1"], "is not a server endpoint description"),
+        (["ssl:9090"], "is not a server endpoint description"),
+        (["tcp:9090", "tcp:9090"], "lists an endpoint twice"),
+    ],
+)
+def test_metricsListenErrors(listen: Any, message: str) -> None:
+    """
+    Configuration errors name the key: a [metrics] listen that is not an
+    endpoint description (or a list of them), one Twisted cannot parse or
+    that is not plain tcp:/unix:, or the same endpoint twice.
+    """
+    assert message in assertNames("metrics.listen", metrics={"listen": listen})
+
+
+def test_metricsListenTLSEndpointRefused(tmp_path: Path) -> None:
+    """
+    [metrics] listen: a TLS endpoint that parses is still refused, with a
+    hint that the metrics are plain HTTP.
+    """
+    from xmppcert.x509 import writeServerCertificate
+
+    writeServerCertificate(tmp_path / "server.crt", tmp_path / "server.key", ["localhost"])
+    pem = tmp_path / "server.pem"
+    pem.write_bytes((tmp_path / "server.key").read_bytes() + (tmp_path / "server.crt").read_bytes())
+    message = assertNames("metrics.listen", metrics={"listen": f"ssl:9090:privateKey={pem}"})
+    assert "the metrics are plain HTTP" in message
+
+
+def test_controlSocket() -> None:
+    """
+    [control] socket: the control channel's UNIX socket, control.sock in
+    data_dir by default, relative to data_dir or absolute; "" turns the
+    channel off; a wrong type or an unknown key names the key.
+    """
+    assert build().control.socket == Path("/srv/xmpp/control.sock")
+    assert build(control={"socket": "run/ctl.sock"}).control.socket == Path("/srv/xmpp/run/ctl.sock")
+    assert build(control={"socket": "/run/xmppcert.sock"}).control.socket == Path("/run/xmppcert.sock")
+    assert build(control={"socket": ""}).control.socket is None
+    assertNames("control.socket", control={"socket": 1})
+    assertNames("control.listen", control={"listen": "x"})
+
+
+@pytest.mark.parametrize("description", ["tcp:99999", "tcp:-1", "tcp6:70000:interface=\\:\\:1"])
+def test_endpointPortRange(description: str) -> None:
+    """
+    Configuration errors name the key: a port outside 1 to 65535 is refused
+    when the file is read, not with a traceback when binding.
+    """
+    message = assertNames("listen.direct_tls", listen={"direct_tls": [description]})
+    assert "the port must be from 1 to 65535" in message
+
+
+def test_logFormat() -> None:
+    """
+    log_format is "text" by default and may be "json"; anything else is
+    refused naming the key.
+    """
+    assert build().log_format == "text"
+    assert build(log_format="json").log_format == "json"
+    assert "one of text, json" in assertNames("log_format", log_format="xml")

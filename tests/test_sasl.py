@@ -897,3 +897,57 @@ def test_externalRefusedClosesStream(jids: list[str], registered: bool, authzid:
         registerCertificate(setup.store, leaf)
     failure = externalFailure(External(setup.context).start(authzid))
     assert (failure.condition, failure.closeStream) == (condition, True)
+
+
+# --- a locked account (xmppcert user lock) ------------------------------------
+
+
+def lockedContext() -> MechanismContext:
+    context = makeContext()
+    resultOf(context.store.setAccountLocked(ALICE, True))
+    return context
+
+
+def test_lockedAccountRefusedPlain() -> None:
+    """
+    RFC 6120 §6.5.1: PLAIN with the right password for a locked account
+    fails with account-disabled.
+    """
+    failure = externalFailure(Plain(lockedContext()).start(f"\0alice\0{PASSWORD}".encode()))
+    assert failure.condition == "account-disabled"
+
+
+@pytest.mark.parametrize("mechanism", [ScramSHA256, ScramSHA1])
+def test_lockedAccountRefusedScram(mechanism: Any) -> None:
+    """
+    RFC 6120 §6.5.1: a SCRAM exchange with the right password for a locked
+    account ends in account-disabled instead of success.
+    """
+    scram = mechanism(lockedContext())
+    client = ScramClient([mechanism.name], "alice", PASSWORD)
+    challenge = resultOf(scram.start(client.get_client_first().encode()))
+    client.set_server_first(challenge.data.decode())
+    assert condition(scram.step(client.get_client_final().encode())) == "account-disabled"
+
+
+def test_lockedAccountRefusedExternal() -> None:
+    """
+    RFC 6120 §6.5.1: a registered certificate of a locked account fails
+    EXTERNAL with account-disabled; unlocked, it logs in again.
+    """
+    leaf = clientCertificate([ALICE])
+    setup = externalContext([leaf], stored=True)
+    registerCertificate(setup.store, leaf)
+    resultOf(setup.store.setAccountLocked(ALICE, True))
+    assert externalFailure(External(setup.context).start(b"")).condition == "account-disabled"
+    resultOf(setup.store.setAccountLocked(ALICE, False))
+    assert isinstance(resultOf(External(setup.context).start(b"")), Success)
+
+
+def test_lockNotRevealedWithoutCredentials() -> None:
+    """
+    The lock is checked only after the credentials: a wrong password for a
+    locked account is not-authorized, as for any other, so the lock is
+    told to no one who could not log in.
+    """
+    assert condition(Plain(lockedContext()).start(b"\0alice\0wrong")) == "not-authorized"

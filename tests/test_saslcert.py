@@ -13,6 +13,9 @@ from __future__ import annotations
 import base64
 import datetime
 import inspect
+import shutil
+import sqlite3
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -22,7 +25,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from twisted.internet import defer, task
+from twisted.logger import LogEvent, LogLevel, capturedLogs
 from twisted.python import failure
+from twisted.trial import unittest
 from twisted.words.protocols.jabber import error, jid
 from twisted.words.xish import domish
 from zope.interface.verify import verifyObject
@@ -40,6 +45,7 @@ from tests.helpers import ALICE, BOB, addAccount, failureOf, resultOf, stanzaErr
 from xmppcert.saslcert import (
     MAX_X509CERT_TEXT,
     NS_SASLCERT,
+    STORE_UNAVAILABLE,
     AppendRequest,
     CertificateItem,
     CertificateManager,
@@ -50,7 +56,8 @@ from xmppcert.saslcert import (
     itemsElement,
 )
 from xmppcert.sessions import SessionManager
-from xmppcert.store.interfaces import MAX_CERTIFICATE_NAME
+from xmppcert.store import SQLiteDatabase, SQLiteStore
+from xmppcert.store.interfaces import MAX_CERTIFICATE_NAME, AuditEntry, StoreError
 from xmppcert.testing import InMemoryAccountStore
 from xmppcert.x509 import (
     XMPP_ADDR_OID,
@@ -623,17 +630,52 @@ def test_appendNameOfDisabledCertificate() -> None:
     assert sorted(states(env)) == [("Phone", "disabled"), ("Phone", "enabled")]
 
 
-@pytest.mark.parametrize("name", ["Phone", "Other name"], ids=["same name", "other name"])
-def test_appendSameCertificateTwice(name: str) -> None:
+def test_appendRetried() -> None:
     """
-    XEP-0257 §2.1: a certificate already registered for the account, under
-    whatever name, cannot be added again: conflict (type cancel).
+    An append is safe to retry (its answer may have been lost when the
+    server stopped after storing it): the identical certificate appended
+    again under the same name to the same account, while it is enabled,
+    succeeds, and there is still one record.
     """
     env = makeEnv()
     data = issue()
     resultOf(append(env, data, "Phone"))
-    assert refusal(append(env, data, name)) == ("conflict", "cancel")
+    assert outcome(append(env, data, "Phone")) is None
+    assert outcome(append(env, data, " Phone  ")) is None
+    [stored] = resultOf(env.store.listCertificates(ALICE))
+    assert (stored.name, stored.fingerprint, stored.state) == ("Phone", fingerprintOf(data), "enabled")
+
+
+@pytest.mark.parametrize(
+    "name, canManage", [("Other name", True), ("Phone", False)], ids=["other name", "other flag"]
+)
+def test_appendSameCertificateTwice(name: str, canManage: bool) -> None:
+    """
+    XEP-0257 §2.1: a certificate already registered for the account under
+    another name (or with another <no-cert-management/>: not a retry of
+    the same append) cannot be added again: conflict (type cancel).
+    """
+    env = makeEnv()
+    data = issue()
+    resultOf(append(env, data, "Phone"))
+    assert refusal(append(env, data, name, canManage=canManage)) == ("conflict", "cancel")
     assert states(env) == [("Phone", "enabled")]
+
+
+@pytest.mark.parametrize("state", ["disabled", "revoked"])
+def test_appendRetriedAfterStateChange(state: str) -> None:
+    """
+    A repeated append is only a retry while the certificate is still
+    enabled: once revoked it is a conflict (revocation is final), and a
+    disabled one is enabled again (XEP-0257 §2.3), never both at once.
+    """
+    env = makeEnv()
+    data = issue()
+    resultOf(append(env, data, "Phone"))
+    resultOf(env.store.setCertificateStateByFingerprint(fingerprintOf(data), state))
+    expected = ("conflict", "cancel") if state == "revoked" else None
+    assert outcome(append(env, data, "Phone")) == expected
+    assert states(env) == [("Phone", "revoked" if state == "revoked" else "enabled")]
 
 
 @pytest.mark.parametrize("aliceState", ["enabled", "disabled", "revoked"])
@@ -1445,3 +1487,247 @@ def test_handlerIgnoresOthers(xml: str) -> None:
     resultOf(append(env, issue(), "Phone"))
     assert request(streamManager, xml) is None
     assert states(env) == [("Phone", "enabled")]
+
+
+# --- store failures and the audit trail ---------------------------------------
+
+
+def breakStore(env: Env, method: str, exception: BaseException) -> None:
+    """
+    Make C{env.store.<method>} fail with C{exception}, as a store fails
+    when its file is locked too long, the disk is full or the file is
+    read-only.
+    """
+    setattr(env.store, method, lambda *args, **kwargs: defer.fail(exception))
+
+
+def xmppcertEvents(events: Sequence[LogEvent], level: LogLevel | None = None) -> list[LogEvent]:
+    """
+    The events of C{events} logged by xmppcert (at C{level}, if given).
+    """
+    return [
+        e for e in events
+        if e.get("log_namespace", "").startswith("xmppcert") and (level is None or e["log_level"] == level)
+    ]
+
+
+def errorEvents(events: Sequence[LogEvent]) -> list[LogEvent]:
+    """
+    Every event at error level or above, whoever logged it (wokkel's
+    "Unhandled error in iq handler" included).
+    """
+    return [
+        e for e in events
+        if e.get("log_level") in (LogLevel.error, LogLevel.critical) or e.get("isError")
+    ]
+
+
+#: (verb, the store method that fails, a request making that verb).
+STORE_CALLS = [
+    ("append", "addCertificate", lambda env: append(env, issue([ALICE]), "Tablet")),
+    ("items", "listCertificates", lambda env: env.manager.items(requester())),
+    ("disable", "listCertificates", lambda env: env.manager.disable(requester(), "Phone")),
+    ("disable", "setCertificateStateByFingerprint", lambda env: env.manager.disable(requester(), "Phone")),
+    ("revoke", "setCertificateStateByFingerprint", lambda env: env.manager.revoke(requester(), "Phone")),
+]
+
+STORE_EXCEPTIONS = [
+    sqlite3.OperationalError("database is locked"),
+    sqlite3.OperationalError("database or disk is full"),
+    StoreError("the store is closed"),
+    OSError(28, "No space left on device"),
+]
+
+
+@pytest.mark.parametrize("exception", STORE_EXCEPTIONS, ids=lambda e: type(e).__name__ + ": " + str(e))
+@pytest.mark.parametrize("verb, method, call", STORE_CALLS, ids=lambda v: v if isinstance(v, str) else "")
+def test_storeFailure(verb: str, method: str, call: Callable[[Env], Any], exception: BaseException) -> None:
+    """
+    A request meeting a store failure (not the store's answer about the
+    certificate) is answered internal-server-error, type wait, with a
+    short text; xmppcert logs it as one line at error level (an operator
+    must act), naming the request and the account, without a traceback.
+    """
+    env = makeEnv()
+    resultOf(append(env, issue(), "Phone"))
+    breakStore(env, method, exception)
+    with capturedLogs() as events:
+        value = stanzaError(call(env))
+    assert (value.condition, value.type, value.text) == ("internal-server-error", "wait", STORE_UNAVAILABLE)
+    [line] = errorEvents(events)
+    assert line["log_namespace"].startswith("xmppcert") and line["log_level"] == LogLevel.error
+    assert (line["verb"], line["account"]) == (verb, ALICE)
+    assert str(exception) in line["error"]
+    assert "log_failure" not in line
+    delattr(env.store, method)
+    assert states(env) == [("Phone", "enabled")]
+
+
+def test_storeFailureLogRateLimited() -> None:
+    """
+    A peer can repeat a request that meets a broken store at will, but
+    cannot flood the log: at most one error line a minute, and the next
+    one counts the failures left out meanwhile. Every request still gets
+    its answer.
+    """
+    env = makeEnv()
+    breakStore(env, "listCertificates", sqlite3.OperationalError("database is locked"))
+    with capturedLogs() as events:
+        for _ in range(5):
+            assert outcome(env.manager.items(requester())) == ("internal-server-error", "wait")
+            env.clock.advance(10)
+        assert len(errorEvents(events)) == 1
+        env.clock.advance(10)
+        assert outcome(env.manager.items(requester())) == ("internal-server-error", "wait")
+    first, second = errorEvents(events)
+    assert (first["suppressed"], second["suppressed"]) == (0, 4)
+
+
+def test_storeAnswersAreNotFailures() -> None:
+    """
+    The store's answers (here NoSuchCertificate, a certificate removed
+    meanwhile) keep their own stanza errors and log nothing at error: only
+    a failing store is an operator's matter.
+    """
+    env = makeEnv()
+    resultOf(append(env, issue(), "Phone"))
+    from xmppcert.store.interfaces import NoSuchCertificate
+
+    breakStore(env, "setCertificateStateByFingerprint", NoSuchCertificate("gone"))
+    with capturedLogs() as events:
+        assert outcome(env.manager.revoke(requester(), "Phone")) == ("item-not-found", "cancel")
+    assert errorEvents(events) == []
+
+
+def test_handlerStoreFailure() -> None:
+    """
+    On the stream, a store failure is an error reply carrying
+    internal-server-error (type wait) and the short text, and only
+    xmppcert's one line is logged at error: not wokkel's "Unhandled error
+    in iq handler" traceback.
+    """
+    env, _, streamManager = makeHandler()
+    breakStore(env, "addCertificate", sqlite3.OperationalError("attempt to write a readonly database"))
+    with capturedLogs() as events:
+        response = answer(
+            streamManager,
+            f"<iq type='set' id='r1'><append xmlns='{NS_SASLCERT}'><name>Phone</name>"
+            f"<x509cert>{b64(issue())}</x509cert></append></iq>",
+        )
+    assert stanzaErrorCondition(response) == "internal-server-error"
+    [errorElement] = [c for c in response.elements() if c.name == "error"]
+    assert errorElement.getAttribute("type") == "wait"
+    assert [str(c) for c in errorElement.elements() if c.name == "text"] == [STORE_UNAVAILABLE]
+    [line] = errorEvents(events)
+    assert line["log_namespace"].startswith("xmppcert")
+
+
+class RealStoreFailureTests(unittest.TestCase):
+    """
+    Store failures of a real SQLite file, through L{CertificateManager}.
+    """
+
+    def makeManager(self, breakConnection: Callable[[sqlite3.Connection], object]) -> CertificateManager:
+        """
+        A manager over an SQLite store holding ALICE, whose connections
+        are passed to C{breakConnection} when opened.
+        """
+        directory = tempfile.mkdtemp(prefix="xmppcert-test-")
+        self.addCleanup(shutil.rmtree, directory, ignore_errors=True)
+        path = f"{directory}/accounts.sqlite"
+        setup = SQLiteDatabase.open(path)
+        setup.addAccount(ALICE, [])
+        setup.close()
+
+        class BrokenStore(SQLiteStore):
+            def _openDatabase(self) -> SQLiteDatabase:
+                database = super()._openDatabase()
+                breakConnection(database._conn)
+                return database
+
+        store = BrokenStore(path)
+        self.addCleanup(store.close)
+        clock = task.Clock()
+        clock.advance(NOW.timestamp())
+        return CertificateManager(store, FakeSessions(), clock)
+
+    async def assertAppendRefused(self, manager: CertificateManager) -> None:
+        with capturedLogs() as events:
+            d = manager.append(requester(), AppendRequest("Phone", issue()))
+            with pytest.raises(error.StanzaError) as caught:
+                await d
+        assert (caught.value.condition, caught.value.type) == ("internal-server-error", "wait")
+        [line] = errorEvents(events)
+        assert line["log_namespace"].startswith("xmppcert")
+        # Reading still works: the list is answered, and empty.
+        assert await manager.items(requester()) == []
+
+    async def test_readOnlyFile(self) -> None:
+        """
+        A store that cannot write (a read-only database: SQLite's
+        "attempt to write a readonly database", as for a file the server
+        may not write) refuses an append with internal-server-error (type
+        wait) and one error line, while the list is still answered.
+        """
+        await self.assertAppendRefused(
+            self.makeManager(lambda conn: conn.execute("PRAGMA query_only = ON"))
+        )
+
+
+def test_auditXEP0257() -> None:
+    """
+    Every change made with XEP-0257 is in the audit trail after it
+    succeeded: the session's full JID as the actor, cert.append,
+    cert.disable or cert.revoke, the certificate as the target
+    (<jid>/<name>) and its fingerprint as the detail; refused requests
+    and listing record nothing.
+    """
+    env = makeEnv()
+    session = Requester(ALICE_JID, True, jid.JID(ALICE + "/desk"))
+    phone, tablet = issue(), issue()
+    resultOf(env.manager.append(session, AppendRequest("Phone", phone)))
+    resultOf(env.manager.append(session, AppendRequest("Tablet", tablet)))
+    failureOf(env.manager.append(session, AppendRequest("Phone", issue())), error.StanzaError)
+    resultOf(env.manager.items(session))
+    resultOf(env.manager.disable(session, "Phone"))
+    resultOf(env.manager.revoke(session, "Tablet"))
+    failureOf(env.manager.revoke(session, "Nothing"), error.StanzaError)
+    assert [(e.actor, e.action, e.target, e.detail) for e in resultOf(env.store.auditTrail())] == [
+        (ALICE + "/desk", "cert.append", ALICE + "/Phone", fingerprintOf(phone)),
+        (ALICE + "/desk", "cert.append", ALICE + "/Tablet", fingerprintOf(tablet)),
+        (ALICE + "/desk", "cert.disable", ALICE + "/Phone", fingerprintOf(phone)),
+        (ALICE + "/desk", "cert.revoke", ALICE + "/Tablet", fingerprintOf(tablet)),
+    ]
+    assert all(isinstance(e, AuditEntry) and e.at == NOW.timestamp() for e in resultOf(env.store.auditTrail()))
+
+
+def test_auditRetriedAppend() -> None:
+    """
+    A retried append is recorded again, marked as repeated: if the first
+    one's entry was lost with its answer, the trail still shows the add.
+    """
+    env = makeEnv()
+    data = issue()
+    resultOf(append(env, data, "Phone"))
+    resultOf(append(env, data, "Phone"))
+    assert [(e.action, e.detail) for e in resultOf(env.store.auditTrail())] == [
+        ("cert.append", fingerprintOf(data)),
+        ("cert.append", fingerprintOf(data) + " (repeated)"),
+    ]
+
+
+def test_auditFailureDoesNotFailRequest() -> None:
+    """
+    An audit write that fails does not fail the request, which is done: it
+    succeeds, and the failure is one line at warn (rate-limited), never at
+    error.
+    """
+    env = makeEnv()
+    breakStore(env, "recordAudit", sqlite3.OperationalError("database is locked"))
+    with capturedLogs() as events:
+        assert outcome(append(env, issue(), "Phone")) is None
+        assert outcome(env.manager.revoke(requester(), "Phone")) is None
+    assert errorEvents(events) == []
+    [line] = [e for e in xmppcertEvents(events, LogLevel.warn) if "audit" in e["log_format"]]
+    assert (line["action"], line["target"]) == ("cert.append", ALICE + "/Phone")
+    assert states(env) == [("Phone", "revoked")]

@@ -23,6 +23,7 @@ from zope.interface.verify import verifyObject
 from tests.helpers import DOMAIN, makeServer
 from xmppcert.c2s import C2SServer
 from xmppcert.config import Config, configFromDict
+from xmppcert.control import ControlService
 from xmppcert.service import C2SService, ServerService, StoreService, makeService
 from xmppcert.store.sqlite import SQLiteStore
 from xmppcert.testing import InMemoryAccountStore
@@ -48,8 +49,9 @@ def test_makeServiceChildren(tmp_path: Path) -> None:
     """
     makeService returns a MultiService named xmppcert with, in order: the
     store service, one listener per endpoint, the revocation watcher, the
-    expired-certificate pruner, and the C2S service last (so it stops first,
-    before the store goes away).
+    expired-certificate pruner, the control channel (data_dir/control.sock
+    by default), and the C2S service last (so it stops first, before the
+    store goes away).
     """
     store = InMemoryAccountStore()
     config = makeTestConfig(
@@ -66,7 +68,9 @@ def test_makeServiceChildren(tmp_path: Path) -> None:
     assert isinstance(children[4], RevocationWatcher)
     assert isinstance(children[5], ExpiredCertificatePruner)
     assert isinstance(children[-1], C2SService)
-    assert len(children) == 7
+    assert isinstance(children[6], ControlService)
+    assert children[6].path == tmp_path / "control.sock"
+    assert len(children) == 8
     for child in children:
         assert verifyObject(service.IService, child)
     server = cast(Any, root).c2s

@@ -557,3 +557,63 @@ def test_closeSessionsWithCertificate() -> None:
     # the revocation watcher sees a revocation this node acted on.
     assert manager.closeSessionsWithCertificate(FP_PHONE) == 0
     assert [e.condition for e in phone.closes] == ["reset"]
+
+
+def test_sessionManagerIsTheNotifier() -> None:
+    """
+    Design, "Where this is going": revocations, locks and kicks reach
+    sessions through one notifier interface, which the registry provides in
+    one process.
+    """
+    from zope.interface.verify import verifyObject
+
+    from xmppcert.sessions import ISessionNotifier
+
+    assert verifyObject(ISessionNotifier, makeManager())
+
+
+def test_closeSessionsOfFullOrBare() -> None:
+    """
+    closeSessionsOf: a bare JID closes every session of the account, a full
+    JID that one session; other accounts are untouched.
+    """
+    manager = makeManager()
+    _, phone = bindSession(manager, f"{ALICE}/phone")
+    _, desk = bindSession(manager, f"{ALICE}/desk")
+    _, bob = bindSession(manager, f"{BOB}/phone")
+    kicked = error.StreamError("policy-violation", text="Ended by an administrator")
+    assert manager.closeSessionsOf(jid.JID(f"{ALICE}/phone"), kicked) == 1
+    assert phone.closes == [kicked] and desk.closes == []
+    assert manager.closeSessionsOf(jid.JID(f"{ALICE}/nowhere"), kicked) == 0
+    assert manager.closeSessionsOf(jid.JID(ALICE), kicked) == 1
+    assert desk.closes == [kicked] and bob.closes == []
+
+
+def test_closeSessionsOfWhere() -> None:
+    """
+    closeSessionsOf with where: only the sessions it picks are closed (a
+    password change ends the password sessions, not the certificate ones).
+    """
+    manager = makeManager()
+    _, phone = certificateSession(manager, f"{ALICE}/phone", FP_PHONE)
+    _, desk = certificateSession(manager, f"{ALICE}/desk", None, mechanism="PLAIN")
+    changed = error.StreamError("reset")
+    assert manager.closeSessionsOf(jid.JID(ALICE), changed, where=lambda s: s.info["mechanism"] != "EXTERNAL") == 1
+    assert desk.closes == [changed] and phone.closes == []
+
+
+def test_closeSessionsOfBarsLoginsInProgress() -> None:
+    """
+    closeSessionsOf with barLogins (a lock): a login of the account checked
+    before it must not bind (barredSince gives the stream error); a login
+    that starts afterwards, or of another account, is not barred.
+    """
+    manager = makeManager()
+    before = manager.revocationMark()
+    locked = error.StreamError("not-authorized", text="locked")
+    assert manager.closeSessionsOf(jid.JID(ALICE), error.StreamError("reset")) == 0
+    assert manager.barredSince(jid.JID(f"{ALICE}/phone"), before) is None
+    assert manager.closeSessionsOf(jid.JID(ALICE), locked, barLogins=True) == 0
+    assert manager.barredSince(jid.JID(f"{ALICE}/phone"), before) is locked
+    assert manager.barredSince(jid.JID(BOB), before) is None
+    assert manager.barredSince(jid.JID(ALICE), manager.revocationMark()) is None

@@ -1134,43 +1134,67 @@ class SQLiteStoreTests(AccountStoreTestsMixin, unittest.TestCase):
 
     async def test_offReactorThread(self) -> None:
         """
-        Opening the database and every call run in one worker thread, never
-        in the reactor's thread.
+        Opening the database and every call run in worker threads, never in
+        the reactor's thread: every write in one thread, every read in
+        another, each on the connection it opened.
         """
-        threads: list[threading.Thread] = []
+        threads: list[tuple[str, threading.Thread]] = []
 
         class RecordingDatabase(SQLiteDatabase):
             def accountExists(self, jid: str) -> bool:
-                threads.append(threading.current_thread())
+                threads.append(("read", threading.current_thread()))
                 return super().accountExists(jid)
+
+            def addAccount(self, jid: str, credentials: Any) -> None:
+                threads.append(("write", threading.current_thread()))
+                super().addAccount(jid, credentials)
 
         class RecordingStore(SQLiteStore):
             def _openDatabase(self) -> SQLiteDatabase:
-                threads.append(threading.current_thread())
+                threads.append(("open", threading.current_thread()))
                 database = SQLiteDatabase.open(self.path)
                 database.__class__ = RecordingDatabase
                 return database
 
         store = RecordingStore(temporaryDatabase(self))
         self.addCleanup(store.close)
-        for _ in range(3):
+        for n in range(3):
             await store.accountExists("alice@example.com")
-        assert len(threads) == 4
-        assert len(set(threads)) == 1
-        assert threads[0] is not threading.current_thread()
-        assert threads[0] is not threading.main_thread()
+            await store.addAccount(f"user{n}@example.com", [])
+        assert [kind for kind, _ in threads] == ["open", "read", "open", "write"] + ["read", "write"] * 2
+        reads = {thread for kind, thread in threads if kind == "read"}
+        writes = {thread for kind, thread in threads if kind == "write"}
+        assert len(reads) == len(writes) == 1
+        assert reads != writes
+        assert threading.current_thread() not in reads | writes
+        assert threading.main_thread() not in reads | writes
+
+    async def test_readerRefusesWrites(self) -> None:
+        """
+        The reader's connection refuses writes (query_only), so a write
+        sent down the read path by mistake fails instead of racing the
+        writer.
+        """
+        await self.store.connect()
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            await self.store._read(lambda db: db.addAccount("alice@example.com", []))
+        assert await self.store.accountExists("alice@example.com") is False
 
     async def test_closeStopsThread(self) -> None:
         """
-        close() closes the connection and stops the worker thread.
+        close() closes both connections and stops both worker threads.
         """
         await self.store.accountExists("alice@example.com")
-        pool = self.store._pool
-        assert pool is not None and pool.started
+        await self.store.addAccount("alice@example.com", [])
+        pools = [self.store._writer.pool, self.store._reader.pool]
+        assert all(pool is not None and pool.started for pool in pools)
         await self.store.close()
-        assert self.store._pool is None
-        assert not pool.started
-        assert not any(thread.is_alive() for thread in pool.threads)
+        assert (self.store._writer.pool, self.store._reader.pool) == (None, None)
+        for pool in pools:
+            assert pool is not None and not pool.started
+            assert not any(thread.is_alive() for thread in pool.threads)
+        with pytest.raises(StoreError):
+            await self.store.accountExists("alice@example.com")
 
     async def test_newerSchemaViaConnect(self) -> None:
         """
@@ -1183,6 +1207,84 @@ class SQLiteStoreTests(AccountStoreTestsMixin, unittest.TestCase):
         self.addCleanup(store.close)
         with pytest.raises(SchemaVersionError):
             await store.connect()
+
+
+class OutsideWriteLock:
+    """
+    Another process in the middle of a write: a connection of its own that
+    holds C{BEGIN IMMEDIATE} (the write lock; C{EXCLUSIVE} is the same in
+    WAL mode) with an uncommitted change, in a thread of its own, until
+    L{release} or C{limit} seconds have passed.
+
+    @ivar released: set once the lock is given up.
+    """
+
+    def __init__(self, path: Path, limit: float = 5.0) -> None:
+        self._path = path
+        self._limit = limit
+        self._taken = threading.Event()
+        self._release = threading.Event()
+        self.released = threading.Event()
+        self._thread = threading.Thread(target=self._hold, daemon=True)
+
+    def _hold(self) -> None:
+        conn = sqlite3.connect(self._path, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "INSERT INTO audit (at, actor, action, target, detail) VALUES (0, 'outside', 'x', 'y', '')"
+            )
+            self._taken.set()
+            self._release.wait(self._limit)
+            conn.execute("ROLLBACK")
+        finally:
+            self.released.set()
+            conn.close()
+
+    def take(self) -> None:
+        self._thread.start()
+        assert self._taken.wait(10), "the outside write lock was not taken"
+
+    def release(self) -> None:
+        self._release.set()
+        self._thread.join(10)
+
+
+class SQLiteReadPathTests(unittest.TestCase):
+    """
+    The read path of L{SQLiteStore} is independent of its writes.
+    """
+
+    async def test_readsWhileWriteWaits(self) -> None:
+        """
+        While another process holds the write lock and a write of the store
+        waits for it, the reads of the login path (certificate by
+        fingerprint, revocation, account lock, SCRAM credential) are
+        answered before the lock is released, not queued behind the write.
+        """
+        path = temporaryDatabase(self)
+        store = SQLiteStore(path)
+        self.addCleanup(store.close)
+        await store.addAccount(ALICE, [SHA256])
+        await store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        lock = OutsideWriteLock(path)
+        lock.take()
+        self.addCleanup(lock.release)
+        write = store.setCertificateState(ALICE, "laptop", "disabled")
+
+        stored = await store.certificateByFingerprint(FP1)
+        revoked = await store.isCertificateRevoked(FP1)
+        locked = await store.isAccountLocked(ALICE)
+        credential = await store.getScramCredential(ALICE, "SCRAM-SHA-256")
+
+        assert not lock.released.is_set(), "the reads waited for the outside write lock"
+        assert not write.called, "the write did not wait for the outside write lock"
+        assert stored is not None and stored.state == "enabled"
+        assert (revoked, locked, credential) == (False, False, SHA256)
+        lock.release()
+        assert (await write).state == "disabled"
+        after = await store.certificateByFingerprint(FP1)
+        assert after is not None and after.state == "disabled"
 
 
 def setSchemaVersion(path: Path, version: int) -> None:
@@ -1332,6 +1434,28 @@ def test_twoConnections(dbPath: Path) -> None:
     finally:
         server.close()
         cli.close()
+
+
+def test_openWhileAnotherWrites(dbPath: Path) -> None:
+    """
+    Opening a database whose schema is current takes no write lock: it
+    succeeds, and reads, while another process holds that lock (before,
+    every open waited for it up to the busy timeout).
+    """
+    setup = SQLiteDatabase.open(dbPath)
+    setup.addAccount(ALICE, [SHA256])
+    setup.close()
+    lock = OutsideWriteLock(dbPath)
+    lock.take()
+    try:
+        database = SQLiteDatabase.open(dbPath)
+        try:
+            assert database.getScramCredential(ALICE, "SCRAM-SHA-256") == SHA256
+        finally:
+            database.close()
+        assert not lock.released.is_set(), "opening waited for the outside write lock"
+    finally:
+        lock.release()
 
 
 def test_addAccountAtomic(database: SQLiteDatabase) -> None:

@@ -49,3 +49,18 @@ def test_startErrorsAreOneLine(
     err = capsys.readouterr().err
     assert err.startswith("xmppcert: ") and fragment in err
     assert err.count("\n") == 1
+
+
+def test_serviceExitsOnStartupErrorAndReloadsItsFile(tmp_path: Path) -> None:
+    """
+    twistd xmppcert: the service exits with one line when the checks after
+    the privilege drop fail (rather than raise into twistd, which prints a
+    traceback), and SIGHUP reloads the --config file, as an absolute path.
+    """
+    from xmppcert.service import ServerService
+
+    config = makeTestConfig(tmp_path, store={"sqlite": str(tmp_path / "db.sqlite")})
+    root = tap.makeService({"parsedConfig": config, "config": str(tmp_path / "x.toml")})
+    assert isinstance(root, ServerService)
+    assert root.exitOnStartupError is True
+    assert root.configPath == (tmp_path / "x.toml").resolve()

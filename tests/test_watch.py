@@ -532,3 +532,26 @@ def test_stopWaitsForRunningCheck() -> None:
     pending.callback(True)
     assert stopped.called
     assert clock.getDelayedCalls() == []
+
+
+def test_checkLockedAccount() -> None:
+    """
+    A locked account (xmppcert user lock while no server answered, or on
+    another node) loses every session at the next session check, with
+    not-authorized; unlocked accounts keep theirs.
+    """
+    clock, store, sessions, watcher = checkedSessions()
+    from tests.helpers import bindSession
+
+    _, aliceDesk = bindSession(sessions, f"{ALICE}/desk")
+    aliceCert = certificateSession(sessions, f"{ALICE}/phone", addCertificate(store, "Phone"))
+    _, bobDesk = bindSession(sessions, f"{BOB}/desk")
+    resultOf(store.setAccountLocked(ALICE, True))
+    clock.advance(CHECK - 1)
+    assert aliceDesk.closes == []
+    clock.advance(1)
+    assert [(e.condition, e.text) for e in aliceDesk.closes + aliceCert.closes] == [
+        ("not-authorized", "This account was locked by an administrator")
+    ] * 2
+    assert bobDesk.closes == []
+    watcher.stopService()

@@ -34,6 +34,7 @@ from xmppcert.config import Config
 from xmppcert.cred import Account
 from xmppcert.jids import makeJID, parseJID
 from xmppcert.limits import AddressLimiter, AddressSlot, peerHost
+from xmppcert.metrics import IMetrics, NullMetrics
 from xmppcert.sasl import (
     NS_SASL,
     Challenge,
@@ -42,7 +43,9 @@ from xmppcert.sasl import (
     SASLFailure,
     SASLResult,
     Success,
+    describeCertificate,
 )
+from xmppcert.sasl.external import certificateStanding
 from xmppcert.sessions import Session, SessionManager
 from xmppcert.store.interfaces import IAccountStore
 from xmppcert.throttle import LoginThrottle
@@ -70,6 +73,7 @@ class C2SServer:
 
     @ivar throttle: counts failed logins (L{xmppcert.throttle}).
     @ivar addressLimiter: counts unauthenticated connections per address.
+    @ivar metrics: told about connections, logins and sessions.
     """
 
     def __init__(
@@ -84,10 +88,12 @@ class C2SServer:
         handlerFactories: Sequence[HandlerFactory] = (),
         fakeCredentialSecret: bytes | None = None,
         throttle: LoginThrottle | None = None,
+        metrics: IMetrics | None = None,
     ) -> None:
         """
         @param throttle: the failed-login throttle; by default one from
             C{config.limits}, for this server alone.
+        @param metrics: L{xmppcert.metrics}; none recorded by default.
         """
         self.config = config
         self.fakeCredentialSecret = fakeCredentialSecret
@@ -102,6 +108,7 @@ class C2SServer:
         self.streams: set[C2SAuthenticator] = set()
         self.throttle = throttle if throttle is not None else LoginThrottle.fromConfig(config.limits, clock)
         self.addressLimiter = AddressLimiter(config.limits.max_unauthenticated_per_address, clock)
+        self.metrics: IMetrics = metrics if metrics is not None else NullMetrics()
 
     def streamFactory(self) -> xmlstream.XmlStreamServerFactory:
         """
@@ -210,6 +217,18 @@ def _peer(xs: Any) -> str:
         return "?"
 
 
+def _address(xs: Any) -> str:
+    """
+    The peer's C{host:port}, an IPv6 host in brackets; C{""} when unknown.
+    """
+    try:
+        address = xs.transport.getPeer()
+        host, port = address.host, address.port
+    except Exception:
+        return ""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _peerHost(xs: Any) -> str | None:
     """
     @return: the IP address of the peer, or C{None} when it has none (a
@@ -272,6 +291,8 @@ class ReceivingSASLFeature:
         #: Names offered on this stream, once L{prepare} has run.
         self.offered: list[str] | None = None
         self._pending: list[domish.Element] = []
+        #: When the current attempt's <auth/> came (metrics).
+        self._authStarted: float | None = None
 
     def _context(self) -> MechanismContext:
         a = self.authenticator
@@ -286,6 +307,7 @@ class ReceivingSASLFeature:
             fakeCredentialSecret=a.server.fakeCredentialSecret,
             peerHost=_peerHost(a.xmlstream) or "",
             throttle=a.server.throttle,
+            metrics=a.server.metrics,
         )
 
     async def prepare(self) -> None:
@@ -295,7 +317,18 @@ class ReceivingSASLFeature:
         """
         server = self.authenticator.server
         offered = await server.registry.offered(server.config.sasl.mechanisms, self._context())
-        self.offered = [f.name for f in offered]
+        names = [f.name for f in offered]
+        chain = self.authenticator.peerChain
+        if chain and "EXTERNAL" in server.config.sasl.mechanisms and "EXTERNAL" not in names:
+            # Who was turned away, once per stream: no <failure/> will say.
+            # (Before self.offered is set: what the client sends meanwhile waits.)
+            log.info(
+                "Not offering EXTERNAL to {peer}: no checker accepts {account} ({standing})",
+                peer=_peer(self.authenticator.xmlstream),
+                account=describeCertificate(chain[0]),
+                standing=await certificateStanding(server.store, chain[0]),
+            )
+        self.offered = names
         pending, self._pending = self._pending, []
         for element in pending:
             if self.authenticator.active:
@@ -352,6 +385,7 @@ class ReceivingSASLFeature:
 
     def _onAuth(self, element: domish.Element) -> None:
         self.authenticator.revocationMark = self.authenticator.server.sessions.revocationMark()
+        self._authStarted = self.authenticator.server.clock.seconds()
         name = element.getAttribute("mechanism", "")
         self._mechanism = None
         self._mechanismName = name[:40]
@@ -441,6 +475,7 @@ class ReceivingSASLFeature:
             mechanism=self._mechanismName,
             peer=_peer(self.authenticator.xmlstream),
         )
+        self._countLogin("success", "")
         xs = self.authenticator.xmlstream
         xs.send(success)
         xs.reset()
@@ -448,14 +483,25 @@ class ReceivingSASLFeature:
         self.authenticator.releaseAddressSlot()
         self.authenticator.authenticated(result.account, self._mechanismName)
 
+    def _countLogin(self, outcome: str, condition: str) -> None:
+        server = self.authenticator.server
+        started, self._authStarted = self._authStarted, None
+        seconds = None if started is None else server.clock.seconds() - started
+        # The name is the client's: only a registered one becomes a label.
+        name = self._mechanismName
+        mechanism = name if server.registry.get(name) is not None else ("other" if name else "")
+        server.metrics.loginFinished(mechanism, outcome, condition, seconds)
+
     def _fail(self, reason: SASLFailure) -> None:
         a = self.authenticator
         self.failures += 1
+        self._countLogin("failure", reason.condition)
         # A lockout's refusals were announced once, when it started.
         emit = log.debug if reason.quiet else log.info
         emit(
-            "SASL failure {condition} for {mechanism} from {peer} ({count} of {limit}): {detail}",
+            "SASL failure {condition} for {mechanism} as {account} from {peer} ({count} of {limit}): {detail}",
             detail=reason.detail or "-",
+            account=reason.account or "-",
             condition=reason.condition,
             mechanism=self._mechanismName or "-",
             peer=_peer(a.xmlstream),
@@ -614,6 +660,10 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
         #: From the session registry when SASL started; see L{bound}.
         self.revocationMark = 0
         self._keepalive: task.LoopingCall | None = None
+        #: The listener kind, for metrics: C{"starttls"} or C{"direct_tls"}.
+        self.listener = "starttls"
+        #: The labels the bound session was counted under (metrics).
+        self._sessionLabels: tuple[str, str] | None = None
         #: Fires when the connection is gone.
         self.closed: defer.Deferred[None] = defer.Deferred()
 
@@ -654,6 +704,8 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
             # Direct TLS (XEP-0368): the handshake precedes the stream header.
             self.secure = True
             self.state = "sasl"
+            self.listener = "direct_tls"
+        self.server.metrics.connectionOpened(self.listener)
         self.armHandshakeTimeout()
         self._timeout = self.server.clock.callLater(
             self.server.config.limits.auth_timeout, self._authTimedOut
@@ -724,12 +776,16 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
         self._expiry = None
         if self._keepalive is not None and self._keepalive.running:
             self._keepalive.stop()
+        labels, self._sessionLabels = self._sessionLabels, None
+        if labels is not None:
+            self.server.metrics.sessionEnded(*labels)
         if self.session is not None:
             # Idempotent: unbind ignores a session it no longer holds.
             self.server.sessions.unbind(self.session)
             self.session.closed = True
 
     def _onStreamEnd(self, reason: object) -> None:
+        self.server.metrics.connectionClosed(self.listener)
         self.connected = False
         self.server.streams.discard(self)
         self.releaseAddressSlot()
@@ -894,11 +950,24 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
             log.info("Closing {jid}: its certificate was revoked during the login", jid=fullJID.full())
             self.streamError("reset", "The certificate of this session was revoked")
             return
+        barred = self.server.sessions.barredSince(fullJID, self.revocationMark)
+        if barred is not None:
+            # Locked after the store said yes, before this bind.
+            log.info("Closing {jid}: its account was locked during the login", jid=fullJID.full())
+            self.streamError(barred.condition, barred.text)
+            return
         self.session = self.server.sessions.bind(fullJID, xs.send, self._closeSession)
         self.session.info["mechanism"] = self.mechanism
         self.session.info["certificate"] = self.account.certificateFingerprint
         self.session.info["canManageCertificates"] = self.account.canManageCertificates
         self.session.info["certificateRegistered"] = self.account.certificateRegistered
+        # For the control channel's session list.
+        self.session.info["transport"] = "tcp"
+        self.session.info["address"] = _address(xs)
+        self.session.info["boundAt"] = self.server.clock.seconds()
+        # The only transport so far; BOSH and WebSocket will bring others.
+        self._sessionLabels = ("tcp", self.mechanism)
+        self.server.metrics.sessionStarted(*self._sessionLabels)
         self.state = "bound"
         if self._timeout is not None and self._timeout.active():
             self._timeout.cancel()

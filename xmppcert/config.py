@@ -29,6 +29,9 @@ BUILTIN_CHECKERS = ("stored", "ca")
 
 LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
 
+#: What C{log_format} may say: twistd's text lines, or one JSON object a line.
+LOG_FORMATS = ("text", "json")
+
 
 class ConfigError(ValueError):
     """
@@ -201,6 +204,31 @@ class CertificatesConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """
+    Prometheus metrics over HTTP (docs/operations.md, "Metrics").
+
+    @ivar listen: endpoint descriptions (C{tcp:9090:interface=127.0.0.1})
+        where C{/metrics} is served; none (the default) serves nothing.
+    """
+
+    listen: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    """
+    The local control channel (docs/operations.md, "Live sessions and the
+    control channel").
+
+    @ivar socket: the UNIX socket (mode 0600) through which the C{xmppcert}
+        command reaches the running server; C{None} turns the channel off.
+    """
+
+    socket: Path | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """
     The whole server configuration.
@@ -209,6 +237,8 @@ class Config:
     @ivar data_dir: directory for the database and generated files.
     @ivar keepalive_interval: seconds between the whitespace keepalives sent
         on every bound client stream; 0 turns them off.
+    @ivar log_format: C{"text"} or C{"json"} (one object a line on stdout,
+        see L{xmppcert.logging}).
     """
 
     domains: tuple[str, ...]
@@ -219,8 +249,11 @@ class Config:
     sasl: SASLConfig = field(default_factory=SASLConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     certificates: CertificatesConfig = field(default_factory=CertificatesConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
     log_level: str = "info"
     keepalive_interval: float = 0.0
+    log_format: str = "text"
 
     def replace(self, **changes: Any) -> Config:
         """
@@ -295,7 +328,7 @@ def _domain(name: str) -> str:
     return parsed.host
 
 
-def _checkEndpoint(key: str, description: str) -> None:
+def _checkEndpoint(key: str, description: str, hint: str = "xmppcert adds TLS itself") -> None:
     # Parse now, so a typo stops the server with the key's name rather than
     # a traceback from deep inside twistd.
     from twisted.internet import endpoints
@@ -307,7 +340,15 @@ def _checkEndpoint(key: str, description: str) -> None:
     _check(
         type(endpoint).__name__ in ("TCP4ServerEndpoint", "TCP6ServerEndpoint", "UNIXServerEndpoint"),
         key,
-        f"{description!r}: use a tcp: (or unix:) endpoint; xmppcert adds TLS itself",
+        f"{description!r}: use a tcp: (or unix:) endpoint; {hint}",
+    )
+    # Twisted takes any integer here and fails only when binding, with a
+    # traceback. 0 (a free port the kernel picks) is for tests.
+    port = getattr(endpoint, "_port", None)
+    _check(
+        not isinstance(port, int) or 0 <= port <= 65535,
+        key,
+        f"{description!r}: the port must be from 1 to 65535, not {port}",
     )
 
 
@@ -390,8 +431,9 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
     _noUnknownKeys(
         data,
         {
-            "domains", "data_dir", "log_level", "keepalive_interval",
-            "tls", "listen", "store", "sasl", "limits", "certificates",
+            "domains", "data_dir", "log_level", "keepalive_interval", "log_format",
+            "tls", "listen", "store", "sasl", "limits", "certificates", "metrics",
+            "control",
         },
         "",
     )
@@ -580,7 +622,31 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
             "EXTERNAL needs at least one checker (remove EXTERNAL from sasl.mechanisms to turn it off)",
         )
 
+    metricsData = _table(data, "metrics", "")
+    _noUnknownKeys(metricsData, {"listen"}, "metrics.")
+    metricsListen = metricsData.get("listen", [])
+    if isinstance(metricsListen, str):
+        # One endpoint may be given as a plain string.
+        metricsListen = [metricsListen]
+    _check(
+        isinstance(metricsListen, list) and all(isinstance(d, str) and d for d in metricsListen),
+        "metrics.listen",
+        f"must be an endpoint description or a list of them, not {metricsData.get('listen')!r}",
+    )
+    _check(len(set(metricsListen)) == len(metricsListen), "metrics.listen", "lists an endpoint twice")
+    metrics = MetricsConfig(listen=tuple(metricsListen))
+    for description in metrics.listen:
+        _checkEndpoint("metrics.listen", description, "the metrics are plain HTTP")
+
+    controlData = _table(data, "control", "")
+    _noUnknownKeys(controlData, {"socket"}, "control.")
+    controlSocket = _get(controlData, "socket", "control.", str, "control.sock")
+    control = ControlConfig(socket=path(controlSocket) if controlSocket else None)
+
     logLevel = _get(data, "log_level", "", str, "info", lambda v: v in LOG_LEVELS, "one of " + ", ".join(LOG_LEVELS))
+    logFormat = _get(
+        data, "log_format", "", str, "text", lambda v: v in LOG_FORMATS, "one of " + ", ".join(LOG_FORMATS)
+    )
     keepalive = float(_get(
         data, "keepalive_interval", "", (int, float), 0,
         lambda v: v == 0 or 5 <= v <= 3600, "0 or a number of seconds from 5 to 3600",
@@ -595,8 +661,11 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
         sasl=sasl,
         limits=limits,
         certificates=certificates,
+        metrics=metrics,
+        control=control,
         log_level=logLevel,
         keepalive_interval=keepalive,
+        log_format=logFormat,
     )
 
 
@@ -636,6 +705,8 @@ domains = ["{domain}"]
 # Relative to the directory of this file.
 data_dir = "."
 log_level = "info"
+# "text", or "json": one JSON object a line on stdout (journal, log shippers).
+log_format = "text"
 keepalive_interval = 0
 
 [tls]
@@ -699,6 +770,19 @@ login_failure_max_delay = {limits.login_failure_max_delay:g}
 max_failures_per_account_address = {limits.max_failures_per_account_address}
 max_failures_per_account = {limits.max_failures_per_account}
 lockout_time = {limits.lockout_time:g}
+
+[metrics]
+# Prometheus metrics at /metrics over HTTP, served on these endpoints;
+# none by default. Keep them on loopback or a private network, e.g.
+# listen = ["tcp:9090:interface=127.0.0.1"]
+listen = []
+
+[control]
+# The UNIX socket (mode 0600; relative to data_dir) through which the
+# xmppcert command reaches the running server: status, sessions, kick,
+# and locks, password changes and revocations that take effect at once.
+# "" turns it off.
+socket = "control.sock"
 """
 
 
@@ -707,8 +791,10 @@ __all__ = [
     "CertificatesConfig",
     "Config",
     "ConfigError",
+    "ControlConfig",
     "LimitsConfig",
     "ListenConfig",
+    "MetricsConfig",
     "SASLConfig",
     "StoreConfig",
     "TLSConfig",

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import importlib
 import os
+import traceback
+import types
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +30,6 @@ from twisted.cred import checkers, credentials, error, portal
 from twisted.internet import defer, threads
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger, LogLevel
-from twisted.python.reflect import namedAny
 from twisted.words.protocols.jabber import jid as jidmod
 from zope.interface import Attribute, Interface, implementer
 
@@ -861,8 +863,9 @@ class CertificateCheckerChain:
                 detail=f"a checker mapped it to {identity.jid.full()} on a stream to {creds.domain}",
             )
         changes: dict[str, Any] = {}
-        if identity.fingerprint != x509facts.fingerprint(leaf):
-            changes["fingerprint"] = x509facts.fingerprint(leaf)
+        fingerprint = x509facts.fingerprint(leaf)
+        if identity.fingerprint != fingerprint:
+            changes["fingerprint"] = fingerprint
         if stored is not None and not stored.canManage:
             changes["canManageCertificates"] = False
         leafNotAfter = leaf.not_valid_after_utc.timestamp()
@@ -896,6 +899,63 @@ class CertificateCheckerChain:
         )
 
 
+def _exceptionText(e: BaseException) -> str:
+    """
+    One line for an exception raised by an operator's code: its type, its
+    message and the line of that code that raised it.
+    """
+    text = f"{type(e).__name__}: {e}"
+    if isinstance(e, SyntaxError):
+        return text  # its message has the file and line
+    frames = [
+        f for f in traceback.extract_tb(e.__traceback__)
+        if not f.filename.startswith("<frozen") and "importlib" not in f.filename
+    ]
+    if frames:
+        text += f" (at {frames[-1].filename}:{frames[-1].lineno})"
+    return text
+
+
+def loadCheckerFactory(name: str) -> Any:
+    """
+    Import what a dotted name in C{certificates.checkers} names.
+
+    @raise ValueError: one line with the cause: no such module, no such
+        name in it, or a module that failed to import (then with the error
+        it raised and where, e.g. a dependency that is not installed).
+    """
+    parts = name.split(".")
+
+    def failed(detail: str) -> ValueError:
+        return ValueError(f"certificates.checkers: cannot load {name!r}: {detail}")
+
+    def importModule(moduleName: str) -> Any:
+        try:
+            return importlib.import_module(moduleName)
+        except ModuleNotFoundError as e:
+            if e.name == moduleName:
+                return None
+            raise failed(f"importing {moduleName} failed: {_exceptionText(e)}") from None
+        except Exception as e:
+            raise failed(f"importing {moduleName} failed: {_exceptionText(e)}") from None
+
+    found = importModule(parts[0])
+    if found is None:
+        raise failed(f"no module named {parts[0]!r}")
+    for part in parts[1:]:
+        try:
+            found = getattr(found, part)
+            continue
+        except AttributeError:
+            pass
+        owner = getattr(found, "__name__", repr(found))
+        submodule = importModule(f"{owner}.{part}") if isinstance(found, types.ModuleType) else None
+        if submodule is None:
+            raise failed(f"{owner} has no {part!r}")
+        found = submodule
+    return found
+
+
 def loadCertificateCheckers(
     names: Sequence[str],
     *,
@@ -919,10 +979,7 @@ def loadCertificateCheckers(
         elif name == "ca":
             built.append(CACertificateChecker(loadTrustedCAs(config, clock), store, clock, config.domains))
         else:
-            try:
-                factory = namedAny(name)
-            except (ImportError, AttributeError, ValueError) as e:
-                raise ValueError(f"certificates.checkers: cannot load {name!r}: {e}") from None
+            factory = loadCheckerFactory(name)
             if not callable(factory):
                 raise ValueError(f"certificates.checkers: {name!r} is not a checker factory")
             try:
@@ -930,6 +987,10 @@ def loadCertificateCheckers(
             except TypeError as e:
                 raise ValueError(
                     f"certificates.checkers: {name!r} must accept config=, store=, clock=: {e}"
+                ) from None
+            except Exception as e:
+                raise ValueError(
+                    f"certificates.checkers: {name!r} failed: {_exceptionText(e)}"
                 ) from None
             if not checkers.ICredentialsChecker.providedBy(checker) or IClientCertificate not in tuple(
                 checker.credentialInterfaces
@@ -1005,6 +1066,7 @@ __all__ = [
     "checkIdentityOfTrustedCertificate",
     "checkStoredCertificate",
     "loadCertificateCheckers",
+    "loadCheckerFactory",
     "selectIdentity",
     "IScramProof",
     "SASLAuthFailure",

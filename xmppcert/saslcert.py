@@ -19,13 +19,15 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import sqlite3
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives import serialization
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.words.protocols.jabber import error, jid
 from twisted.words.xish import domish
 from wokkel import disco
@@ -35,13 +37,16 @@ from zope.interface import Attribute, Interface, implementer
 
 from xmppcert import _log, x509
 from xmppcert.cred import accountNamingProblem
+from xmppcert.metrics import IMetrics, NullMetrics, countedRequest
 from xmppcert.store.interfaces import (
+    AccountExists,
     CertificateExists,
     CertificateLimitReached,
     CertificateRevoked,
     NoSuchAccount,
     NoSuchCertificate,
     StoredCertificate,
+    StoreError,
     checkCertificateName,
 )
 
@@ -52,6 +57,22 @@ log = Logger(observer=_log.observer)
 #: or revoked (final, XEP-0257 §2.5). Both are races with another change,
 #: not server failures.
 _GONE = (NoSuchCertificate, CertificateRevoked)
+
+#: The store's answers about accounts and certificates: each is mapped to
+#: its stanza error where it can occur, never taken for a broken store.
+_ANSWERS = (AccountExists, NoSuchAccount, CertificateExists, NoSuchCertificate, CertificateLimitReached, CertificateRevoked)
+
+#: What a store raises when it cannot do its work (a lock held too long, a
+#: full disk, a read-only file, a closed store): not the peer's doing.
+STORE_FAILURES = (sqlite3.Error, StoreError, OSError)
+
+#: The text of the stanza error a request gets when the store failed.
+STORE_UNAVAILABLE = "The certificate store is not available; try again later"
+
+#: Seconds between two log lines about store failures (or audit failures).
+STORE_FAILURE_LOG_INTERVAL = 60.0
+
+_T = TypeVar("_T")
 
 NS_SASLCERT = "urn:xmpp:saslcert:1"
 
@@ -200,10 +221,20 @@ class Requester:
 
     @ivar canManage: C{False} when the session logged in with a certificate
         registered with C{<no-cert-management/>}.
+    @ivar session: the full JID of the session, the actor in the audit
+        trail; C{account} is named instead when C{None}.
     """
 
     account: jid.JID
     canManage: bool = True
+    session: jid.JID | None = None
+
+    @property
+    def actor(self) -> str:
+        """
+        Who made a change, for the audit trail: the session's full JID.
+        """
+        return (self.session or self.account).full()
 
 
 class ICertificateManager(Interface):
@@ -249,16 +280,23 @@ class CertificateManager:
         clock: IReactorTime,
         requireXmppAddr: bool = True,
         maxPerAccount: int = 0,
+        metrics: IMetrics | None = None,
     ) -> None:
         """
         @param store: provides L{xmppcert.store.interfaces.ICertificateStore}.
         @param sessions: the L{xmppcert.sessions.SessionManager}.
+        @param metrics: told how many sessions a revocation closed.
         """
+        self.metrics: IMetrics = metrics if metrics is not None else NullMetrics()
         self.store = store
         self.sessions = sessions
         self.clock = clock
         self.requireXmppAddr = requireXmppAddr
         self.maxPerAccount = maxPerAccount
+        # A broken store is an operator's matter (error), but each request
+        # meeting it would be a line: at most one a minute.
+        self._storeFailureLog = _log.RateLimitedLog(log, LogLevel.error, clock, STORE_FAILURE_LOG_INTERVAL)
+        self._auditFailureLog = _log.RateLimitedLog(log, LogLevel.warn, clock, STORE_FAILURE_LOG_INTERVAL)
 
     def _now(self) -> datetime.datetime:
         return datetime.datetime.fromtimestamp(self.clock.seconds(), datetime.UTC)
@@ -270,8 +308,50 @@ class CertificateManager:
                 "forbidden", type="auth", text="This session's certificate may not manage certificates"
             )
 
+    async def _guarded(self, verb: str, requester: Requester, work: Coroutine[Any, Any, _T]) -> _T:
+        """
+        Run a request; a store failure (L{STORE_FAILURES}, other than the
+        store's answers) becomes C{internal-server-error} of type C{wait}
+        with L{STORE_UNAVAILABLE}, and one line at error level (at most one
+        every L{STORE_FAILURE_LOG_INTERVAL} seconds: a peer can repeat its
+        request at will) instead of a traceback.
+        """
+        try:
+            return await work
+        except _ANSWERS:
+            raise
+        except STORE_FAILURES as e:
+            self._storeFailureLog.emit(
+                "The certificate store failed; refused XEP-0257 {verb} of {account}: {error}",
+                verb=verb,
+                account=requester.account.userhost(),
+                error=f"{type(e).__name__}: {e}",
+            )
+            raise error.StanzaError("internal-server-error", type="wait", text=STORE_UNAVAILABLE) from None
+
+    async def _audit(self, requester: Requester, action: str, name: str, detail: str) -> None:
+        """
+        Record a change in the audit trail (if the store keeps one). A
+        failure here does not fail the request, which is done: it is logged
+        at warn (at most once every L{STORE_FAILURE_LOG_INTERVAL} seconds).
+        """
+        recordAudit = getattr(self.store, "recordAudit", None)
+        if recordAudit is None:
+            return
+        target = f"{requester.account.userhost()}/{name.strip()}"
+        try:
+            await recordAudit(requester.actor, action, target, detail)
+        except Exception as e:
+            self._auditFailureLog.emit(
+                "Could not record {action} of {target} by {actor} in the audit trail: {error}",
+                action=action,
+                target=target,
+                actor=requester.actor,
+                error=f"{type(e).__name__}: {e}",
+            )
+
     def items(self, requester: Requester) -> defer.Deferred[list[CertificateItem]]:
-        return defer.ensureDeferred(self._items(requester))
+        return defer.ensureDeferred(self._guarded("items", requester, self._items(requester)))
 
     async def _items(self, requester: Requester) -> list[CertificateItem]:
         stored = await self.store.listCertificates(requester.account.userhost(), states=["enabled"])
@@ -283,7 +363,7 @@ class CertificateManager:
         ]
 
     def append(self, requester: Requester, request: AppendRequest) -> defer.Deferred[None]:
-        return defer.ensureDeferred(self._append(requester, request))
+        return defer.ensureDeferred(self._guarded("append", requester, self._append(requester, request)))
 
     def _checkCertificate(self, requester: Requester, request: AppendRequest) -> tuple[str, float]:
         try:
@@ -346,6 +426,15 @@ class CertificateManager:
                 replaceDisabled=True,
             )
         except CertificateExists as e:
+            if await self._appendedBefore(account, request, fingerprint):
+                # A retry of an append that was stored but whose answer
+                # was lost (the server stopped in between): it succeeded.
+                log.info(
+                    "{account} appended certificate {name!r} ({fingerprint}) again; it is registered already",
+                    account=account, name=request.name, fingerprint=fingerprint,
+                )
+                await self._audit(requester, "cert.append", request.name, f"{fingerprint} (repeated)")
+                return
             if e.field == "name":
                 raise self._nameTaken(request.name) from None
             raise error.StanzaError(
@@ -358,6 +447,23 @@ class CertificateManager:
         log.info(
             "{account} added certificate {name!r} ({fingerprint})",
             account=account, name=request.name, fingerprint=fingerprint,
+        )
+        await self._audit(requester, "cert.append", request.name, fingerprint)
+
+    async def _appendedBefore(self, account: str, request: AppendRequest, fingerprint: str) -> bool:
+        """
+        Whether this very append was stored already: the certificate is
+        enabled in the account under the requested name, with the requested
+        C{<no-cert-management/>}. Repeating an append is then harmless and
+        answered with success (an append is safe to retry).
+        """
+        stored = await self.store.certificateByFingerprint(fingerprint)
+        return (
+            stored is not None
+            and stored.account == account
+            and stored.name == request.name.strip()
+            and stored.state == "enabled"
+            and stored.canManage == request.canManage
         )
 
     async def _named(self, requester: Requester, name: str, states: tuple[str, ...]) -> StoredCertificate:
@@ -379,10 +485,10 @@ class CertificateManager:
         return max(candidates, key=lambda c: (c.state == "enabled", c.changedAt))
 
     def disable(self, requester: Requester, name: str) -> defer.Deferred[None]:
-        return defer.ensureDeferred(self._setState(requester, name, "disabled"))
+        return defer.ensureDeferred(self._guarded("disable", requester, self._setState(requester, name, "disabled")))
 
     def revoke(self, requester: Requester, name: str) -> defer.Deferred[None]:
-        return defer.ensureDeferred(self._setState(requester, name, "revoked"))
+        return defer.ensureDeferred(self._guarded("revoke", requester, self._setState(requester, name, "revoked")))
 
     async def _setState(self, requester: Requester, name: str, state: str) -> None:
         self._mayManage(requester)
@@ -403,10 +509,16 @@ class CertificateManager:
             "{account} {verb} certificate {name!r} ({fingerprint})",
             account=requester.account.userhost(), verb=state, name=name, fingerprint=stored.fingerprint,
         )
+        await self._audit(
+            requester, "cert.disable" if state == "disabled" else "cert.revoke", stored.name, stored.fingerprint
+        )
         if state == "revoked":
             # XEP-0257 §2.4: close the streams that logged in with it, once
             # the answer has gone out (the requester may be one of them).
-            self.clock.callLater(0, self.sessions.closeSessionsWithCertificate, stored.fingerprint)
+            self.clock.callLater(0, self._closeRevoked, stored.fingerprint)
+
+    def _closeRevoked(self, fingerprint: str) -> None:
+        self.metrics.sessionsClosedByRevocation(self.sessions.closeSessionsWithCertificate(fingerprint))
 
 
 @implementer(IDisco)
@@ -417,10 +529,16 @@ class SASLCertHandler(XMPPHandler, IQHandlerMixin):
 
     iqHandlers = {ITEMS: "_onItems", APPEND: "_onAppend", DISABLE: "_onDisable", REVOKE: "_onRevoke"}
 
-    def __init__(self, manager: ICertificateManager, requester: Requester) -> None:
+    def __init__(
+        self, manager: ICertificateManager, requester: Requester, metrics: IMetrics | None = None
+    ) -> None:
+        """
+        @param metrics: told about each request answered.
+        """
         XMPPHandler.__init__(self)
         self.manager = manager
         self.requester = requester
+        self.metrics: IMetrics = metrics if metrics is not None else NullMetrics()
 
     def connectionInitialized(self) -> None:
         for query in self.iqHandlers:
@@ -429,18 +547,22 @@ class SASLCertHandler(XMPPHandler, IQHandlerMixin):
     def _payload(self, iq: domish.Element, name: str) -> domish.Element:
         return next(c for c in iq.elements(NS_SASLCERT, name))
 
+    @countedRequest("items")
     def _onItems(self, iq: domish.Element) -> defer.Deferred[domish.Element]:
         d = self.manager.items(self.requester)
         d.addCallback(itemsElement)
         return d
 
+    @countedRequest("append")
     def _onAppend(self, iq: domish.Element) -> defer.Deferred[None]:
         return self.manager.append(self.requester, AppendRequest.fromElement(self._payload(iq, "append")))
 
+    @countedRequest("disable")
     def _onDisable(self, iq: domish.Element) -> defer.Deferred[None]:
         request = NameRequest.fromElement(self._payload(iq, "disable"))
         return self.manager.disable(self.requester, request.name)
 
+    @countedRequest("revoke")
     def _onRevoke(self, iq: domish.Element) -> defer.Deferred[None]:
         request = NameRequest.fromElement(self._payload(iq, "revoke"))
         return self.manager.revoke(self.requester, request.name)

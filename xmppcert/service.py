@@ -13,21 +13,26 @@ and so can any Twisted application that embeds xmppcert::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from twisted.application import service, strports
 from twisted.application.internet import StreamServerEndpointService
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.portal import Portal
-from twisted.internet import defer
+from twisted.internet import defer, endpoints
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.words.protocols.jabber import error
 
-from xmppcert import _log
+from xmppcert import _log, checks
 from xmppcert.c2s import CLOSE_GRACE, C2SServer, HandlerFactory
 from xmppcert.config import Config
+from xmppcert.control import ControlChannel, ControlService
 from xmppcert.cred import (
     CertificateCheckerChain,
     IClientCertificate,
@@ -35,6 +40,8 @@ from xmppcert.cred import (
     makePortal,
 )
 from xmppcert.handlers import defaultHandlers
+from xmppcert.metrics import IMetrics, MetricsSite, NullMetrics, ServerMetrics
+from xmppcert.reload import Reloader, ReloadResult
 from xmppcert.sasl import MechanismRegistry, defaultRegistry
 from xmppcert.saslcert import CertificateManager, Requester, SASLCertHandler
 from xmppcert.sessions import SessionManager
@@ -44,6 +51,15 @@ from xmppcert.tls import ServerTLSContextFactory, loadCABundle
 from xmppcert.watch import ExpiredCertificatePruner, RevocationWatcher
 
 log = Logger(observer=_log.observer)
+
+#: For the one line of a failed start: never filtered by C{log_level}.
+_startLog = Logger(namespace=__name__)
+
+
+class StartupError(Exception):
+    """
+    The server cannot start; the message is one line for the operator.
+    """
 
 
 def withBacklog(description: str, backlog: int) -> str:
@@ -158,12 +174,131 @@ class C2SService(service.Service):
 
 class ServerService(service.MultiService):
     """
-    The whole server. Stopping goes in stages, each awaited: the listeners
+    The whole server. Starting checks the files and the store first
+    (L{startupChecks}); stopping goes in stages, each awaited: the listeners
     (no new streams), the client streams, the background tasks, and the
-    store last, so nothing still running meets a closed store.
+    store last, so nothing still running meets a closed store. L{reload}
+    (and SIGHUP) applies a new configuration without dropping a session.
     """
 
     c2s: C2SServer
+    #: What the server records (L{xmppcert.metrics}).
+    metrics: IMetrics
+    #: The reactor the server runs on (for the SIGHUP handler).
+    reactor: Any = None
+    #: The configuration file L{reload} reads; set by C{twistd xmppcert}
+    #: and C{xmppcert run}, or by an embedding application.
+    configPath: Path | None = None
+    #: Applies a new configuration (L{reload}); set by L{makeService}.
+    reloader: Reloader | None = None
+    #: Run by L{startService} before anything starts, after twistd dropped
+    #: privileges: findings (L{xmppcert.checks}) whose errors stop the start.
+    startupChecks: Callable[[], list[checks.Finding]] | None = None
+    #: Whether a failed start exits the process with status 1 after one
+    #: log line (twistd), rather than raise L{StartupError} (embedding).
+    exitOnStartupError = False
+    #: Whether SIGHUP reloads the configuration (when the reactor handles
+    #: signals: under twistd and C{xmppcert run}).
+    reloadOnSIGHUP = True
+    _previousSIGHUP: Any = None
+
+    def privilegedStartService(self) -> None:
+        # As MultiService's, with a listener that cannot listen (a port in
+        # use, a port below 1024 without the right) reported in one line.
+        service.Service.privilegedStartService(self)
+        for child in self:
+            try:
+                child.privilegedStartService()
+            except CannotListenError as e:
+                self._startFailed(self._listenProblem(e))
+
+    def startService(self) -> None:
+        """
+        Check what the server needs (as the user it now runs as), then
+        start every part; install the SIGHUP handler once the reactor runs.
+
+        @raise StartupError: a check failed or a listener cannot listen
+            (unless L{exitOnStartupError}: then the process exits).
+        """
+        if self.startupChecks is not None:
+            findings = self.startupChecks()
+            for finding in findings:
+                if finding.level == checks.WARN:
+                    log.warn("{message}", message=finding.message)
+            problems = checks.errors(findings)
+            if problems:
+                self._startFailed("; ".join(p.message for p in problems))
+        service.Service.startService(self)
+        for child in self:
+            try:
+                child.startService()
+            except CannotListenError as e:
+                self._startFailed(self._listenProblem(e))
+        callWhenRunning = getattr(self.reactor, "callWhenRunning", None)
+        if callWhenRunning is not None and self.reloadOnSIGHUP:
+            callWhenRunning(self._installReloadSignal)
+
+    def _listenProblem(self, e: CannotListenError) -> str:
+        socketError = e.socketError
+        reason = getattr(socketError, "strerror", None) or str(socketError)
+        where = f"{e.interface or '*'}:{e.port}"
+        server = getattr(self, "c2s", None)
+        for key, description in checks.listeners(server.config) if server is not None else []:
+            try:
+                endpoint: Any = endpoints.serverFromString(None, description)
+            except Exception:
+                continue
+            if getattr(endpoint, "_port", None) == e.port or getattr(endpoint, "_address", None) == e.port:
+                return f"{key}: {description}: cannot listen: {reason}"
+        return f"cannot listen on {where}: {reason}"
+
+    def _startFailed(self, message: str) -> None:
+        if self.exitOnStartupError:
+            _startLog.error("Cannot start: {reason}", reason=message)
+            raise SystemExit(1)
+        raise StartupError(message)
+
+    def _installReloadSignal(self) -> None:
+        # Only where the reactor handles signals itself (twistd, xmppcert
+        # run), not in a test or an application that runs it without.
+        if not self.running or self._previousSIGHUP is not None:
+            return
+        if not getattr(self.reactor, "_installSignalHandlers", False):
+            return
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._previousSIGHUP = signal.signal(signal.SIGHUP, self._onSIGHUP)
+
+    def _onSIGHUP(self, signum: int, frame: object) -> None:
+        # Out of the signal handler, onto the reactor.
+        self.reactor.callFromThread(self._reloadOnSignal)
+
+    def _reloadOnSignal(self) -> None:
+        if self.configPath is None:
+            log.warn("SIGHUP: no configuration file to reload (configPath is not set)")
+            return
+        log.info("SIGHUP: reloading {path}", path=str(self.configPath))
+        self.reload()
+
+    def _restoreSIGHUP(self) -> None:
+        previous, self._previousSIGHUP = self._previousSIGHUP, None
+        if previous is not None:
+            signal.signal(signal.SIGHUP, previous)
+
+    def reload(self, config: Config | Path | str | None = None) -> ReloadResult:
+        """
+        Read the configuration again and apply what can change without
+        dropping a session (see L{xmppcert.reload}). A bad configuration
+        changes nothing; what happened is logged either way.
+
+        @param config: a configuration, or the file to read; L{configPath}
+            by default.
+        @raise ValueError: there is nothing to reload from.
+        """
+        source = config if config is not None else self.configPath
+        if source is None or self.reloader is None:
+            raise ValueError("no configuration file to reload: set configPath or pass a configuration")
+        return self.reloader.reload(source)
 
     async def _stop(self) -> None:
         children = list(self)
@@ -176,6 +311,7 @@ class ServerService(service.MultiService):
             await defer.DeferredList([defer.maybeDeferred(s.stopService) for s in stage if s.running])
 
     def stopService(self) -> defer.Deferred[None]:
+        self._restoreSIGHUP()
         return defer.ensureDeferred(self._stop())
 
 
@@ -209,6 +345,7 @@ def makeService(
     checkers: Sequence[ICredentialsChecker] = (),
     handlerFactories: Sequence[HandlerFactory] = (),
     registry: MechanismRegistry | None = None,
+    metrics: ServerMetrics | None = None,
 ) -> ServerService:
     """
     Build the server.
@@ -227,8 +364,14 @@ def makeService(
         with the stream's authenticator once a resource is bound and
         returning wokkel handlers.
     @param registry: the SASL mechanisms known to the server.
+    @param metrics: where to record metrics (an embedding application may
+        serve its registry itself); a new L{ServerMetrics} when
+        C{[metrics] listen} names endpoints, else none are recorded.
     @raise xmppcert.tls.TLSConfigurationError: the server certificate or key
         is unusable.
+    @return: the server; its C{startService} checks the files and the
+        store first (L{xmppcert.checks}) and raises L{StartupError} when
+        one cannot be used; its C{reload()} applies a new configuration.
     """
     if reactor is None:
         from twisted.internet import reactor as globalReactor
@@ -240,9 +383,14 @@ def makeService(
     root = ServerService()
     root.setName("xmppcert")
 
+    defaultStore = store is None
     if store is None:
         store = SQLiteStore(config.store.sqlite, reactor=reactor)
     StoreService(store).setServiceParent(root)
+    if metrics is None and config.metrics.listen:
+        metrics = ServerMetrics()
+    tracked: IMetrics = metrics if metrics is not None else NullMetrics()
+    store = tracked.timedStore(store, clock)
 
     certs = config.certificates
     bundles = [ca.bundle for ca in certs.ca]
@@ -269,11 +417,15 @@ def makeService(
         log.info(
             "Certificate logins: {rule}", rule=certificateCheckers.describe(certs.checkers)
         )
-    manager = CertificateManager(store, sessions, clock, certs.require_xmppaddr, certs.max_per_account)
+    manager = CertificateManager(
+        store, sessions, clock, certs.require_xmppaddr, certs.max_per_account, metrics=tracked
+    )
 
     def saslcertHandlers(authenticator: Any) -> list[Any]:
         account = authenticator.account
-        return [SASLCertHandler(manager, Requester(account.jid, account.canManageCertificates))]
+        # The session's full JID is the actor in the audit trail.
+        requester = Requester(account.jid, account.canManageCertificates, authenticator.session.jid)
+        return [SASLCertHandler(manager, requester, tracked)]
 
     portal = makePortal(store, [certificateCheckers], config.sasl.scram_iterations, fakeSecret)
     for checker in checkers:
@@ -288,6 +440,7 @@ def makeService(
         clock=clock,
         handlerFactories=[defaultHandlers, saslcertHandlers, *handlerFactories],
         fakeCredentialSecret=fakeSecret,
+        metrics=tracked,
     )
     factory = server.streamFactory()
     backlog = config.limits.listen_backlog
@@ -296,17 +449,32 @@ def makeService(
     for description in config.listen.direct_tls:
         wrapped = tlsFactory.wrapFactory(factory)  # type: ignore[arg-type]
         strports.service(withBacklog(description, backlog), wrapped, reactor=reactor).setServiceParent(root)
+    if metrics is not None:
+        for description in config.metrics.listen:
+            site = MetricsSite(metrics.registry, reactor=reactor)
+            strports.service(description, site, reactor=reactor).setServiceParent(root)
     RevocationWatcher(
-        store, sessions, clock, certs.revocation_poll_interval, certs.session_check_interval
+        store, sessions, clock, certs.revocation_poll_interval, certs.session_check_interval, tracked
     ).setServiceParent(root)
     crls = certificateCheckers.revocationCheckers()
     if crls:
         RevocationListService(crls).setServiceParent(root)
     if certs.prune_expired_after:
         ExpiredCertificatePruner(store, clock, certs.prune_expired_after * 86400).setServiceParent(root)
+    if config.control.socket is not None:
+        listeners = [("starttls", d) for d in config.listen.starttls]
+        listeners += [("direct_tls", d) for d in config.listen.direct_tls]
+        listeners += [("metrics", d) for d in (config.metrics.listen if metrics is not None else ())]
+        listeners.append(("control", str(config.control.socket)))
+        channel = ControlChannel(sessions, store, clock, listeners)
+        ControlService(config.control.socket, channel, reactor).setServiceParent(root)
     C2SService(server).setServiceParent(root)
     root.c2s = server
+    root.metrics = tracked
+    root.reactor = reactor
+    root.reloader = Reloader(root, server, tlsFactory, portal, certificateCheckers, manager, store, clock)
+    root.startupChecks = lambda: checks.startupFindings(config, store=defaultStore)
     return root
 
 
-__all__ = ["C2SService", "ServerService", "StoreService", "makeService", "withBacklog"]
+__all__ = ["C2SService", "ServerService", "StartupError", "StoreService", "makeService", "withBacklog"]

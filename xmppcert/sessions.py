@@ -18,6 +18,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.protocols.jabber import error, jid
 from twisted.words.xish import domish
+from zope.interface import Interface, implementer
 
 from xmppcert import _log
 from xmppcert.store.interfaces import IAccountStore
@@ -78,6 +79,66 @@ class Session:
             self._close(streamError)
 
 
+def accountLockedError() -> error.StreamError:
+    """
+    The stream error that ends the sessions of a locked account:
+    C{not-authorized} (RFC 6120 section 4.9.3.12), as for a deleted account:
+    nothing authorizes the stream any more.
+    """
+    return error.StreamError("not-authorized", text="This account was locked by an administrator")
+
+
+def kickedError() -> error.StreamError:
+    """
+    The stream error that ends a session an administrator ended (C{xmppcert
+    kick}): C{policy-violation} (RFC 6120 section 4.9.3.14), the local
+    service's policy, and not C{reset} (section 4.9.3.16), which is about
+    the stream's security context and invites the client to reconnect at
+    once.
+    """
+    return error.StreamError("policy-violation", text="Ended by an administrator")
+
+
+def passwordChangedError() -> error.StreamError:
+    """
+    The stream error that ends the password sessions of an account whose
+    password was changed: C{reset} (RFC 6120 section 4.9.3.16), as for a
+    revoked certificate: the credentials the stream authenticated with are
+    no longer valid, so it must authenticate again.
+    """
+    return error.StreamError("reset", text="The password of this account was changed")
+
+
+class ISessionNotifier(Interface):
+    """
+    How revocations, locks and kicks reach live sessions, whatever made
+    them: the store poll (L{xmppcert.watch}), XEP-0257 requests, the control
+    channel (L{xmppcert.control}). In one process the L{SessionManager}
+    provides it; with several nodes, a provider that tells every node (over
+    a message bus) takes its place. Each method returns how many sessions
+    it closed here.
+    """
+
+    def closeSessionsWithCertificate(fingerprint, why="revoked"):  # type: ignore[no-untyped-def]
+        """
+        Close every session that logged in with this certificate, and keep
+        logins with it checked before now from binding.
+
+        @param why: C{"revoked"} or C{"removed"}, for the stream error's text.
+        """
+
+    def closeSessionsOf(account, streamError, where=None, barLogins=False):  # type: ignore[no-untyped-def]
+        """
+        Close the sessions of C{account} with C{streamError}.
+
+        @param account: a bare JID for all of its sessions, a full JID for
+            that one.
+        @param where: only the sessions for which this returns true.
+        @param barLogins: also keep logins of the account checked before now
+            from binding (a lock must not let a login in progress through).
+        """
+
+
 def _errorReply(stanza: domish.Element, condition: str, text: str | None = None) -> domish.Element | None:
     """
     The error reply to a stanza, or C{None} where RFC 6120 section 8.3.1 forbids
@@ -88,6 +149,7 @@ def _errorReply(stanza: domish.Element, condition: str, text: str | None = None)
     return error.StanzaError(condition, text=text).toResponse(stanza)
 
 
+@implementer(ISessionNotifier)
 class SessionManager:
     """
     The registry of bound sessions, and local routing.
@@ -103,6 +165,9 @@ class SessionManager:
         # checked before a revocation and binds after it is caught too.
         self._revocations = 0
         self._revokedAt: OrderedDict[str, int] = OrderedDict()
+        # Likewise for accounts whose sessions were closed for good (a
+        # lock), with the stream error a login in progress gets.
+        self._barredAt: OrderedDict[str, tuple[int, error.StreamError]] = OrderedDict()
 
     # --- registry ---------------------------------------------------------
 
@@ -200,6 +265,19 @@ class SessionManager:
         """
         return self._revokedAt.get(fingerprint, 0) > mark
 
+    def barredSince(self, account: jid.JID, mark: int) -> error.StreamError | None:
+        """
+        Whether L{closeSessionsOf} barred the logins of C{account} after
+        L{revocationMark} returned C{mark}: a login checked before that
+        must not bind.
+
+        @return: the stream error to end it with, or C{None}.
+        """
+        barred = self._barredAt.get(account.userhost())
+        if barred is None or barred[0] <= mark:
+            return None
+        return barred[1]
+
     def closeSessionsWithCertificate(self, fingerprint: str, why: str = "revoked") -> int:
         """
         Close every session that logged in with this certificate
@@ -223,13 +301,36 @@ class SessionManager:
             session.close(error.StreamError("reset", text=f"The certificate of this session was {why}"))
         return len(doomed)
 
-    def closeSessionsOf(self, account: jid.JID, streamError: error.StreamError) -> int:
+    def closeSessionsOf(
+        self,
+        account: jid.JID,
+        streamError: error.StreamError,
+        where: Callable[[Session], bool] | None = None,
+        barLogins: bool = False,
+    ) -> int:
         """
-        Close every session of C{account} (e.g. the account was deleted).
+        Close every session of C{account} (e.g. the account was deleted or
+        locked), or the one session of a full JID (a kick).
 
+        @param where: only the sessions for which this returns true (e.g.
+            those that logged in with a password).
+        @param barLogins: also keep logins of the account that were checked
+            before now from binding (L{barredSince}), whatever C{where} says.
         @return: how many were closed.
         """
-        doomed = [s for s in self.sessionsOf(account) if not s.closed]
+        if barLogins:
+            self._revocations += 1
+            key = account.userhost()
+            self._barredAt[key] = (self._revocations, streamError)
+            self._barredAt.move_to_end(key)
+            while len(self._barredAt) > MAX_REMEMBERED_REVOCATIONS:
+                self._barredAt.popitem(last=False)
+        if account.resource is not None:
+            one = self.sessionFor(account)
+            candidates = [] if one is None else [one]
+        else:
+            candidates = self.sessionsOf(account)
+        doomed = [s for s in candidates if not s.closed and (where is None or where(s))]
         for session in doomed:
             log.info("Closing {jid}: {why}", jid=session.jid.full(), why=streamError.text or streamError.condition)
             session.close(streamError)
@@ -366,4 +467,11 @@ def _copyTo(stanza: domish.Element, to: jid.JID) -> domish.Element:
     return copy
 
 
-__all__ = ["Session", "SessionManager"]
+__all__ = [
+    "ISessionNotifier",
+    "Session",
+    "SessionManager",
+    "accountLockedError",
+    "kickedError",
+    "passwordChangedError",
+]

@@ -212,6 +212,19 @@ class LoginThrottle:
             lockoutTime=limits.lockout_time,
         )
 
+    def reconfigure(self, limits: LimitsConfig) -> None:
+        """
+        Take new C{[limits]} settings (a configuration reload), keeping the
+        failures counted so far: a reload must not give a guesser fresh
+        attempts. Lockouts in force keep their end time.
+        """
+        self.maxDelay = limits.login_failure_max_delay
+        self.maxFailuresPerAccountAddress = limits.max_failures_per_account_address
+        self.maxFailuresPerAccount = limits.max_failures_per_account
+        self.lockoutTime = limits.lockout_time
+        for counters in (self.pairs, self.accounts, self.addresses):
+            counters.halfLife = limits.lockout_time
+
     def refusal(self, host: str, account: str) -> str | None:
         """
         Whether a password login to C{account} from C{host} is refused now,

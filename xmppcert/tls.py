@@ -151,6 +151,23 @@ class ServerTLSContextFactory:
             _loadCertificateOptions(certificatePath, keyPath, minVersion), clientCertificates, clientCAs
         )
 
+    def replaceWith(self, other: ServerTLSContextFactory) -> None:
+        """
+        Serve every new connection with C{other}'s certificate, key and
+        settings (a renewed certificate, new client CAs), in one step: a
+        connection gets either the old context or the new one, never a mix.
+        Connections already made keep the context they were made with.
+        """
+        self.options, self.clientCertificates = other.options, other.clientCertificates
+
+    def certificate(self) -> x509.Certificate:
+        """
+        @return: the server certificate new connections are served with.
+        """
+        leaf = self.options.certificate
+        assert leaf is not None
+        return leaf.to_cryptography()
+
     def serverConnectionForTLS(self, tlsProtocol: object) -> SSL.Connection:
         """
         @return: a new server-side L{SSL.Connection} for one client.

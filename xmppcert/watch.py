@@ -19,6 +19,8 @@ from twisted.logger import Logger
 from twisted.words.protocols.jabber import error
 
 from xmppcert import _log
+from xmppcert.metrics import IMetrics, NullMetrics
+from xmppcert.sessions import accountLockedError
 
 log = Logger(observer=_log.observer)
 
@@ -76,12 +78,23 @@ class RevocationWatcher(service.Service):
     Removals (C{cert remove}, C{user delete}, pruning) leave no change to
     poll for, so every C{checkInterval} seconds it also checks that each
     live session's account, and the registered certificate it logged in
-    with, are still there.
+    with, are still there, and that the account is not locked.
     """
 
     def __init__(
-        self, store: Any, sessions: Any, clock: IReactorTime, interval: float, checkInterval: float = 30.0
+        self,
+        store: Any,
+        sessions: Any,
+        clock: IReactorTime,
+        interval: float,
+        checkInterval: float = 30.0,
+        metrics: IMetrics | None = None,
     ) -> None:
+        """
+        @param metrics: told about the revocations seen and the sessions
+            they closed.
+        """
+        self.metrics: IMetrics = metrics if metrics is not None else NullMetrics()
         self.store = store
         self.sessions = sessions
         self.clock = clock
@@ -121,14 +134,18 @@ class RevocationWatcher(service.Service):
                 self.sessions.closeSessionsOf(
                     account, error.StreamError("not-authorized", text="This account was deleted")
                 )
+            elif await self.store.isAccountLocked(account.userhost()):
+                # Locked where the control channel could not say so at
+                # once (the server was not reached, or another node).
+                self.sessions.closeSessionsOf(account, accountLockedError(), barLogins=True)
         for fingerprint in sorted(fingerprints):
             stored = await self.store.certificateByFingerprint(fingerprint)
             if stored is not None and stored.state == "revoked":
-                self.sessions.closeSessionsWithCertificate(fingerprint)
+                self.metrics.sessionsClosedByRevocation(self.sessions.closeSessionsWithCertificate(fingerprint))
             elif stored is None and await self.store.isCertificateRevoked(fingerprint):
                 # Revoked and removed between two polls: the poll saw
                 # nothing, whichever checker let the session in.
-                self.sessions.closeSessionsWithCertificate(fingerprint)
+                self.metrics.sessionsClosedByRevocation(self.sessions.closeSessionsWithCertificate(fingerprint))
             elif stored is None and fingerprint in registered:
                 self.sessions.closeSessionsWithCertificate(fingerprint, "removed")
         if self._checkFailing:
@@ -151,7 +168,9 @@ class RevocationWatcher(service.Service):
             return
         for certificate in changed:
             if certificate.state == "revoked":
-                self.sessions.closeSessionsWithCertificate(certificate.fingerprint)
+                self.metrics.certificatesRevoked(1)
+                closed = self.sessions.closeSessionsWithCertificate(certificate.fingerprint)
+                self.metrics.sessionsClosedByRevocation(closed)
 
     def _checkFailed(self, f: Any) -> None:
         # As for polls: say so once, keep checking.

@@ -95,6 +95,13 @@ class RunningServer:
         log.close()
         waitForPort(self.starttlsPort, self.process, self.logPath)
         waitForPort(self.directTLSPort, self.process, self.logPath)
+        # The control socket comes last, once startup checks have passed
+        # (after the privilege drop); wait for it, if it is on.
+        deadline = time.monotonic() + 10
+        while "[control]" not in self.extraConfig and not (self.dataDir / "control.sock").exists():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                break
+            time.sleep(0.02)
 
     def stop(self) -> int:
         assert self.process is not None
@@ -120,7 +127,9 @@ class RunningServer:
 def makeServer(tmp: Path, extraConfig: str = "", domains: tuple[str, ...] = ("localhost",)) -> RunningServer:
     dataDir = tmp / "var"
     dataDir.mkdir(parents=True, exist_ok=True)
-    writeServerCertificate(dataDir / "server.crt", dataDir / "server.key", ["localhost"])
+    # The server refuses to start with a certificate that does not name
+    # every served domain.
+    writeServerCertificate(dataDir / "server.crt", dataDir / "server.key", list(domains))
     starttls, direct = freePort(), freePort()
     config = dataDir / "xmppcert.toml"
     config.write_text(

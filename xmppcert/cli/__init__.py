@@ -7,7 +7,10 @@ EXTERNAL (XEP-0178).
 It works on the database file directly through the synchronous
 L{SQLiteDatabase}, without a reactor; it may run while the server is using
 the same file (a running server notices state changes through
-L{SQLiteDatabase.changesSince}).
+L{SQLiteDatabase.changesSince}). Commands that need the running server
+(C{status}, C{sessions}, C{kick}), or whose changes it should act on at
+once (C{user lock}, C{user passwd}, C{cert revoke}), reach it through its
+control channel (L{xmppcert.control}).
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import argparse
 import sqlite3
 import sys
 from collections.abc import Callable
+from importlib import metadata
 from typing import TextIO
 
-from xmppcert.cli import certificates, setup, users
+from xmppcert.cli import audit, certificates, check, run, server, setup, users
 from xmppcert.cli.common import DEFAULT_CONFIG, CommandError, defaultConfigPath, now
 from xmppcert.config import ConfigError
+from xmppcert.control import ControlError
 from xmppcert.store.interfaces import StoreError
 
 
@@ -48,11 +53,26 @@ def buildParser() -> argparse.ArgumentParser:
         default=None,
         help=f"configuration file (default: $XMPPCERT_CONFIG or {DEFAULT_CONFIG})",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    for group in (setup, users, certificates):
+    for group in (setup, users, certificates, audit, server, check, run):
         group.addCommands(commands, configOption)
     return parser
+
+
+def version() -> str:
+    """
+    @return: the installed xmppcert's version, from the package metadata
+        (whose one source is C{xmppcert.__version__}, see setup.cfg).
+    """
+    try:
+        return metadata.version("xmppcert")
+    except metadata.PackageNotFoundError:
+        # Run from a source tree that was never installed.
+        import xmppcert
+
+        return xmppcert.__version__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,12 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         # argparse exits for --help (0) and usage errors (2).
         return e.code if isinstance(e.code, int) else 2
+    # init writes its file where --config says, and only then.
+    args.configGiven = args.config is not None
     if args.config is None:
         args.config = defaultConfigPath()
     func: Callable[[argparse.Namespace, TextIO], int | None] = args.func
     try:
         status = func(args, sys.stdout)
-    except (CommandError, ConfigError, StoreError, ValueError) as e:
+    except (CommandError, ConfigError, ControlError, StoreError, ValueError) as e:
         return _fail(str(e))
     except OSError as e:
         return _fail(f"{e.filename}: {e.strerror}" if e.filename else str(e))
@@ -92,4 +114,4 @@ def _fail(message: str) -> int:
     return 1
 
 
-__all__ = ["CommandError", "buildParser", "main", "now"]
+__all__ = ["CommandError", "buildParser", "main", "now", "version"]

@@ -19,17 +19,19 @@ from typing import Any, TextIO
 from cryptography.hazmat.primitives import serialization
 from twisted.words.protocols.jabber import jid as jabberJID
 
-from xmppcert import cred, x509
+from xmppcert import control, cred, x509
 from xmppcert.cli import common
 from xmppcert.cli.common import (
     CommandError,
     formatTime,
     loadConfigOf,
+    notifyServer,
     openDatabase,
     parseAccountJID,
     parseUserJID,
     positiveInt,
     readLine,
+    recordAudit,
 )
 from xmppcert.config import Config
 from xmppcert.jids import parseJID
@@ -257,6 +259,7 @@ def _certAdd(args: argparse.Namespace, out: TextIO) -> None:
             raise CommandError(
                 f"a certificate named {name!r} is already registered for {account}"
             ) from None
+        recordAudit(database, "cert.add", f"{account}/{name}", facts.fingerprint)
     finally:
         database.close()
     print(f"added certificate {name!r} for {account}", file=out)
@@ -481,6 +484,10 @@ def _noSuchCertificate(name: str, account: str) -> CommandError:
     return CommandError(f"no certificate named {name!r} for {account}")
 
 
+#: The audit trail's action for each state C{cert enable|disable|revoke} sets.
+_STATE_ACTIONS = {"enabled": "cert.enable", "disabled": "cert.disable", "revoked": "cert.revoke"}
+
+
 def _certSetState(state: str) -> Callable[[argparse.Namespace, TextIO], None]:
     """
     The command that puts a certificate into C{state} (XEP-0257 sections
@@ -515,9 +522,15 @@ def _certSetState(state: str) -> Callable[[argparse.Namespace, TextIO], None]:
                     f"certificate {name!r} of {account} is revoked, which is final;"
                     " add a new certificate instead"
                 ) from None
+            recordAudit(database, _STATE_ACTIONS[state], f"{account}/{current.name}", current.fingerprint)
         finally:
             database.close()
         print(f"{state} certificate {name!r} of {account}", file=out)
+        if state == "revoked":
+            # A running server ends its sessions now, not at its next poll.
+            ended = notifyServer(config, control.CertificateRevoked, fingerprint=current.fingerprint)
+            if ended:
+                print(f"ended {ended} session{'' if ended == 1 else 's'} that logged in with it", file=out)
 
     command.__name__ = f"_cert_{state}"
     return command
@@ -531,6 +544,7 @@ def _certRemove(args: argparse.Namespace, out: TextIO) -> None:
     try:
         current = database.getCertificate(account, name)
         database.removeCertificate(account, name)
+        recordAudit(database, "cert.remove", f"{account}/{name}", current.fingerprint if current else "")
     except NoSuchCertificate:
         raise _noSuchCertificate(name, account) from None
     finally:

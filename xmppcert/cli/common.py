@@ -11,12 +11,17 @@ import argparse
 import datetime
 import getpass
 import os
-from typing import TextIO
+import sqlite3
+import sys
+from typing import Any, TextIO
 
+from twisted.protocols import amp
 from twisted.words.protocols.jabber import jid as jabberJID
 
 from xmppcert.config import Config, loadConfig
+from xmppcert.control import ControlClient, ControlError, ServerNotRunning
 from xmppcert.jids import parseJID
+from xmppcert.store.interfaces import StoreError
 from xmppcert.store.sqlite import SQLiteDatabase
 
 #: Used when neither C{--config} nor C{$XMPPCERT_CONFIG} is given.
@@ -50,6 +55,35 @@ def loadConfigOf(args: argparse.Namespace) -> Config:
 
 def openDatabase(config: Config) -> SQLiteDatabase:
     return SQLiteDatabase.open(config.store.sqlite)
+
+
+def cliActor() -> str:
+    """
+    Who runs this command, as the audit trail names them:
+    C{cli:<operating-system user name>}.
+    """
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        # No user name for this uid (a container without /etc/passwd).
+        return f"cli:uid {os.getuid()}"
+
+
+def recordAudit(database: SQLiteDatabase, action: str, target: str, detail: str = "") -> None:
+    """
+    Record a change this command made in the audit trail (see
+    L{xmppcert.store.interfaces.IAuditLog}), once it succeeded.
+
+    The change is made whatever happens here: a failure to record it is a
+    warning on stderr, not an error of the command.
+    """
+    try:
+        database.recordAudit(cliActor(), action, target, detail)
+    except (sqlite3.Error, StoreError) as e:
+        print(
+            f"xmppcert: warning: the change was made but not recorded in the audit trail: {e}",
+            file=sys.stderr,
+        )
 
 
 def parseAccountJID(text: str, config: Config) -> str:
@@ -147,3 +181,41 @@ def positiveInt(text: str) -> int:
     return value
 
 
+def reachServer(config: Config) -> ControlClient | None:
+    """
+    Connect to the running server's control channel (L{xmppcert.control}).
+
+    @return: a client, or C{None} when no server listens (or the channel is
+        turned off in the configuration).
+    @raise CommandError: the control socket is there but cannot be used
+        (e.g. it belongs to another user).
+    """
+    if config.control.socket is None:
+        return None
+    try:
+        return ControlClient.connect(config.control.socket)
+    except ServerNotRunning:
+        return None
+    except ControlError as e:
+        raise CommandError(str(e)) from None
+
+
+def notifyServer(config: Config, command: type[amp.Command], **arguments: Any) -> int | None:
+    """
+    Tell a running server about a change this command made in the store, so
+    that it ends the sessions concerned at once.
+
+    @param command: an L{xmppcert.control} command answering C{sessions}.
+    @return: how many sessions the server ended, or C{None} when no server
+        was reached; a server that could not be told is a warning on stderr
+        (the change in the store stands).
+    """
+    try:
+        client = reachServer(config)
+        if client is None:
+            return None
+        with client:
+            return int(client.call(command, **arguments)["sessions"])
+    except (CommandError, ControlError) as e:
+        print(f"xmppcert: warning: the running server was not told: {e}", file=sys.stderr)
+        return None

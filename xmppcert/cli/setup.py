@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -18,16 +19,21 @@ from xmppcert.cli.common import CONFIG_NAME, CommandError, openDatabase
 from xmppcert.config import ConfigError, configFromDict, defaultConfigText, loadConfig
 
 
-def _configText(domains: list[str], directory: Path) -> str:
+def _configText(domains: list[str], directory: Path, dataDir: str = ".") -> str:
     """
     The default configuration for C{domains}, checked by parsing it.
 
+    @param directory: where the file will be.
+    @param dataDir: the value of C{data_dir} (relative to C{directory}).
     @raise ConfigError: a domain is not valid.
     """
     text = defaultConfigText(domains[0])
     # defaultConfigText takes one domain; JSON strings are valid TOML strings.
     line = "domains = " + json.dumps(domains)
     text = re.sub(r"^domains = .*$", lambda match: line, text, count=1, flags=re.MULTILINE)
+    if dataDir != ".":
+        line = "data_dir = " + json.dumps(dataDir)
+        text = re.sub(r"^data_dir = .*$", lambda match: line, text, count=1, flags=re.MULTILINE)
     try:
         configFromDict(tomllib.loads(text), directory)
     except tomllib.TOMLDecodeError as e:
@@ -35,13 +41,31 @@ def _configText(domains: list[str], directory: Path) -> str:
     return text
 
 
+def _dataDirSetting(dataDir: Path, configDir: Path) -> str:
+    """
+    C{data_dir} for a file in C{configDir}: relative to it when the data
+    directory is inside it, else absolute.
+    """
+    relative = os.path.relpath(dataDir.resolve(), configDir.resolve())
+    return str(dataDir.resolve()) if relative.split(os.sep)[0] == ".." else relative
+
+
 def _init(args: argparse.Namespace, out: TextIO) -> None:
-    dataDir = Path(args.data_dir)
-    configPath = dataDir / CONFIG_NAME
+    if getattr(args, "configGiven", False):
+        # The file goes where --config says; the data directory is
+        # --data-dir, or the file's own directory.
+        configPath = Path(args.config)
+        dataDir = Path(args.data_dir) if args.data_dir is not None else configPath.parent
+    else:
+        dataDir = Path(args.data_dir if args.data_dir is not None else "var")
+        configPath = dataDir / CONFIG_NAME
     text = None
     if not configPath.exists():
         # Check the domains before creating anything.
-        text = _configText(args.domain or ["localhost"], dataDir.resolve())
+        text = _configText(
+            args.domain or ["localhost"], configPath.parent.resolve(),
+            _dataDirSetting(dataDir, configPath.parent),
+        )
 
     if dataDir.is_dir():
         print(f"kept directory {dataDir}", file=out)
@@ -54,6 +78,9 @@ def _init(args: argparse.Namespace, out: TextIO) -> None:
         note = " (--domain ignored; edit the file instead)" if args.domain else ""
         print(f"kept existing configuration {configPath}{note}", file=out)
     else:
+        if not configPath.parent.is_dir():
+            configPath.parent.mkdir(parents=True)
+            print(f"created directory {configPath.parent}", file=out)
         # O_EXCL: never overwrite a file that appeared in the meantime.
         with open(configPath, "x", encoding="utf-8") as f:
             f.write(text)
@@ -102,10 +129,17 @@ def addCommands(commands: Any, configOption: argparse.ArgumentParser) -> None:
         help="create the data directory, configuration, certificate and database",
         description=(
             "Create DIR with xmppcert.toml, a self-signed certificate and the"
-            " database. Existing files are kept, so it is safe to run again."
+            " database. With --config, the configuration is written to that"
+            " file instead, and DIR defaults to its directory. Existing files"
+            " are kept, so it is safe to run again."
         ),
     )
-    init.add_argument("--data-dir", metavar="DIR", default="var", help="default: var")
+    init.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        default=None,
+        help="default: the directory of --config if given, else var",
+    )
     init.add_argument(
         "--domain",
         metavar="DOMAIN",

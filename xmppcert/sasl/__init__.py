@@ -24,8 +24,10 @@ from twisted.internet import defer, task
 from twisted.words.protocols.jabber import jid as jidmod
 from zope.interface import Attribute, Interface
 
-from xmppcert.cred import Account, IAccount, IScramProof, SASLAuthFailure
+from xmppcert import x509 as x509facts
+from xmppcert.cred import Account, IAccount, IClientCertificate, IScramProof, SASLAuthFailure
 from xmppcert.jids import makeJID, parseJID
+from xmppcert.metrics import IMetrics, NullMetrics
 from xmppcert.store.interfaces import IAccountStore
 from xmppcert.throttle import LoginThrottle
 
@@ -58,6 +60,9 @@ class SASLFailure(Exception):
     @ivar quiet: an expected refusal whose cause was logged once already
         (a lockout): logged per attempt at debug, not info, so a flood of
         attempts is not a flood of lines.
+    @ivar account: for the log, never sent: who the attempt tried to log
+        in as (the authcid's account; a certificate's JIDs and
+        fingerprint, see L{describeCertificate}); C{""} when unknown.
     """
 
     def __init__(
@@ -67,6 +72,7 @@ class SASLFailure(Exception):
         closeStream: bool = False,
         detail: str = "",
         quiet: bool = False,
+        account: str = "",
     ) -> None:
         assert condition in CONDITIONS, condition
         super().__init__(condition, text)
@@ -76,6 +82,7 @@ class SASLFailure(Exception):
         #: For the log, never sent.
         self.detail = detail or text
         self.quiet = quiet
+        self.account = account
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,7 @@ class MechanismContext:
         for the made-up credentials of unknown accounts.
     @ivar fakeCredentialSecret: the store's secret for those made-up
         credentials; a per-process one when C{None}.
+    @ivar metrics: told about throttled attempts (L{xmppcert.metrics}).
     """
 
     portal: Portal
@@ -131,6 +139,7 @@ class MechanismContext:
     peerHost: str = ""
     throttle: LoginThrottle | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    metrics: IMetrics = field(default_factory=NullMetrics)
 
 
 class ISASLServerMechanism(Interface):
@@ -252,10 +261,30 @@ def accountJID(authcid: str, domain: str) -> jidmod.JID:
         else:
             parsed = makeJID(authcid, domain, None)
     except jidmod.InvalidFormat:
-        raise SASLFailure("not-authorized") from None
+        raise SASLFailure("not-authorized", account=_escaped(authcid)) from None
     if not parsed.user or parsed.resource is not None or parsed.host != domain:
-        raise SASLFailure("not-authorized")
+        raise SASLFailure("not-authorized", account=_escaped(authcid))
     return parsed
+
+
+def _escaped(text: str, limit: int = 100) -> str:
+    """
+    A peer's text for a log line: at most C{limit} characters, escaped so
+    that it cannot break the line.
+    """
+    return text[:limit].encode("unicode_escape").decode("ascii")
+
+
+def describeCertificate(certificate: x509.Certificate) -> str:
+    """
+    A client certificate for the log: the JIDs it names (id-on-xmppAddr)
+    and its fingerprint, e.g. C{"alice@example.com (certificate 3f2a...)"}.
+    """
+    try:
+        names = ", ".join(a.full() for a in x509facts.xmppAddrs(certificate)) or "no JID"
+    except x509facts.CertificateError:
+        names = "unreadable JIDs"
+    return f"{names} (certificate {x509facts.fingerprint(certificate)})"
 
 
 def checkAuthzid(authzid: str, account: jidmod.JID) -> None:
@@ -272,7 +301,7 @@ def checkAuthzid(authzid: str, account: jidmod.JID) -> None:
     except jidmod.InvalidFormat:
         raise SASLFailure("invalid-authzid") from None
     if wanted.userhost() != account.userhost():
-        raise SASLFailure("invalid-authzid")
+        raise SASLFailure("invalid-authzid", account=account.userhost())
 
 
 def _claimedAccount(credentials: Any) -> tuple[str | None, bool]:
@@ -303,6 +332,13 @@ async def login(context: MechanismContext, credentials: Any) -> Account:
     """
     Log in through the portal and translate cred failures into SASL ones.
 
+    This is also the one place where an account locked by an administrator
+    (C{IAccountStore.isAccountLocked}) is refused, for every mechanism:
+    with C{account-disabled} (RFC 6120 section 6.5.1), only once the
+    credentials were found good, so the lock is revealed to no one who
+    could not log in otherwise; such a refusal is no failed guess for the
+    throttle.
+
     With a C{context.throttle} (L{xmppcert.throttle}), this is also the one
     place where failed logins are counted, for every mechanism:
 
@@ -314,17 +350,23 @@ async def login(context: MechanismContext, credentials: Any) -> Account:
        not skip that; a certificate login never waits (there is nothing to
        guess);
      - a failure is counted against the peer's address, and against the
-       account the credentials name, if any; its answer is not delayed.
+       account the credentials name, if any; its answer is not delayed;
+     - each wait and each lockout refusal is told to C{context.metrics}.
     """
     throttle = context.throttle
     claimed, isPassword = _claimedAccount(credentials)
+    # For the log of a failure: a certificate names its JIDs itself.
+    tried = claimed
+    if tried is None and IClientCertificate.providedBy(credentials) and credentials.chain:
+        tried = describeCertificate(credentials.chain[0])
     if throttle is not None and isPassword and claimed is not None:
-        _refuseLocked(throttle, context.peerHost, claimed)
+        _refuseLocked(throttle, context.peerHost, claimed, context.metrics)
         delay = throttle.wait(context.peerHost, claimed)
         if delay > 0:
+            context.metrics.loginThrottled("delayed")
             await task.deferLater(throttle.clock, delay)
             # Failures of parallel attempts may have locked it meanwhile.
-            _refuseLocked(throttle, context.peerHost, claimed)
+            _refuseLocked(throttle, context.peerHost, claimed, context.metrics)
     try:
         _, avatar, _ = await context.portal.login(credentials, None, IAccount)
     except SASLAuthFailure as e:
@@ -335,22 +377,29 @@ async def login(context: MechanismContext, credentials: Any) -> Account:
         account = claimed
     except credError.UnhandledCredentials:
         # No checker for these credentials: the server's setup, not a guess.
-        raise SASLFailure("not-authorized") from None
+        raise SASLFailure("not-authorized", account=tried or "") from None
     else:
         assert isinstance(avatar, Account)
+        if await context.store.isAccountLocked(avatar.jid.userhost()):
+            raise SASLFailure(
+                "account-disabled", "This account is locked", detail=f"{avatar.jid.userhost()} is locked"
+            )
         if throttle is not None:
             throttle.succeeded(context.peerHost, avatar.jid.userhost())
         return avatar
     if throttle is not None:
         throttle.failed(context.peerHost, account)
+    refusal.account = tried or ""
     raise refusal
 
 
-def _refuseLocked(throttle: LoginThrottle, host: str, account: str) -> None:
+def _refuseLocked(throttle: LoginThrottle, host: str, account: str, metrics: IMetrics) -> None:
     reason = throttle.refusal(host, account)
     if reason is not None:
+        metrics.loginThrottled("locked")
         raise SASLFailure(
-            "temporary-auth-failure", "Too many failed attempts; try again later", detail=reason, quiet=True
+            "temporary-auth-failure", "Too many failed attempts; try again later", detail=reason, quiet=True,
+            account=account,
         )
 
 
@@ -393,5 +442,6 @@ __all__ = [
     "accountJID",
     "checkAuthzid",
     "defaultRegistry",
+    "describeCertificate",
     "login",
 ]

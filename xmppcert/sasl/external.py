@@ -11,10 +11,14 @@ or an operator's own).
 
 from __future__ import annotations
 
+from typing import Any
+
+from cryptography import x509
 from twisted.cred.credentials import ICredentials
 from twisted.internet import defer
 from zope.interface import implementer
 
+from xmppcert import x509 as x509facts
 from xmppcert.cred import ClientCertificate, IClientCertificate
 from xmppcert.sasl import (
     ISASLServerMechanism,
@@ -72,4 +76,22 @@ class External(SingleResponseMechanism):
         return Success(await login(self.context, creds))
 
 
-__all__ = ["External"]
+async def certificateStanding(store: Any, certificate: x509.Certificate) -> str:
+    """
+    What the store says about a certificate, for the log line of a stream
+    that was not offered EXTERNAL: unknown, or whose and in which state.
+    Never raises: a store that cannot answer is mentioned as such.
+    """
+    fingerprint = x509facts.fingerprint(certificate)
+    try:
+        stored = await store.certificateByFingerprint(fingerprint)
+        if stored is not None:
+            return f"registered to {stored.account}, {stored.state}"
+        if await store.isCertificateRevoked(fingerprint):
+            return "revoked (its record was removed)"
+    except Exception as e:
+        return f"unknown: the store failed ({type(e).__name__})"
+    return "not registered"
+
+
+__all__ = ["External", "certificateStanding"]

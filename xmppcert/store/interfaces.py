@@ -383,6 +383,13 @@ class ICertificateStore(Interface):
     so it names exactly one. The methods taking C{(account, name)} act on
     the certificate L{getCertificate} returns; those taking a fingerprint
     act on exactly that certificate.
+
+    When the store itself cannot do the work (unreachable, locked for too
+    long, disk full), a method fails with a L{StoreError} that is none of
+    the subclasses documented here (SQLite's C{sqlite3.Error} and
+    C{OSError} are understood too): XEP-0257 answers that with
+    C{internal-server-error} of type C{wait}, logged once, not with a
+    traceback.
     """
 
     def addCertificate(  # type: ignore[no-untyped-def]

@@ -4,8 +4,9 @@ Accounts and their client certificates in an SQLite database file.
 
 L{SQLiteDatabase} is the synchronous layer, used directly by the command
 line tool. L{SQLiteStore} provides L{IAccountStore} and L{ICertificateStore}
-for the server by running every L{SQLiteDatabase} call in one dedicated
-worker thread.
+for the server by running every L{SQLiteDatabase} call in a worker thread:
+writes in one dedicated thread, reads in another with a connection of its
+own, so that a write waiting for a lock never holds up a login.
 
 The server and C{xmppcert user ...} may use the same file at the same time,
 so the database runs in WAL mode (readers do not block the writer) with a
@@ -331,6 +332,16 @@ class SQLiteDatabase:
             yield self._conn
 
     def _migrate(self) -> None:
+        # An up-to-date file (the usual case) needs no write lock: opening
+        # it succeeds at once while another process holds that lock.
+        version = _schemaVersion(self._conn)
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"database schema version {version} is newer than this "
+                f"xmppcert supports ({SCHEMA_VERSION})"
+            )
+        if version == SCHEMA_VERSION:
+            return
         while True:
             with self._transaction() as conn:
                 # Read the version under the write lock, so two processes
@@ -348,6 +359,13 @@ class SQLiteDatabase:
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                     (version + 1,),
                 )
+
+    def setQueryOnly(self) -> None:
+        """
+        Refuse every write on this connection from now on
+        (C{PRAGMA query_only}): for the read path of L{SQLiteStore}.
+        """
+        self._conn.execute("PRAGMA query_only = ON")
 
     def schemaVersion(self) -> int:
         """
@@ -898,21 +916,70 @@ def _integrityError(
     return None
 
 
+class _Worker:
+    """
+    One thread of its own with one connection of its own, opened in that
+    thread on first use (a connection must not be used by two threads at
+    once).
+    """
+
+    def __init__(self, name: str, opener: Callable[[], SQLiteDatabase]) -> None:
+        self.name = name
+        self._opener = opener
+        self.pool: ThreadPool | None = None
+        self._database: SQLiteDatabase | None = None
+
+    def start(self) -> ThreadPool:
+        if self.pool is None:
+            self.pool = ThreadPool(1, 1, name=self.name)
+            self.pool.start()
+        return self.pool
+
+    def database(self) -> SQLiteDatabase:
+        # Only ever called in the worker thread, so no lock is needed.
+        if self._database is None:
+            self._database = self._opener()
+        return self._database
+
+    def closeDatabase(self) -> None:
+        # Runs in the worker thread, after every call queued before it.
+        database, self._database = self._database, None
+        if database is not None:
+            database.close()
+
+    def stop(self) -> None:
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            pool.stop()
+
+
 @implementer(IAccountStore, ICertificateStore, IAuditLog)
 class SQLiteStore:
     """
     L{IAccountStore} and L{ICertificateStore} on an SQLite file, for code
     running on the reactor.
 
-    Every call runs the matching L{SQLiteDatabase} method in one dedicated
-    worker thread, so the reactor never waits for the disk. One thread, not
-    a pool of several: SQLite allows one writer at a time anyway, a single
-    connection must not be used by two threads at once, and one thread
-    serialises the calls in the order they were made (a password change
-    cannot overtake the account creation it follows).
+    Every call runs the matching L{SQLiteDatabase} method in a worker
+    thread, so the reactor never waits for the disk; there are two, each
+    with its own connection:
 
-    The database is opened in that thread on first use; call L{connect} to
-    open it (and see schema errors) at startup.
+     - B{the writer}: every method that changes something runs in one
+       dedicated thread. One, not several: SQLite allows one writer at a
+       time anyway, and one thread serialises the writes in the order they
+       were made (a password change cannot overtake the account creation
+       it follows).
+     - B{the reader}: the methods that only read (the login path among
+       them: L{getScramCredential}, L{certificateByFingerprint},
+       L{isCertificateRevoked}, ...) run in another thread, on a
+       connection that refuses writes. In WAL mode readers never wait for a
+       writer, so while a write waits for another process's write lock (up
+       to L{BUSY_TIMEOUT}), logins are still answered at once.
+
+    A read sees every write whose Deferred has fired; a read made while a
+    write is still pending may answer from before that write.
+
+    The connections are opened in their threads on first use; call
+    L{connect} to open them (and see schema errors) at startup.
     """
 
     def __init__(
@@ -934,73 +1001,77 @@ class SQLiteStore:
         self.path = Path(path)
         self._reactor = reactor
         self._clock = clock
-        self._pool: ThreadPool | None = None
+        self._writer = _Worker(f"xmppcert-sqlite {self.path}", self._openDatabase)
+        self._reader = _Worker(f"xmppcert-sqlite-read {self.path}", self._openReadDatabase)
         self._shutdownTrigger: Any = None
-        self._database: SQLiteDatabase | None = None
         self._closed = False
 
     def _openDatabase(self) -> SQLiteDatabase:
         """
-        Open the database; runs in the worker thread. Tests override it.
+        Open the database; runs in a worker thread. Tests override it.
         """
         return SQLiteDatabase.open(self.path, self._clock)
 
-    def _getDatabase(self) -> SQLiteDatabase:
-        # Only ever called in the worker thread, so no lock is needed.
-        if self._database is None:
-            self._database = self._openDatabase()
-        return self._database
+    def _openReadDatabase(self) -> SQLiteDatabase:
+        """
+        Open the reader's connection, which refuses writes; runs in the
+        reader's thread.
+        """
+        database = self._openDatabase()
+        database.setQueryOnly()
+        return database
 
-    def _startPool(self) -> ThreadPool:
-        if self._pool is None:
-            self._pool = ThreadPool(1, 1, name=f"xmppcert-sqlite {self.path}")
-            self._pool.start()
-            # Stop the (non-daemon) thread with the reactor even if nobody
+    def _startPool(self, worker: _Worker) -> ThreadPool:
+        if self._shutdownTrigger is None:
+            # Stop the (non-daemon) threads with the reactor even if nobody
             # calls close(), or the process would not exit.
             self._shutdownTrigger = self._reactor.addSystemEventTrigger(
                 "during", "shutdown", self._reactorShutdown
             )
-        return self._pool
-
-    def _closeDatabase(self) -> None:
-        # Runs in the worker thread, after every call queued before it.
-        database, self._database = self._database, None
-        if database is not None:
-            database.close()
-
-    def _stopPool(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.stop()
+        return worker.start()
 
     def _reactorShutdown(self) -> None:
         self._shutdownTrigger = None
         self._closed = True
-        if self._pool is not None:
-            # Queued behind pending calls; stop() waits for all of them.
-            self._pool.callInThread(self._closeDatabase)
-        self._stopPool()
+        for worker in (self._writer, self._reader):
+            if worker.pool is not None:
+                # Queued behind pending calls; stop() waits for all of them.
+                worker.pool.callInThread(worker.closeDatabase)
+            worker.stop()
 
-    def _run(self, f: Callable[[SQLiteDatabase], _T]) -> defer.Deferred[_T]:
-        """
-        Call C{f} with the database in the worker thread.
-        """
+    def _runIn(self, worker: _Worker, f: Callable[[SQLiteDatabase], _T]) -> defer.Deferred[_T]:
         if self._closed:
             return defer.fail(StoreError(f"the store {self.path} is closed"))
 
         def inThread() -> _T:
-            return f(self._getDatabase())
+            return f(worker.database())
 
-        return deferToThreadPool(self._reactor, self._startPool(), inThread)
+        return deferToThreadPool(self._reactor, self._startPool(worker), inThread)
+
+    def _run(self, f: Callable[[SQLiteDatabase], _T]) -> defer.Deferred[_T]:
+        """
+        Call C{f} with the database in the writer's thread.
+        """
+        return self._runIn(self._writer, f)
+
+    def _read(self, f: Callable[[SQLiteDatabase], _T]) -> defer.Deferred[_T]:
+        """
+        Call C{f}, which only reads, with the database in the reader's
+        thread.
+        """
+        return self._runIn(self._reader, f)
 
     def connect(self) -> defer.Deferred[None]:
         """
-        Open the database now rather than on first use.
+        Open the database now rather than on first use: the writer's
+        connection (which brings the schema up to date), then the reader's.
 
         @return: Deferred firing with C{None}, or failing with
             L{SchemaVersionError} or L{StoreError}.
         """
-        return self._run(lambda database: None)
+        d = self._run(lambda database: None)
+        d.addCallback(lambda _: self._read(lambda database: None))
+        return d
 
     def addAccount(
         self, jid: str, credentials: Sequence[ScramCredential]
@@ -1022,7 +1093,7 @@ class SQLiteStore:
         """
         See L{IAccountStore.isAccountLocked}.
         """
-        return self._run(lambda db: db.isAccountLocked(jid))
+        return self._read(lambda db: db.isAccountLocked(jid))
 
     def recordAudit(self, actor: str, action: str, target: str, detail: str = "") -> defer.Deferred[AuditEntry]:
         """
@@ -1034,7 +1105,7 @@ class SQLiteStore:
         """
         See L{IAuditLog.auditTrail}.
         """
-        return self._run(lambda db: db.auditTrail(target, limit))
+        return self._read(lambda db: db.auditTrail(target, limit))
 
     def setCredentials(
         self, jid: str, credentials: Sequence[ScramCredential]
@@ -1055,13 +1126,13 @@ class SQLiteStore:
         """
         See L{IAccountStore.accountExists}.
         """
-        return self._run(lambda db: db.accountExists(jid))
+        return self._read(lambda db: db.accountExists(jid))
 
     def listAccounts(self, domain: str | None = None) -> defer.Deferred[list[str]]:
         """
         See L{IAccountStore.listAccounts}.
         """
-        return self._run(lambda db: db.listAccounts(domain))
+        return self._read(lambda db: db.listAccounts(domain))
 
     def getScramCredential(
         self, jid: str, mechanism: str
@@ -1069,7 +1140,7 @@ class SQLiteStore:
         """
         See L{IAccountStore.getScramCredential}.
         """
-        return self._run(lambda db: db.getScramCredential(jid, mechanism))
+        return self._read(lambda db: db.getScramCredential(jid, mechanism))
 
     def addCertificate(
         self,
@@ -1111,7 +1182,7 @@ class SQLiteStore:
             wanted = checkCertificateStates(states)
         except ValueError as e:
             return defer.fail(e)
-        return self._run(lambda db: db.listCertificates(account, wanted))
+        return self._read(lambda db: db.listCertificates(account, wanted))
 
     def getCertificate(
         self, account: str, name: str
@@ -1119,7 +1190,7 @@ class SQLiteStore:
         """
         See L{ICertificateStore.getCertificate}.
         """
-        return self._run(lambda db: db.getCertificate(account, name))
+        return self._read(lambda db: db.getCertificate(account, name))
 
     def certificateByFingerprint(
         self, fingerprint: str
@@ -1127,13 +1198,13 @@ class SQLiteStore:
         """
         See L{ICertificateStore.certificateByFingerprint}.
         """
-        return self._run(lambda db: db.certificateByFingerprint(fingerprint))
+        return self._read(lambda db: db.certificateByFingerprint(fingerprint))
 
     def isCertificateRevoked(self, fingerprint: str) -> defer.Deferred[bool]:
         """
         See L{ICertificateStore.isCertificateRevoked}.
         """
-        return self._run(lambda db: db.isCertificateRevoked(fingerprint))
+        return self._read(lambda db: db.isCertificateRevoked(fingerprint))
 
     def setCertificateState(
         self, account: str, name: str, state: str
@@ -1183,7 +1254,7 @@ class SQLiteStore:
         """
         See L{ICertificateStore.changesSince}.
         """
-        return self._run(lambda db: db.changesSince(cursor))
+        return self._read(lambda db: db.changesSince(cursor))
 
     def fakeCredentialSecret(self) -> bytes:
         """
@@ -1198,26 +1269,36 @@ class SQLiteStore:
 
     def close(self) -> defer.Deferred[None]:
         """
-        Close the connection (in the worker thread, after every call made
-        before) and stop the thread. Idempotent.
+        Close the connections (each in its thread, after every call made
+        before) and stop the threads. Idempotent.
 
         @return: Deferred firing with C{None} when done.
         """
         if self._closed:
             return defer.succeed(None)
         self._closed = True
-        if self._pool is None:
+        workers = [worker for worker in (self._writer, self._reader) if worker.pool is not None]
+        if not workers:
             return defer.succeed(None)
 
-        def stopPool(result: object) -> object:
+        def stopPools(results: list[tuple[bool, Any]]) -> Any:
             if self._shutdownTrigger is not None:
                 self._reactor.removeSystemEventTrigger(self._shutdownTrigger)
                 self._shutdownTrigger = None
-            self._stopPool()
-            return result
+            for worker in workers:
+                worker.stop()
+            for succeeded, result in results:
+                if not succeeded:
+                    return result
+            return None
 
-        d = deferToThreadPool(self._reactor, self._pool, self._closeDatabase)
-        d.addBoth(stopPool)
+        closed = [
+            deferToThreadPool(self._reactor, worker.pool, worker.closeDatabase)
+            for worker in workers
+            if worker.pool is not None
+        ]
+        d: defer.Deferred[Any] = defer.DeferredList(closed, consumeErrors=True)
+        d.addCallback(stopPools)
         return d
 
 
