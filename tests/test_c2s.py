@@ -1430,3 +1430,112 @@ def test_lockedBetweenLoginAndBind() -> None:
     later.startTLS()
     refusal = later.auth("PLAIN", f"\0alice\0{PASSWORD}".encode()).only("failure")
     assert [c.name for c in refusal.elements()][0] == "account-disabled"
+
+
+def test_passwordChangedBetweenLoginAndBind() -> None:
+    """
+    `xmppcert user passwd`: a password login checked against the old
+    password before the change, which binds after it, is ended with reset
+    at the bind like the password sessions already bound; a certificate
+    login in progress binds.
+    """
+    from tests.helpers import resultOf
+    from xmppcert.control import ControlChannel
+
+    h, certificate = certificateHarness()
+    desk = h.connect()
+    desk.loginPlain()
+    phone, _ = externalConnection(h, certificate)
+    assert phone.auth("EXTERNAL", raw="=").only().name == "success"
+    phone.header()
+    channel = ControlChannel(h.sessions, h.store, h.clock)
+    assert resultOf(channel.passwordChanged(ALICE, "control:test")) == 0
+    answer = desk.bind("desk")
+    assert answer.streamError() == "reset"
+    assert answer.named("iq") == []
+    assert h.sessions.sessionFor(jid.JID(f"{ALICE}/desk")) is None
+    assert phone.bind("phone").only("iq")["type"] == "result"
+
+
+def removeDomain(h: ServerHarness) -> None:
+    """
+    Do what a reload that stops serving L{DOMAIN} does to the server.
+    """
+    import dataclasses
+
+    from tests.helpers import OTHER_DOMAIN
+
+    h.server.config = dataclasses.replace(h.server.config, domains=(OTHER_DOMAIN,))
+    h.server.sessions.domains = frozenset([OTHER_DOMAIN])
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "EXTERNAL"])
+def test_domainRemovedDuringLogin(mechanism: str) -> None:
+    """
+    Reload: a stream whose header named a domain that a reload then stopped
+    serving cannot log in to it, by any mechanism, even with good
+    credentials: not-authorized, and the stream is closed.
+    """
+    h, certificate = certificateHarness()
+    conn, _ = externalConnection(h, certificate)
+    if mechanism == "PLAIN":
+        removeDomain(h)
+        answer = conn.auth("PLAIN", plain())
+    elif mechanism == "EXTERNAL":
+        removeDomain(h)
+        answer = conn.auth("EXTERNAL", raw="=")
+    else:
+        client = ScramClient([mechanism], "alice", PASSWORD)
+        challenge = conn.auth(mechanism, client.get_client_first().encode()).only("challenge")
+        client.set_server_first(base64.b64decode(str(challenge)).decode())
+        removeDomain(h)
+        answer = conn.response(client.get_client_final().encode())
+    assert saslFailure(answer) == "not-authorized"
+    assert conn.authenticator.account is None
+    assert conn.closed
+
+
+def test_domainRemovedBeforeBind() -> None:
+    """
+    Reload, RFC 6120 §4.9.3.5: a stream that logged in to a domain a reload
+    then stopped serving cannot bind in it: host-gone, and no session.
+    """
+    h = harness()
+    conn = h.connect()
+    conn.loginPlain()
+    removeDomain(h)
+    answer = conn.bind("phone")
+    assert answer.streamError() == "host-gone"
+    assert answer.named("iq") == []
+    assert h.sessions.sessionFor(jid.JID(f"{ALICE}/phone")) is None
+
+
+def test_storeFailureAtLoginIsOneLogLine() -> None:
+    """
+    Rules that hold everywhere: a store that fails (locked, read-only) makes
+    logins answer temporary-auth-failure (RFC 6120 §6.5.11), logged as one
+    error line a minute at most, not as a traceback per attempt a peer can
+    repeat at will; nothing at critical.
+    """
+    import sqlite3
+
+    from twisted.logger import LogLevel, capturedLogs
+
+    from xmppcert.testing import InMemoryAccountStore
+
+    class BrokenStore(InMemoryAccountStore):
+        def getScramCredential(self, jid: str, mechanism: str) -> Any:
+            from twisted.internet import defer
+
+            return defer.fail(sqlite3.OperationalError("database is locked"))
+
+    store = BrokenStore()
+    h = makeServer(makeConfig(sasl={"mechanisms": MECHANISMS, "max_failures": 10}), store=store)
+    conn = h.connect()
+    conn.startTLS()
+    with capturedLogs() as events:
+        for _ in range(3):
+            assert saslFailure(conn.auth("PLAIN", plain())) == "temporary-auth-failure"
+    levels = [e["log_level"] for e in events]
+    assert LogLevel.critical not in levels
+    assert levels.count(LogLevel.error) == 1

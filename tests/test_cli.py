@@ -1379,8 +1379,8 @@ def test_auditCommandErrors(dataDir: Path, run) -> None:  # type: ignore[no-unty
 
 def test_version(run) -> None:  # type: ignore[no-untyped-def]
     """
-    xmppcert --version prints the installed version, from the package
-    metadata, whose one source is xmppcert.__version__ (setup.cfg).
+    xmppcert --version prints xmppcert.version(), __version__, which is
+    also the one source of the package metadata (setup.cfg).
     """
     import importlib.metadata
 

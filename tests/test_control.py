@@ -49,6 +49,7 @@ from xmppcert import cli, x509
 from xmppcert.cli.server import formatDuration
 from xmppcert.config import loadConfig
 from xmppcert.control import (
+    FAILURE_LOG_INTERVAL,
     PAGE_BUDGET,
     CertificateRevoked,
     ControlChannel,
@@ -66,7 +67,7 @@ from xmppcert.control import (
     userName,
 )
 from xmppcert.sessions import SessionManager
-from xmppcert.store.interfaces import AuditEntry, NoSuchAccount
+from xmppcert.store.interfaces import AuditEntry, NoSuchAccount, StoreError
 from xmppcert.store.sqlite import SQLiteDatabase, SQLiteStore
 from xmppcert.testing import InMemoryAccountStore
 
@@ -318,6 +319,82 @@ def test_passwordChanged() -> None:
     ]
 
 
+def test_passwordChangedBarsLoginsInProgress() -> None:
+    """
+    `xmppcert user passwd`: a password login checked against the old
+    password before the change must not bind after it (barredSince gives
+    reset for it); a certificate login in progress may, and a login checked
+    after the change too.
+    """
+    env = makeEnv()
+    mark = env.sessions.revocationMark()
+    resultOf(env.channel.passwordChanged(ALICE, ME))
+    later = jid.JID(f"{ALICE}/later")
+    barred = env.sessions.barredSince(later, mark, {"mechanism": "SCRAM-SHA-256"})
+    assert barred is not None and (barred.condition, barred.text) == (
+        "reset", "The password of this account was changed",
+    )
+    assert env.sessions.barredSince(later, mark, {"mechanism": "EXTERNAL"}) is None
+    assert env.sessions.barredSince(later, env.sessions.revocationMark(), {"mechanism": "PLAIN"}) is None
+    assert env.sessions.barredSince(jid.JID(f"{BOB}/later"), mark, {"mechanism": "PLAIN"}) is None
+
+
+def test_auditFailureDoesNotFailCommands() -> None:
+    """
+    A command that took effect succeeds even when its audit record cannot
+    be written (the store is locked): kick, lock and passwd answer their
+    counts, not STORE_ERROR; the failure is a warning, at most one a minute
+    (FAILURE_LOG_INTERVAL), saying how many were left out.
+    """
+    env = makeEnv()
+
+    def recordAudit(*args: object) -> defer.Deferred[None]:
+        return defer.fail(StoreError("database is locked"))
+
+    env.store.recordAudit = recordAudit  # type: ignore[method-assign,assignment]
+    bind(env.sessions, f"{ALICE}/phone")
+    bind(env.sessions, f"{BOB}/desk")
+    bind(env.sessions, f"{BOB}/phone", "SCRAM-SHA-256")
+    with capturedLogs() as events:
+        assert resultOf(env.channel.kick(f"{ALICE}/phone", ME)) == 1
+        assert resultOf(env.channel.passwordChanged(BOB, ME)) == 2
+        assert resultOf(env.channel.lock(ALICE, True, ME)) == 0
+    assert resultOf(env.store.isAccountLocked(ALICE))
+    warnings = [e for e in events if e["log_level"] == LogLevel.warn]
+    assert len(warnings) == 1
+    assert (warnings[0]["action"], warnings[0]["target"]) == ("session.kick", ALICE)
+    assert "database is locked" in warnings[0]["error"]
+    env.clock.advance(FAILURE_LOG_INTERVAL)
+    with capturedLogs() as events:
+        assert resultOf(env.channel.lock(ALICE, False, ME)) == 0
+    [warning] = [e for e in events if e["log_level"] == LogLevel.warn]
+    assert (warning["action"], warning["suppressed"]) == ("user.unlock", 2)
+
+
+def test_versionOnce(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """
+    One version everywhere: `xmppcert --version` and `xmppcert status` say
+    xmppcert.version() (__version__), whatever stale package metadata an
+    editable install has; the server looks it up once, at start, not per
+    status.
+    """
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.0.0.stale")
+    env = makeEnv()
+    assert xmppcert.version() == xmppcert.__version__
+    assert env.channel.status()["version"] == xmppcert.__version__
+    with pytest.raises(SystemExit):
+        cli.buildParser().parse_args(["--version"])
+    assert capsys.readouterr().out == f"xmppcert {xmppcert.__version__}\n"
+
+    def lookedUp() -> str:
+        raise AssertionError("the version was looked up again")
+
+    monkeypatch.setattr("xmppcert.control.version", lookedUp)
+    assert env.channel.status()["version"] == xmppcert.__version__
+
+
 def test_certificateRevoked() -> None:
     """
     `xmppcert cert revoke` through the channel: the sessions of a
@@ -398,14 +475,16 @@ class PeerTransport(StringTransport):
 
 
 @pytest.mark.skipif(not hasattr(socket, "SO_PEERCRED"), reason="the system does not tell a UNIX socket's peer")
-def test_peerCredentials() -> None:
+def test_peerCredentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """
     Only the server's own user (and root) may use the channel, whatever
     the socket file's mode was for a moment; the peer's user is the actor
-    of the audit trail. Another user is dropped, with a warning.
+    of the audit trail, whose name was looked up once, at start, not per
+    connection. Another user is dropped, with a warning.
     """
     assert peerUID(PeerTransport(1234)) == 1234
     env = makeEnv()
+    monkeypatch.setattr("xmppcert.control.userName", lambda uid: pytest.fail("a user name was looked up"))
     own = ControlProtocol(env.channel)
     own.makeConnection(PeerTransport(os.geteuid()))
     assert own.actor == ME and not own.transport.disconnecting  # type: ignore[union-attr]
@@ -419,6 +498,27 @@ def test_peerCredentials() -> None:
     assert stranger.transport.disconnecting  # type: ignore[union-attr]
     warnings = [e for e in events if e.get("log_level") == LogLevel.warn]
     assert len(warnings) == 1 and "Refused a control connection" in warnings[0]["log_format"]
+    assert warnings[0]["uid"] == other
+
+
+@pytest.mark.skipif(not hasattr(socket, "SO_PEERCRED"), reason="the system does not tell a UNIX socket's peer")
+def test_refusalsRateLimited() -> None:
+    """
+    A refused control connection is a warning at most once a minute
+    (FAILURE_LOG_INTERVAL): any local user can connect at will and must not
+    flood the log; the next warning says how many were left out.
+    """
+    env = makeEnv()
+    other = os.geteuid() + 1 if os.geteuid() + 1 != 0 else 2
+    strangers = [ControlProtocol(env.channel) for _ in range(4)]
+    with capturedLogs() as events:
+        for stranger in strangers[:3]:
+            stranger.makeConnection(PeerTransport(other))
+        env.clock.advance(FAILURE_LOG_INTERVAL)
+        strangers[3].makeConnection(PeerTransport(other))
+    assert all(s.transport.disconnecting for s in strangers)  # type: ignore[union-attr]
+    warnings = [e for e in events if e.get("log_level") == LogLevel.warn]
+    assert [w["suppressed"] for w in warnings] == [0, 2]
 
 
 # --- the listener and the blocking client on a real UNIX socket -------------

@@ -111,3 +111,27 @@ def test_twistdUsesJSON(tmp_path: Path, options: list[str], expected: str | None
     else:
         assert logger is not xlogging.jsonObserver
     assert isinstance(config.subOptions, tap.Options)
+
+
+@pytest.mark.parametrize(
+    "encoding, value",
+    [("ascii", "jörg@example.com"), ("utf-8", "/etc/xmppcert/\udcff.crl")],
+    ids=["c-locale", "lone-surrogate"],
+)
+def test_jsonObserverUnencodableText(encoding: str, value: str) -> None:
+    """
+    log_format json: an event whose text the stream cannot encode (stdout
+    in the C locale, or a lone surrogate from an undecodable file name) is
+    still written, as one JSON line with \\u escapes, not silently lost.
+    """
+    raw = io.BytesIO()
+    out = io.TextIOWrapper(raw, encoding=encoding)
+    log = Logger(namespace="x", observer=LogPublisher(xlogging.jsonObserver(out)))
+    log.info("about {value}", value=value)
+    log.info("after")
+    lines = raw.getvalue().decode("ascii").splitlines()
+    assert len(lines) == 2
+    first, second = records("\n".join(lines))
+    assert first["value"] == value
+    assert first["message"] == f"about {value}"
+    assert second["message"] == "after"

@@ -6,11 +6,13 @@ and a broken file changes nothing.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import signal
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -18,11 +20,12 @@ import pytest
 from cryptography import x509
 from twisted.application.internet import StreamServerEndpointService
 from twisted.cred.credentials import IUsernamePassword
-from twisted.internet import task
+from twisted.internet import defer, task
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import Logger, LogLevel, capturedLogs
 from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
 from twisted.trial import unittest
 
 from tests.helpers import DOMAIN, OTHER_DOMAIN, bindSession
@@ -30,6 +33,7 @@ from tests.test_checks import writeCA, writeCertificate
 from xmppcert import _log
 from xmppcert.config import loadConfig
 from xmppcert.cred import CACertificateChecker, CertificateCheckerChain, IClientCertificate
+from xmppcert.reload import ReloadResult
 from xmppcert.service import RevocationListService, ServerService, makeService
 from xmppcert.testing import InMemoryAccountStore
 from xmppcert.x509 import fingerprint, generateServerCertificate
@@ -52,12 +56,70 @@ direct_tls = ["tcp:0:interface=127.0.0.1"]
 """
 
 
-class Env:
+def inThisThread(f: Callable[..., Any], *args: Any, **kwargs: Any) -> defer.Deferred[Any]:
     """
-    A server built from a configuration file in C{directory}.
+    A C{deferToThread} that runs C{f} at once, on this thread.
+    """
+    return defer.maybeDeferred(f, *args, **kwargs)
+
+
+class HeldThread:
+    """
+    A C{deferToThread} that runs nothing until told: L{run} runs the
+    oldest call and fires its Deferred.
+
+    @ivar calls: the calls not yet run.
     """
 
-    def __init__(self, directory: Path, reactor: Any = None, **config: Any) -> None:
+    def __init__(self) -> None:
+        self.calls: list[tuple[Callable[..., Any], tuple[Any, ...], defer.Deferred[Any]]] = []
+
+    def __call__(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> defer.Deferred[Any]:
+        d: defer.Deferred[Any] = defer.Deferred()
+        self.calls.append((functools.partial(f, **kwargs), args, d))
+        return d
+
+    def run(self) -> None:
+        f, args, d = self.calls.pop(0)
+        defer.maybeDeferred(f, *args).chainDeferred(d)
+
+
+def ended(d: defer.Deferred[Any]) -> bool:
+    """
+    @return: whether C{d} has a result yet (a Deferred waiting on another
+        has been called but has none).
+    """
+    seen: list[bool] = []
+
+    def note(result: object) -> object:
+        seen.append(True)
+        return result
+
+    d.addBoth(note)
+    return bool(seen)
+
+
+def resultOf(d: defer.Deferred[ReloadResult]) -> ReloadResult:
+    """
+    @return: what C{d} has already fired with.
+    """
+    results: list[ReloadResult | Failure] = []
+    d.addBoth(results.append)
+    assert results, "the reload has not ended"
+    [result] = results
+    if isinstance(result, Failure):
+        result.raiseException()
+    assert isinstance(result, ReloadResult)
+    return result
+
+
+class Env:
+    """
+    A server built from a configuration file in C{directory}. Unless
+    C{threaded}, a reload reads the files on this thread, at once.
+    """
+
+    def __init__(self, directory: Path, reactor: Any = None, threaded: bool = False, **config: Any) -> None:
         self.directory = directory
         writeCertificate(directory, [DOMAIN])
         self.path = directory / "xmppcert.toml"
@@ -68,6 +130,16 @@ class Env:
         )
         self.root.configPath = self.path
         self.server: Any = cast(Any, self.root).c2s
+        assert self.root.reloader is not None
+        self.reloader = self.root.reloader
+        if not threaded:
+            self.reloader.deferToThread = inThisThread
+
+    def reload(self, source: Any = None) -> ReloadResult:
+        """
+        Reload through the service, which must end at once.
+        """
+        return resultOf(self.root.reload(source))
 
     def write(self, **config: Any) -> None:
         self.path.write_text(configText(**config))
@@ -100,7 +172,7 @@ def test_newCertificate(tmp_path: Path) -> None:
     writeCertificate(tmp_path, [DOMAIN])
     assert env.onDisk() != old
     with capturedLogs() as events:
-        result = env.root.reload()
+        result = env.reload()
     assert result.ok
     assert env.served() == env.onDisk()
     direct = [
@@ -126,7 +198,7 @@ def test_sessionsSurvive(tmp_path: Path) -> None:
     session, client = bindSession(env.server.sessions, f"alice@{DOMAIN}/phone")
     writeCertificate(tmp_path, [OTHER_DOMAIN])
     env.write(domains=(OTHER_DOMAIN,))
-    assert env.root.reload().ok
+    assert env.reload().ok
     assert env.server.sessions.sessionsOf(session.jid.userhostJID()) == [session]
     assert client.closes == []
 
@@ -140,7 +212,7 @@ def test_domainsAdded(tmp_path: Path) -> None:
     writeCertificate(tmp_path, [DOMAIN, OTHER_DOMAIN])
     env.write(domains=(DOMAIN, OTHER_DOMAIN))
     with capturedLogs() as events:
-        assert env.root.reload().ok
+        assert env.reload().ok
     assert env.server.config.domains == (DOMAIN, OTHER_DOMAIN)
     assert env.server.sessions.domains == {DOMAIN, OTHER_DOMAIN}
     chain = env.server.portal.checkers[IClientCertificate]
@@ -166,7 +238,7 @@ def test_limitsAndLogLevel(tmp_path: Path) -> None:
             "[sasl]\nscram_iterations = 8192\n"
         ),
     )
-    assert env.root.reload().ok
+    assert env.reload().ok
     limits = env.server.config.limits
     assert (limits.handshake_timeout, limits.auth_timeout) == (3.0, 7.0)
     assert env.server.addressLimiter.maxPerAddress == 2
@@ -195,7 +267,7 @@ def test_clientCAsAndCRLs(tmp_path: Path) -> None:
             '[certificates]\ncheckers = ["stored", "ca"]\n'
             f'[[certificates.ca]]\nbundle = "{bundle}"\ndomains = ["{DOMAIN}"]\ncrls = ["{crl}"]\n'
         ))
-        assert env.root.reload().ok
+        assert env.reload().ok
         chain = env.server.portal.checkers[IClientCertificate]
         [ca] = [c for c in chain.chain if isinstance(c, CACertificateChecker)]
         assert ca.authorities[0].roots[0].subject.rfc4514_string() == "CN=Test CA"
@@ -203,12 +275,195 @@ def test_clientCAsAndCRLs(tmp_path: Path) -> None:
         assert holder.running
         assert holder.checkers == chain.revocationCheckers()
         assert all(c._loopState == "started" for c in holder.checkers)
-        previous = holder.checkers
-        assert env.root.reload().ok
-        assert all(c._loopState == "stopped" for c in previous)
-        assert all(c._loopState == "started" for c in holder.checkers)
     finally:
         env.root.stopService()
+
+
+def caSection(
+    bundle: Path, crls: tuple[Path, ...] = (), domains: tuple[str, ...] = (DOMAIN,),
+    fetch: bool = True, failure: str = "hard",
+) -> str:
+    return (
+        '[certificates]\ncheckers = ["stored", "ca"]\n'
+        f'[[certificates.ca]]\nbundle = "{bundle}"\ndomains = {json.dumps(list(domains))}\n'
+        f"crls = {json.dumps([str(c) for c in crls])}\nfetch_crls = {json.dumps(fetch)}\n"
+        f'crl_failure = "{failure}"\n'
+    )
+
+
+def caOf(env: Env) -> CACertificateChecker:
+    [ca] = [c for c in env.server.portal.checkers[IClientCertificate].chain if isinstance(c, CACertificateChecker)]
+    return ca
+
+
+def test_unchangedCAKeepsItsCRLChecker(tmp_path: Path) -> None:
+    """
+    Reload (logrotate, certbot hooks): a client CA whose bundle (path and
+    content), CRL files, fetch_crls and crl_failure are unchanged keeps its
+    TrustedCA and its running CRL checker, with the CRLs fetched over HTTP
+    and their cache, so a hard-fail CA does not refuse logins when a
+    distribution point is down; the log line does not claim it was read
+    again.
+    """
+    bundle, crl = writeCA(tmp_path)
+    env = Env(tmp_path, extra=caSection(bundle, (crl,)))
+    env.root.startService()
+    try:
+        [authority] = caOf(env).authorities
+        checker = authority.revocation
+        fetched = object()
+        checker._cache["http://crl.example/ca.crl"] = fetched
+        [holder] = [s for s in env.root if isinstance(s, RevocationListService)]
+        env.write(extra=caSection(bundle, (crl,)), logLevel="warn")
+        result = env.reload()
+        assert result.ok
+        assert caOf(env).authorities == [authority]
+        assert caOf(env).authorities[0] is authority
+        assert holder.checkers == [checker]
+        assert checker._loopState == "started"
+        assert checker._cache["http://crl.example/ca.crl"] is fetched
+        assert not any("client CA" in line for line in result.reloaded)
+    finally:
+        env.root.stopService()
+
+
+def test_domainsOfUnchangedCA(tmp_path: Path) -> None:
+    """
+    Reload: a client CA whose domains alone change is trusted for the new
+    domains and keeps its CRL checker.
+    """
+    bundle, crl = writeCA(tmp_path)
+    env = Env(tmp_path, domains=(DOMAIN, OTHER_DOMAIN), extra=caSection(bundle, (crl,)))
+    writeCertificate(tmp_path, [DOMAIN, OTHER_DOMAIN])
+    [before] = caOf(env).authorities
+    env.write(domains=(DOMAIN, OTHER_DOMAIN), extra=caSection(bundle, (crl,), domains=(DOMAIN, OTHER_DOMAIN)))
+    assert env.reload().ok
+    [after] = caOf(env).authorities
+    assert after.domains == {DOMAIN, OTHER_DOMAIN}
+    assert after.revocation is before.revocation
+
+
+def changeBundle(tmp_path: Path, bundle: Path, crl: Path) -> str:
+    writeCA(tmp_path)  # a new CA in the same files
+    return caSection(bundle, (crl,))
+
+
+def changeCRLs(tmp_path: Path, bundle: Path, crl: Path) -> str:
+    _, other = writeCA(tmp_path, "other")
+    return caSection(bundle, (crl, other))
+
+
+def changeFetch(tmp_path: Path, bundle: Path, crl: Path) -> str:
+    return caSection(bundle, (crl,), fetch=False)
+
+
+def changeFailure(tmp_path: Path, bundle: Path, crl: Path) -> str:
+    return caSection(bundle, (crl,), failure="soft")
+
+
+@pytest.mark.parametrize(
+    "change", [changeBundle, changeCRLs, changeFetch, changeFailure],
+    ids=["bundle-content", "crls", "fetch_crls", "crl_failure"],
+)
+def test_changedCAGetsANewCRLChecker(tmp_path: Path, change: Any) -> None:
+    """
+    Reload: a client CA whose bundle content, CRL files, fetch_crls or
+    crl_failure changed gets a new CRL checker, started, and the old one
+    stops; the log line names that CA.
+    """
+    bundle, crl = writeCA(tmp_path)
+    env = Env(tmp_path, extra=caSection(bundle, (crl,)))
+    env.root.startService()
+    try:
+        [old] = caOf(env).authorities
+        env.write(extra=change(tmp_path, bundle, crl))
+        result = env.reload()
+        assert result.ok
+        [new] = caOf(env).authorities
+        assert new.revocation is not old.revocation
+        assert old.revocation._loopState == "stopped"
+        [holder] = [s for s in env.root if isinstance(s, RevocationListService)]
+        assert holder.checkers == [new.revocation]
+        assert new.revocation._loopState == "started"
+        assert f"client CA {bundle} changed: bundle and CRL files read again" in result.reloaded
+    finally:
+        env.root.stopService()
+
+
+def test_applicationCheckerNotReported(tmp_path: Path) -> None:
+    """
+    Reload: when the certificate checker on the portal is the embedding
+    application's, nothing of the client CAs is read for it, and the log
+    line does not say their bundles and CRL files were read again.
+    """
+    bundle, crl = writeCA(tmp_path)
+    env = Env(tmp_path, extra=caSection(bundle, (crl,)))
+    theirs = CertificateCheckerChain([], None, [DOMAIN])
+    env.server.portal.registerChecker(theirs, IClientCertificate)
+    writeCA(tmp_path)
+    result = env.reload()
+    assert result.ok
+    assert env.server.portal.checkers[IClientCertificate] is theirs
+    assert not any("CA" in line for line in result.reloaded)
+    assert result.reloaded[1:] == ["no other change"]
+
+
+def test_filesReadInAThread(tmp_path: Path) -> None:
+    """
+    Reload: the files (configuration, certificate and key, CA bundles, CRL
+    files) are read and parsed through deferToThread, off the reactor;
+    nothing changes until that ends, then all the new settings are in
+    place at once.
+    """
+    env = Env(tmp_path)
+    held = HeldThread()
+    env.reloader.deferToThread = held
+    bundle, crl = writeCA(tmp_path)
+    env.write(logLevel="warn", extra=caSection(bundle, (crl,)))
+    before = (env.server.config, env.served(), env.server.portal.checkers[IClientCertificate])
+    d = env.root.reload()
+    assert not ended(d)
+    assert len(held.calls) == 1
+    # What is on disk when the thread runs is what counts.
+    crl.write_text("not a CRL")
+    held.run()
+    result = resultOf(d)
+    assert not result.ok and result.error is not None and str(crl) in result.error
+    assert (env.server.config, env.served(), env.server.portal.checkers[IClientCertificate]) == before
+
+    d = env.root.reload()
+    _, good = writeCA(tmp_path, "good")
+    shutil.copyfile(good, crl)
+    writeCertificate(tmp_path, [DOMAIN])
+    assert not ended(d)
+    assert (env.server.config, env.served()) == before[:2]
+    held.run()
+    assert resultOf(d).ok
+    assert env.served() == env.onDisk()
+    assert env.server.config.log_level == "warn"
+    assert caOf(env).authorities[0].roots[0].subject.rfc4514_string() == "CN=Test CA"
+
+
+def test_reloadsDoNotInterleave(tmp_path: Path) -> None:
+    """
+    Reload: a second reload (two SIGHUPs in quick succession) waits until
+    the first has been applied, then reads the files again and starts
+    from what the first put in place.
+    """
+    env = Env(tmp_path)
+    held = HeldThread()
+    env.reloader.deferToThread = held
+    env.write(logLevel="warn")
+    first, second = env.root.reload(), env.root.reload()
+    assert len(held.calls) == 1
+    held.run()
+    assert "log_level = warn" in resultOf(first).reloaded
+    assert not ended(second)
+    env.write(logLevel="debug")
+    assert len(held.calls) == 1
+    held.run()
+    assert "log_level = debug" in resultOf(second).reloaded
+    assert env.server.config.log_level == "debug"
 
 
 def test_restartOnlySettings(tmp_path: Path) -> None:
@@ -223,7 +478,7 @@ def test_restartOnlySettings(tmp_path: Path) -> None:
         extra='[store]\nsqlite = "elsewhere.sqlite"\n[limits]\nlisten_backlog = 64\n',
     )
     with capturedLogs() as events:
-        result = env.root.reload()
+        result = env.reload()
     assert result.ok
     assert sorted(result.needsRestart) == ["limits.listen_backlog", "listen", "store"]
     assert env.server.config.listen == oldListen
@@ -300,7 +555,7 @@ def test_brokenFileChangesNothing(tmp_path: Path, breakIt: Any, fragment: str) -
     before = (env.server.config, env.served(), env.server.portal.checkers[IClientCertificate])
     breakIt(env)
     with capturedLogs() as events:
-        result = env.root.reload()
+        result = env.reload()
     assert not result.ok
     assert result.error is not None and fragment in result.error
     assert (env.server.config, env.served(), env.server.portal.checkers[IClientCertificate]) == before
@@ -319,7 +574,7 @@ def test_reloadNeedsASource(tmp_path: Path) -> None:
     env.root.configPath = None
     with pytest.raises(ValueError, match="configPath"):
         env.root.reload()
-    assert env.root.reload(loadConfig(env.path)).ok
+    assert env.reload(loadConfig(env.path)).ok
 
 
 class SIGHUPTests(unittest.TestCase):
@@ -329,23 +584,29 @@ class SIGHUPTests(unittest.TestCase):
 
     def test_SIGHUPReloads(self) -> Any:
         """
-        kill -HUP reloads the configuration file (here: a new certificate)
-        on the reactor; stopping the server puts the previous handler back.
+        kill -HUP reloads the configuration file (here: a new certificate),
+        read in a thread and applied on the reactor; stopping the server puts the previous handler back.
         """
         from twisted.internet import reactor
 
         directory = Path(tempfile.mkdtemp())
         self.addCleanup(shutil.rmtree, directory)
-        env = Env(directory, reactor=reactor)
+        env = Env(directory, reactor=reactor, threaded=True)
         previous = signal.getsignal(signal.SIGHUP)
         env.root.startService()
         old = env.served()
+
+        async def waitForReload() -> None:
+            for _ in range(100):
+                await task.deferLater(reactor, 0.05, lambda: None)
+                if env.served() != old:
+                    return
 
         def running(ignored: object) -> Any:
             self.assertEqual(signal.getsignal(signal.SIGHUP), env.root._onSIGHUP)
             writeCertificate(directory, [DOMAIN])
             os.kill(os.getpid(), signal.SIGHUP)
-            return task.deferLater(reactor, 0.1, lambda: None)
+            return defer.ensureDeferred(waitForReload())
 
         def reloaded(ignored: object) -> Any:
             self.assertNotEqual(env.served(), old)

@@ -18,7 +18,7 @@ import sqlite3
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 from cryptography import x509
@@ -1730,4 +1730,48 @@ def test_auditFailureDoesNotFailRequest() -> None:
     assert errorEvents(events) == []
     [line] = [e for e in xmppcertEvents(events, LogLevel.warn) if "audit" in e["log_format"]]
     assert (line["action"], line["target"]) == ("cert.append", ALICE + "/Phone")
+    assert states(env) == [("Phone", "revoked")]
+
+
+def test_handlerAnswersInOrder() -> None:
+    """
+    RFC 6120 §10.1: a stream's requests are processed in the order they
+    came: an append and then a revoke of that name, sent without waiting,
+    revoke the appended certificate: the revoke does not look before the
+    append is stored, even with a store whose reads overtake its writes.
+    """
+
+
+    class ReadsOvertakeWrites(InMemoryAccountStore):
+        """
+        Writes wait until released; reads answer at once, as SQLiteStore's
+        reader thread does while its writer is busy.
+        """
+
+        held: list[tuple[Callable[[], Any], defer.Deferred[Any]]] = []
+
+        def addCertificate(self, *args: Any, **kwargs: Any) -> defer.Deferred[Any]:
+            d: defer.Deferred[Any] = defer.Deferred()
+            self.held.append((lambda: InMemoryAccountStore.addCertificate(self, *args, **kwargs), d))
+            return d
+
+    env = makeEnv(storeClass=ReadsOvertakeWrites)
+    handler = SASLCertHandler(env.manager, requester())
+    streamManager = wokkelHelpers.TestableStreamManager()
+    handler.setHandlerParent(streamManager)
+    store = cast(ReadsOvertakeWrites, env.store)
+    certificate = base64.b64encode(issue()).decode()
+    output: list[domish.Element] = streamManager.stub.output
+    for xml in (
+        f"<iq type='set' id='a1'><append xmlns='{NS_SASLCERT}'><name>Phone</name>"
+        f"<x509cert>{certificate}</x509cert></append></iq>",
+        f"<iq type='set' id='r1'><revoke xmlns='{NS_SASLCERT}'><name>Phone</name></revoke></iq>",
+    ):
+        streamManager.stub.send(parseXml(xml.replace("<iq ", f"<iq from='{ALICE}/phone' to='{ALICE}' ", 1)))
+    while store.held:
+        run, d = store.held.pop(0)
+        run().chainDeferred(d)
+    assert sorted((e.getAttribute("id"), e.getAttribute("type")) for e in output) == [
+        ("a1", "result"), ("r1", "result")
+    ]
     assert states(env) == [("Phone", "revoked")]

@@ -617,3 +617,47 @@ def test_closeSessionsOfBarsLoginsInProgress() -> None:
     assert manager.barredSince(jid.JID(f"{ALICE}/phone"), before) is locked
     assert manager.barredSince(jid.JID(BOB), before) is None
     assert manager.barredSince(jid.JID(ALICE), manager.revocationMark()) is None
+
+
+def test_barLimitedByWhere() -> None:
+    """
+    closeSessionsOf with barLogins and where (a password change): only the
+    logins in progress that where picks, judged on the session they would
+    bind, are barred (a password login, not a certificate one); without
+    their facts, every bar applies.
+    """
+    manager = makeManager()
+    before = manager.revocationMark()
+    changed = error.StreamError("reset", text="changed")
+    manager.closeSessionsOf(
+        jid.JID(ALICE), changed, where=lambda s: s.info["mechanism"] != "EXTERNAL", barLogins=True
+    )
+    phone = jid.JID(f"{ALICE}/phone")
+    assert manager.barredSince(phone, before, {"mechanism": "PLAIN"}) is changed
+    assert manager.barredSince(phone, before, {"mechanism": "EXTERNAL"}) is None
+    assert manager.barredSince(phone, before) is changed
+    assert manager.barredSince(phone, manager.revocationMark(), {"mechanism": "PLAIN"}) is None
+
+
+def test_barsAddUp() -> None:
+    """
+    closeSessionsOf with barLogins: a bar limited by where (a password
+    change) after a bar of every login (a lock) leaves the lock's in force
+    for the logins checked before it; a later bar of every login replaces
+    both.
+    """
+    manager = makeManager()
+    beforeLock = manager.revocationMark()
+    locked = error.StreamError("not-authorized", text="locked")
+    changed = error.StreamError("reset", text="changed")
+    manager.closeSessionsOf(jid.JID(ALICE), locked, barLogins=True)
+    afterLock = manager.revocationMark()
+    manager.closeSessionsOf(jid.JID(ALICE), changed, where=lambda s: s.info["mechanism"] != "EXTERNAL", barLogins=True)
+    phone = jid.JID(f"{ALICE}/phone")
+    assert manager.barredSince(phone, beforeLock, {"mechanism": "EXTERNAL"}) is locked
+    assert manager.barredSince(phone, beforeLock, {"mechanism": "PLAIN"}) is changed
+    assert manager.barredSince(phone, afterLock, {"mechanism": "EXTERNAL"}) is None
+    assert manager.barredSince(phone, afterLock, {"mechanism": "PLAIN"}) is changed
+    again = error.StreamError("not-authorized", text="locked again")
+    manager.closeSessionsOf(jid.JID(ALICE), again, barLogins=True)
+    assert manager.barredSince(phone, beforeLock, {"mechanism": "PLAIN"}) is again

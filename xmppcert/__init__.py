@@ -9,3 +9,15 @@ management (XEP-0257).
 from xmppcert import _compat  # noqa: F401
 
 __version__ = "0.1.0"
+
+
+def version() -> str:
+    """
+    The version of this xmppcert, for C{xmppcert --version}, the log and
+    the control channel's status: the one place that says it.
+
+    @return: C{__version__}, which setup.cfg also gives the package
+        metadata (not read here: an editable install keeps the metadata of
+        the version it was installed at).
+    """
+    return __version__

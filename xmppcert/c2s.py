@@ -23,7 +23,7 @@ from cryptography import x509
 from twisted.cred.portal import Portal
 from twisted.internet import defer, task
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, ISSLTransport
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python import failure
 from twisted.words.protocols.jabber import error, jid, xmlstream
 from twisted.words.protocols.jabber.sasl import SASLIncorrectEncodingError, fromBase64
@@ -47,7 +47,7 @@ from xmppcert.sasl import (
 )
 from xmppcert.sasl.external import certificateStanding
 from xmppcert.sessions import Session, SessionManager
-from xmppcert.store.interfaces import IAccountStore
+from xmppcert.store.interfaces import STORE_FAILURES, IAccountStore
 from xmppcert.throttle import LoginThrottle
 from xmppcert.tls import peerCertificateChain
 from xmppcert.xmlstream import HardenedXmlStream
@@ -104,6 +104,8 @@ class C2SServer:
         self.registry = registry
         self.clock = clock
         self.handlerFactories = list(handlerFactories)
+        #: One error line a minute at most while the store fails logins.
+        self.storeFailureLog = _log.RateLimitedLog(log, LogLevel.error, clock, 60.0)
         #: Every connected stream, bound or not.
         self.streams: set[C2SAuthenticator] = set()
         self.throttle = throttle if throttle is not None else LoginThrottle.fromConfig(config.limits, clock)
@@ -296,6 +298,7 @@ class ReceivingSASLFeature:
 
     def _context(self) -> MechanismContext:
         a = self.authenticator
+        server = a.server
         return MechanismContext(
             portal=a.server.portal,
             store=a.server.store,
@@ -308,6 +311,8 @@ class ReceivingSASLFeature:
             peerHost=_peerHost(a.xmlstream) or "",
             throttle=a.server.throttle,
             metrics=a.server.metrics,
+            # The live configuration's, which a reload replaces.
+            servedDomains=lambda: server.config.domains,
         )
 
     async def prepare(self) -> None:
@@ -458,6 +463,13 @@ class ReceivingSASLFeature:
                 return
             if isinstance(f.value, SASLFailure):
                 self._fail(f.value)
+            elif isinstance(f.value, STORE_FAILURES):
+                # Not the peer's doing, and repeatable at will by the peer:
+                # one line now and then, not a traceback per attempt.
+                self.authenticator.server.storeFailureLog.emit(
+                    "Logins fail: the store is not available ({error})", error=f.getErrorMessage()
+                )
+                self._fail(SASLFailure("temporary-auth-failure", detail="the store is not available"))
             else:
                 log.failure("SASL mechanism {mechanism} failed unexpectedly", f, mechanism=self._mechanismName)
                 self._fail(SASLFailure("temporary-auth-failure"))
@@ -848,7 +860,12 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
     def _featuresFailed(self, f: failure.Failure) -> None:
         # The store failed while deciding on mechanisms: an operator matter,
         # which the client sees as a temporary condition.
-        log.failure("Could not prepare stream features", f)
+        if isinstance(f.value, STORE_FAILURES):
+            self.server.storeFailureLog.emit(
+                "Stream features fail: the store is not available ({error})", error=f.getErrorMessage()
+            )
+        else:
+            log.failure("Could not prepare stream features", f)
         self.streamError("internal-server-error")
 
     def _checkHeader(self, root: domish.Element) -> str | None:
@@ -943,6 +960,22 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
     def bound(self, fullJID: jid.JID, request: domish.Element) -> None:
         xs = self.xmlstream
         assert self.account is not None
+        if self.domain not in self.server.config.domains:
+            # A reload removed the domain after this stream's header (or its
+            # login): no new session in it (RFC 6120 section 4.9.3.5).
+            self.streamError("host-gone", f"{self.domain} is no longer served here")
+            return
+        info = {
+            "mechanism": self.mechanism,
+            "certificate": self.account.certificateFingerprint,
+            "canManageCertificates": self.account.canManageCertificates,
+            "certificateRegistered": self.account.certificateRegistered,
+            # For the control channel's session list. The only transport
+            # so far; BOSH and WebSocket will bring others.
+            "transport": "tcp",
+            "address": _address(xs),
+            "boundAt": self.server.clock.seconds(),
+        }
         fingerprint = self.account.certificateFingerprint
         if fingerprint is not None and self.server.sessions.revokedSince(fingerprint, self.revocationMark):
             # Revoked after the store said yes, before this bind: the
@@ -950,22 +983,18 @@ class C2SAuthenticator(xmlstream.ListenAuthenticator):
             log.info("Closing {jid}: its certificate was revoked during the login", jid=fullJID.full())
             self.streamError("reset", "The certificate of this session was revoked")
             return
-        barred = self.server.sessions.barredSince(fullJID, self.revocationMark)
+        barred = self.server.sessions.barredSince(fullJID, self.revocationMark, info)
         if barred is not None:
-            # Locked after the store said yes, before this bind.
-            log.info("Closing {jid}: its account was locked during the login", jid=fullJID.full())
+            # Locked (or, for a password login, its password changed) after
+            # the store said yes, before this bind.
+            log.info(
+                "Closing {jid}: {why} during the login",
+                jid=fullJID.full(), why=barred.text or barred.condition,
+            )
             self.streamError(barred.condition, barred.text)
             return
         self.session = self.server.sessions.bind(fullJID, xs.send, self._closeSession)
-        self.session.info["mechanism"] = self.mechanism
-        self.session.info["certificate"] = self.account.certificateFingerprint
-        self.session.info["canManageCertificates"] = self.account.canManageCertificates
-        self.session.info["certificateRegistered"] = self.account.certificateRegistered
-        # For the control channel's session list.
-        self.session.info["transport"] = "tcp"
-        self.session.info["address"] = _address(xs)
-        self.session.info["boundAt"] = self.server.clock.seconds()
-        # The only transport so far; BOSH and WebSocket will bring others.
+        self.session.info.update(info)
         self._sessionLabels = ("tcp", self.mechanism)
         self.server.metrics.sessionStarted(*self._sessionLabels)
         self.state = "bound"

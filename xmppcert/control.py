@@ -33,7 +33,6 @@ exception types.
 from __future__ import annotations
 
 import heapq
-import importlib.metadata
 import os
 import pwd
 import socket
@@ -48,12 +47,12 @@ from twisted.application import service
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import defer, endpoints, protocol
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.protocols import amp
 from twisted.python import failure
 from twisted.words.protocols.jabber import jid as jabberJID
 
-from xmppcert import _log
+from xmppcert import _log, version
 from xmppcert.jids import parseJID
 from xmppcert.sessions import (
     ISessionNotifier,
@@ -79,6 +78,10 @@ PAGE_MAX_ITEMS = 500
 
 #: Keys in one box the client accepts.
 MAX_BOX_KEYS = 64
+
+#: Seconds between two log lines about failed audit records, and about
+#: refused connections.
+FAILURE_LOG_INTERVAL = 60.0
 
 
 class ControlError(Exception):
@@ -212,21 +215,6 @@ class CertificateRevoked(amp.Command):
     errors = {**_ERRORS, NotRevoked: b"NOT_REVOKED"}
 
 
-def serverVersion() -> str:
-    """
-    @return: C{xmppcert.__version__}, else the installed package's version.
-    """
-    import xmppcert
-
-    version = getattr(xmppcert, "__version__", None)
-    if version:
-        return str(version)
-    try:
-        return importlib.metadata.version("xmppcert")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def userName(uid: int) -> str:
     """
     @return: the login name of C{uid}, or the number when it has none.
@@ -302,6 +290,13 @@ class ControlChannel:
         C{ICertificateStore}, and C{IAuditLog} where it has one).
     @ivar listeners: C{(kind, description)} of each listener, for L{status}.
     @ivar startedAt: when the server started (POSIX timestamp).
+    @ivar version: the server's version, for L{status}.
+    @ivar uid: the server's user id, since it started (after twistd switched
+        to the server's user).
+    @ivar actors: the audit trail's actor for the connections of each user
+        that may connect (the server's user and root), by user id: looked
+        up (a passwd look-up) once, when the server starts, not per
+        connection.
     """
 
     def __init__(
@@ -317,13 +312,29 @@ class ControlChannel:
         self.store = store
         self.clock = clock
         self.listeners = list(listeners)
-        self.startedAt = clock.seconds()
+        self._auditFailureLog = _log.RateLimitedLog(log, LogLevel.warn, clock, FAILURE_LOG_INTERVAL)
+        self._refusalLog = _log.RateLimitedLog(log, LogLevel.warn, clock, FAILURE_LOG_INTERVAL)
+        self.started()
 
     def started(self) -> None:
         """
-        The server started now (uptime counts from here).
+        The server started now (uptime counts from here), as the user it
+        runs as.
         """
         self.startedAt = self.clock.seconds()
+        self.version = version()
+        self.uid = os.geteuid()
+        self.actors = {uid: "control:" + userName(uid) for uid in {self.uid, 0}}
+
+    def refused(self, uid: int) -> None:
+        """
+        A connection from user C{uid}, who may not connect, was dropped: a
+        warning, at most one every L{FAILURE_LOG_INTERVAL} seconds (any
+        local user can connect at will).
+        """
+        self._refusalLog.emit(
+            "Refused a control connection from uid {uid}: only the server's user and root may connect", uid=uid
+        )
 
     def status(self) -> dict[str, Any]:
         """
@@ -335,7 +346,7 @@ class ControlChannel:
             if not s.closed
         )
         return {
-            "version": serverVersion(),
+            "version": self.version,
             "startedAt": self.startedAt,
             "uptime": max(0.0, self.clock.seconds() - self.startedAt),
             "listeners": [{"kind": kind, "description": text} for kind, text in self.listeners],
@@ -434,13 +445,16 @@ class ControlChannel:
 
     async def passwordChanged(self, jid: str, actor: str) -> int:
         """
-        End the password sessions of C{jid} with L{passwordChangedError};
-        recorded as C{session.kick} when there were any.
+        End the password sessions of C{jid} with L{passwordChangedError},
+        and keep its password logins in progress (checked against the old
+        password) from binding; recorded as C{session.kick} when any ended.
 
         @return: how many ended.
         """
         account = _target(jid, bare=True)
-        closed = int(self.notifier.closeSessionsOf(account, passwordChangedError(), where=_isPasswordSession))
+        closed = int(
+            self.notifier.closeSessionsOf(account, passwordChangedError(), where=_isPasswordSession, barLogins=True)
+        )
         if closed:
             log.info(
                 "{actor} changed the password of {jid}: {count} ended",
@@ -472,9 +486,21 @@ class ControlChannel:
         return closed
 
     async def _audit(self, actor: str, action: str, target: str, detail: str) -> None:
+        """
+        Record a change in the audit trail (if the store keeps one). A
+        failure here does not fail the command, which took effect: it is
+        logged at warn (at most once every L{FAILURE_LOG_INTERVAL} seconds).
+        """
         record = getattr(self.store, "recordAudit", None)
-        if record is not None:
+        if record is None:
+            return
+        try:
             await record(actor, action, target, detail)
+        except Exception as e:
+            self._auditFailureLog.emit(
+                "Could not record {action} of {target} by {actor} in the audit trail: {error}",
+                action=action, target=target, actor=actor, error=f"{type(e).__name__}: {e}",
+            )
 
 
 class ControlProtocol(amp.AMP):
@@ -489,21 +515,18 @@ class ControlProtocol(amp.AMP):
     def __init__(self, channel: ControlChannel) -> None:
         super().__init__()
         self.channel = channel
-        self.actor = "control:" + userName(os.geteuid())
+        self.actor = channel.actors[channel.uid]
 
     def connectionMade(self) -> None:
         super().connectionMade()
         uid = peerUID(self.transport)
-        if uid is not None and uid not in (os.geteuid(), 0):
-            log.warn(
-                "Refused a control connection from user {user}: only the server's user and root may connect",
-                user=userName(uid),
-            )
+        if uid is not None and uid not in self.channel.actors:
+            self.channel.refused(uid)
             transport: Any = self.transport
             transport.abortConnection()
             return
         if uid is not None:
-            self.actor = "control:" + userName(uid)
+            self.actor = self.channel.actors[uid]
         if self.factory is not None:
             self.factory.connections.add(self)
 
@@ -754,6 +777,5 @@ __all__ = [
     "Status",
     "clearStaleSocket",
     "peerUID",
-    "serverVersion",
     "userName",
 ]

@@ -892,10 +892,10 @@ class CertificateCheckerChain:
         """
         One line for the log saying what decides a certificate login.
         """
+        listed = ", ".join(names)
         return (
-            "a certificate disabled or revoked in the store is refused first; then "
-            + ", ".join(names)
-            + " are tried in that order and the first that accepts decides"
+            "a certificate disabled or revoked in the store is refused first; then the checkers"
+            f" ({listed}) are tried in that order and the first that accepts decides"
         )
 
 

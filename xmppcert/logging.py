@@ -104,12 +104,21 @@ def jsonObserver(outFile: IO[str] | None = None) -> ILogObserver:
 
     @provider(ILogObserver)
     def observe(event: LogEvent) -> None:
+        record: dict[str, Any]
         try:
-            line = json.dumps(eventAsRecord(event), ensure_ascii=False)
+            record = eventAsRecord(event)
+            line = json.dumps(record, ensure_ascii=False)
         except Exception as e:
             # A log line must never take the server down.
-            line = json.dumps({"level": "error", "message": f"unloggable event: {e!r}"})
-        out.write(line + "\n")
+            record = {"level": "error", "message": f"unloggable event: {e!r}"}
+            line = json.dumps(record)
+        try:
+            out.write(line + "\n")
+        except UnicodeEncodeError:
+            # A stream that cannot carry the text (stdout in the C locale,
+            # or a lone surrogate from an undecodable file name): the same
+            # record with \u escapes, rather than no line at all.
+            out.write(json.dumps(record) + "\n")
         out.flush()
 
     return observe

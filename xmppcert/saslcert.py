@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
-import sqlite3
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -38,6 +37,7 @@ from zope.interface import Attribute, Interface, implementer
 from xmppcert import _log, x509
 from xmppcert.cred import accountNamingProblem
 from xmppcert.metrics import IMetrics, NullMetrics, countedRequest
+from xmppcert.store.interfaces import STORE_FAILURES as _STORE_FAILURES
 from xmppcert.store.interfaces import (
     AccountExists,
     CertificateExists,
@@ -46,7 +46,6 @@ from xmppcert.store.interfaces import (
     NoSuchAccount,
     NoSuchCertificate,
     StoredCertificate,
-    StoreError,
     checkCertificateName,
 )
 
@@ -64,7 +63,7 @@ _ANSWERS = (AccountExists, NoSuchAccount, CertificateExists, NoSuchCertificate, 
 
 #: What a store raises when it cannot do its work (a lock held too long, a
 #: full disk, a read-only file, a closed store): not the peer's doing.
-STORE_FAILURES = (sqlite3.Error, StoreError, OSError)
+STORE_FAILURES = _STORE_FAILURES
 
 #: The text of the stanza error a request gets when the store failed.
 STORE_UNAVAILABLE = "The certificate store is not available; try again later"
@@ -329,12 +328,17 @@ class CertificateManager:
             )
             raise error.StanzaError("internal-server-error", type="wait", text=STORE_UNAVAILABLE) from None
 
-    async def _audit(self, requester: Requester, action: str, name: str, detail: str) -> None:
+    def _audit(self, requester: Requester, action: str, name: str, detail: str) -> None:
         """
-        Record a change in the audit trail (if the store keeps one). A
-        failure here does not fail the request, which is done: it is logged
-        at warn (at most once every L{STORE_FAILURE_LOG_INTERVAL} seconds).
+        Record a change in the audit trail (if the store keeps one), without
+        waiting for it: the change is made, and neither its answer nor the
+        end of a revoked certificate's sessions may wait for a write that
+        another process holds up. A failure is logged at warn (at most once
+        every L{STORE_FAILURE_LOG_INTERVAL} seconds).
         """
+        defer.ensureDeferred(self._recordAudit(requester, action, name, detail))
+
+    async def _recordAudit(self, requester: Requester, action: str, name: str, detail: str) -> None:
         recordAudit = getattr(self.store, "recordAudit", None)
         if recordAudit is None:
             return
@@ -433,7 +437,7 @@ class CertificateManager:
                     "{account} appended certificate {name!r} ({fingerprint}) again; it is registered already",
                     account=account, name=request.name, fingerprint=fingerprint,
                 )
-                await self._audit(requester, "cert.append", request.name, f"{fingerprint} (repeated)")
+                self._audit(requester, "cert.append", request.name, f"{fingerprint} (repeated)")
                 return
             if e.field == "name":
                 raise self._nameTaken(request.name) from None
@@ -448,7 +452,7 @@ class CertificateManager:
             "{account} added certificate {name!r} ({fingerprint})",
             account=account, name=request.name, fingerprint=fingerprint,
         )
-        await self._audit(requester, "cert.append", request.name, fingerprint)
+        self._audit(requester, "cert.append", request.name, fingerprint)
 
     async def _appendedBefore(self, account: str, request: AppendRequest, fingerprint: str) -> bool:
         """
@@ -509,7 +513,7 @@ class CertificateManager:
             "{account} {verb} certificate {name!r} ({fingerprint})",
             account=requester.account.userhost(), verb=state, name=name, fingerprint=stored.fingerprint,
         )
-        await self._audit(
+        self._audit(
             requester, "cert.disable" if state == "disabled" else "cert.revoke", stored.name, stored.fingerprint
         )
         if state == "revoked":
@@ -539,6 +543,10 @@ class SASLCertHandler(XMPPHandler, IQHandlerMixin):
         self.manager = manager
         self.requester = requester
         self.metrics: IMetrics = metrics if metrics is not None else NullMetrics()
+        # RFC 6120 section 10.1: a stream's requests are handled in the
+        # order they came, each after the one before has been answered
+        # (an append, then a revoke of that name, sent without waiting).
+        self._inOrder = defer.DeferredLock()
 
     def connectionInitialized(self) -> None:
         for query in self.iqHandlers:
@@ -549,23 +557,25 @@ class SASLCertHandler(XMPPHandler, IQHandlerMixin):
 
     @countedRequest("items")
     def _onItems(self, iq: domish.Element) -> defer.Deferred[domish.Element]:
-        d = self.manager.items(self.requester)
-        d.addCallback(itemsElement)
-        return d
+        def items() -> defer.Deferred[domish.Element]:
+            return self.manager.items(self.requester).addCallback(itemsElement)
+
+        return self._inOrder.run(items)
 
     @countedRequest("append")
     def _onAppend(self, iq: domish.Element) -> defer.Deferred[None]:
-        return self.manager.append(self.requester, AppendRequest.fromElement(self._payload(iq, "append")))
+        request = AppendRequest.fromElement(self._payload(iq, "append"))
+        return self._inOrder.run(self.manager.append, self.requester, request)
 
     @countedRequest("disable")
     def _onDisable(self, iq: domish.Element) -> defer.Deferred[None]:
         request = NameRequest.fromElement(self._payload(iq, "disable"))
-        return self.manager.disable(self.requester, request.name)
+        return self._inOrder.run(self.manager.disable, self.requester, request.name)
 
     @countedRequest("revoke")
     def _onRevoke(self, iq: domish.Element) -> defer.Deferred[None]:
         request = NameRequest.fromElement(self._payload(iq, "revoke"))
-        return self.manager.revoke(self.requester, request.name)
+        return self._inOrder.run(self.manager.revoke, self.requester, request.name)
 
     def getDiscoInfo(self, requestor: jid.JID, target: jid.JID | None, nodeIdentifier: str = "") -> list[Any]:
         """

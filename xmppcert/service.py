@@ -285,7 +285,7 @@ class ServerService(service.MultiService):
         if previous is not None:
             signal.signal(signal.SIGHUP, previous)
 
-    def reload(self, config: Config | Path | str | None = None) -> ReloadResult:
+    def reload(self, config: Config | Path | str | None = None) -> defer.Deferred[ReloadResult]:
         """
         Read the configuration again and apply what can change without
         dropping a session (see L{xmppcert.reload}). A bad configuration
@@ -293,6 +293,8 @@ class ServerService(service.MultiService):
 
         @param config: a configuration, or the file to read; L{configPath}
             by default.
+        @return: a Deferred firing with what was done (the files are read
+            in a thread); it never fails.
         @raise ValueError: there is nothing to reload from.
         """
         source = config if config is not None else self.configPath

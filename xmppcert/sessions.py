@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NamedTuple
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -30,6 +30,11 @@ NS_CLIENT = "jabber:client"
 #: Revoked fingerprints remembered for logins in progress (revocations are
 #: rare; this bounds the memory all the same).
 MAX_REMEMBERED_REVOCATIONS = 10000
+
+#: Bars of logins in progress remembered per account (a bar for all its
+#: logins replaces those before it; bars with a C{where} add up only with
+#: different predicates).
+MAX_BARS_PER_ACCOUNT = 16
 
 
 class Session:
@@ -135,7 +140,10 @@ class ISessionNotifier(Interface):
             that one.
         @param where: only the sessions for which this returns true.
         @param barLogins: also keep logins of the account checked before now
-            from binding (a lock must not let a login in progress through).
+            from binding (a lock must not let a login in progress through);
+            with C{where}, only those for which it returns true, asked
+            about the session they would bind (a password change bars the
+            password logins checked against the old password).
         """
 
 
@@ -147,6 +155,21 @@ def _errorReply(stanza: domish.Element, condition: str, text: str | None = None)
     if stanza.getAttribute("type") == "error":
         return None
     return error.StanzaError(condition, text=text).toResponse(stanza)
+
+
+class _Bar(NamedTuple):
+    """
+    Logins of an account checked before C{mark} must not bind (those for
+    which C{where} returns true, if given); they end with C{streamError}.
+    """
+
+    mark: int
+    streamError: error.StreamError
+    where: Callable[[Session], bool] | None
+
+
+def _ignore(value: object) -> None:
+    pass
 
 
 @implementer(ISessionNotifier)
@@ -166,8 +189,9 @@ class SessionManager:
         self._revocations = 0
         self._revokedAt: OrderedDict[str, int] = OrderedDict()
         # Likewise for accounts whose sessions were closed for good (a
-        # lock), with the stream error a login in progress gets.
-        self._barredAt: OrderedDict[str, tuple[int, error.StreamError]] = OrderedDict()
+        # lock; a password change, for its password logins), oldest first,
+        # with the stream error a login in progress gets.
+        self._barredAt: OrderedDict[str, list[_Bar]] = OrderedDict()
 
     # --- registry ---------------------------------------------------------
 
@@ -265,18 +289,29 @@ class SessionManager:
         """
         return self._revokedAt.get(fingerprint, 0) > mark
 
-    def barredSince(self, account: jid.JID, mark: int) -> error.StreamError | None:
+    def barredSince(
+        self, account: jid.JID, mark: int, info: Mapping[str, Any] | None = None
+    ) -> error.StreamError | None:
         """
         Whether L{closeSessionsOf} barred the logins of C{account} after
         L{revocationMark} returned C{mark}: a login checked before that
         must not bind.
 
+        @param info: what the session would record in L{Session.info} (its
+            mechanism, ...), which a bar limited by a C{where} is judged
+            on; without it, every bar applies.
         @return: the stream error to end it with, or C{None}.
         """
-        barred = self._barredAt.get(account.userhost())
-        if barred is None or barred[0] <= mark:
-            return None
-        return barred[1]
+        for bar in reversed(self._barredAt.get(account.userhost(), ())):
+            if bar.mark <= mark:
+                break
+            if bar.where is None or info is None:
+                return bar.streamError
+            wouldBe = Session(account, _ignore, _ignore)
+            wouldBe.info.update(info)
+            if bar.where(wouldBe):
+                return bar.streamError
+        return None
 
     def closeSessionsWithCertificate(self, fingerprint: str, why: str = "revoked") -> int:
         """
@@ -315,14 +350,18 @@ class SessionManager:
         @param where: only the sessions for which this returns true (e.g.
             those that logged in with a password).
         @param barLogins: also keep logins of the account that were checked
-            before now from binding (L{barredSince}), whatever C{where} says.
+            before now from binding (L{barredSince}); with C{where}, those
+            for which it returns true.
         @return: how many were closed.
         """
         if barLogins:
             self._revocations += 1
             key = account.userhost()
-            self._barredAt[key] = (self._revocations, streamError)
-            self._barredAt.move_to_end(key)
+            # A newer bar makes older ones it covers redundant: one for
+            # every login all of them, one with a predicate the same one's.
+            bars = [b for b in self._barredAt.pop(key, []) if where is not None and b.where is not where]
+            bars.append(_Bar(self._revocations, streamError, where))
+            self._barredAt[key] = bars[-MAX_BARS_PER_ACCOUNT:]
             while len(self._barredAt) > MAX_REMEMBERED_REVOCATIONS:
                 self._barredAt.popitem(last=False)
         if account.resource is not None:

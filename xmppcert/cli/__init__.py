@@ -19,9 +19,9 @@ import argparse
 import sqlite3
 import sys
 from collections.abc import Callable
-from importlib import metadata
 from typing import TextIO
 
+from xmppcert import version
 from xmppcert.cli import audit, certificates, check, run, server, setup, users
 from xmppcert.cli.common import DEFAULT_CONFIG, CommandError, defaultConfigPath, now
 from xmppcert.config import ConfigError
@@ -59,20 +59,6 @@ def buildParser() -> argparse.ArgumentParser:
     for group in (setup, users, certificates, audit, server, check, run):
         group.addCommands(commands, configOption)
     return parser
-
-
-def version() -> str:
-    """
-    @return: the installed xmppcert's version, from the package metadata
-        (whose one source is C{xmppcert.__version__}, see setup.cfg).
-    """
-    try:
-        return metadata.version("xmppcert")
-    except metadata.PackageNotFoundError:
-        # Run from a source tree that was never installed.
-        import xmppcert
-
-        return xmppcert.__version__
 
 
 def main(argv: list[str] | None = None) -> int:

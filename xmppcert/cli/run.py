@@ -27,7 +27,7 @@ log = Logger(observer=_log.observer)
 def _run(args: argparse.Namespace, out: TextIO) -> int:
     from twisted.internet import reactor
 
-    from xmppcert.cli import version
+    from xmppcert import version
     from xmppcert.service import StartupError, makeService
 
     config = loadConfigOf(args)

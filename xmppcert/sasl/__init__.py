@@ -12,7 +12,7 @@ logins are throttled (L{xmppcert.throttle}) for every mechanism alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -126,6 +126,9 @@ class MechanismContext:
     @ivar fakeCredentialSecret: the store's secret for those made-up
         credentials; a per-process one when C{None}.
     @ivar metrics: told about throttled attempts (L{xmppcert.metrics}).
+    @ivar servedDomains: returns the domains served now (those of the live
+        configuration, which a reload replaces): L{login} refuses a login
+        to C{domain} once it is not among them. C{None}: not checked.
     """
 
     portal: Portal
@@ -140,6 +143,7 @@ class MechanismContext:
     throttle: LoginThrottle | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     metrics: IMetrics = field(default_factory=NullMetrics)
+    servedDomains: Callable[[], Container[str]] | None = None
 
 
 class ISASLServerMechanism(Interface):
@@ -337,7 +341,10 @@ async def login(context: MechanismContext, credentials: Any) -> Account:
     with C{account-disabled} (RFC 6120 section 6.5.1), only once the
     credentials were found good, so the lock is revealed to no one who
     could not log in otherwise; such a refusal is no failed guess for the
-    throttle.
+    throttle. Likewise a login to a domain no longer served
+    (C{context.servedDomains}: a reload removed it after the stream's
+    header), for every mechanism, with C{not-authorized}; the stream is
+    closed, as nothing can log in on it any more.
 
     With a C{context.throttle} (L{xmppcert.throttle}), this is also the one
     place where failed logins are counted, for every mechanism:
@@ -380,6 +387,11 @@ async def login(context: MechanismContext, credentials: Any) -> Account:
         raise SASLFailure("not-authorized", account=tried or "") from None
     else:
         assert isinstance(avatar, Account)
+        if context.servedDomains is not None and context.domain not in context.servedDomains():
+            raise SASLFailure(
+                "not-authorized", f"{context.domain} is no longer served here", closeStream=True,
+                detail=f"{context.domain} is no longer served", account=avatar.jid.userhost(),
+            )
         if await context.store.isAccountLocked(avatar.jid.userhost()):
             raise SASLFailure(
                 "account-disabled", "This account is locked", detail=f"{avatar.jid.userhost()} is locked"

@@ -11,6 +11,7 @@ checked against the same values.
 
 from __future__ import annotations
 
+import sqlite3
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +44,14 @@ class StoreError(Exception):
     """
     Base class of the store's own failures.
     """
+
+
+#: What a store call fails with when the store itself fails (a locked,
+#: read-only or full database, a closed store): an operator matter, never
+#: the peer's doing. The domain errors below (L{AccountExists},
+#: L{CertificateExists}, ...) are not failures of the store; callers catch
+#: them first.
+STORE_FAILURES: tuple[type[BaseException], ...] = (sqlite3.Error, StoreError, OSError)
 
 
 class AccountExists(StoreError):
@@ -575,6 +584,7 @@ class ICertificateStore(Interface):
 
 
 __all__ = [
+    "STORE_FAILURES",
     "AuditEntry",
     "IAuditLog",
     "CERTIFICATE_STATES",
