@@ -504,3 +504,42 @@ def test_embeddersCertificateCheckerIsGuarded(tmp_path: Path) -> None:
         assert isinstance(guarded, CertificateCheckerChain) and guarded.store is store
         failureOf(guarded.requestAvatarId(creds), SASLAuthFailure)
     assert portal.checkers[IUsernamePassword] is both
+
+
+def test_SIGHUPHandledFromTheStart(tmp_path: Path) -> None:
+    """
+    SIGHUP reloads: its handler is in place as soon as the ports are
+    opened (twistd does that before the reactor runs), so a SIGHUP then
+    cannot kill the server with the signal's default action; a reactor
+    that turns out not to handle signals gets the old handler back.
+    """
+    import signal
+
+    from twisted.internet.testing import MemoryReactorClock
+
+    class NotYetRunning(MemoryReactorClock):
+        _installSignalHandlers = False
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.running = False
+            self.whenRunning: list[Any] = []
+
+        def callWhenRunning(self, f: Any, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+            self.whenRunning.append((f, args))
+
+    reactor = NotYetRunning()
+    before = signal.getsignal(signal.SIGHUP)
+    root = cast(Any, makeService(makeTestConfig(tmp_path), store=InMemoryAccountStore(), reactor=reactor))
+    root.startupChecks = None
+    try:
+        root.privilegedStartService()
+        assert signal.getsignal(signal.SIGHUP) == root._onSIGHUP
+        root.startService()
+        assert signal.getsignal(signal.SIGHUP) == root._onSIGHUP
+        for f, args in reactor.whenRunning:
+            f(*args)
+        assert signal.getsignal(signal.SIGHUP) == before
+    finally:
+        signal.signal(signal.SIGHUP, before)
+        root.stopService()

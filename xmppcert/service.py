@@ -205,6 +205,7 @@ class ServerService(service.MultiService):
     def privilegedStartService(self) -> None:
         # As MultiService's, with a listener that cannot listen (a port in
         # use, a port below 1024 without the right) reported in one line.
+        self._installEarlySIGHUP()
         service.Service.privilegedStartService(self)
         for child in self:
             try:
@@ -236,7 +237,20 @@ class ServerService(service.MultiService):
                 self._startFailed(self._listenProblem(e))
         callWhenRunning = getattr(self.reactor, "callWhenRunning", None)
         if callWhenRunning is not None and self.reloadOnSIGHUP:
+            self._installEarlySIGHUP()
             callWhenRunning(self._installReloadSignal)
+
+    def _installEarlySIGHUP(self) -> None:
+        # Before the reactor runs: twistd and `xmppcert run` open the ports
+        # first, and a SIGHUP in between must not kill the server (its
+        # default action). Taken back by _installReloadSignal once the
+        # reactor turns out not to handle signals itself.
+        if self._previousSIGHUP is not None or not self.reloadOnSIGHUP:
+            return
+        if getattr(self.reactor, "callWhenRunning", None) is None or getattr(self.reactor, "running", False):
+            return
+        if threading.current_thread() is threading.main_thread():
+            self._previousSIGHUP = signal.signal(signal.SIGHUP, self._onSIGHUP)
 
     def _listenProblem(self, e: CannotListenError) -> str:
         socketError = e.socketError
@@ -261,9 +275,10 @@ class ServerService(service.MultiService):
     def _installReloadSignal(self) -> None:
         # Only where the reactor handles signals itself (twistd, xmppcert
         # run), not in a test or an application that runs it without.
-        if not self.running or self._previousSIGHUP is not None:
-            return
         if not getattr(self.reactor, "_installSignalHandlers", False):
+            self._restoreSIGHUP()
+            return
+        if not self.running or self._previousSIGHUP is not None:
             return
         if threading.current_thread() is not threading.main_thread():
             return
