@@ -18,7 +18,7 @@ from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 
 if TYPE_CHECKING:
-    from xmppcert.c2s import C2SAuthenticator
+    from xmppcert.c2s import StreamContext
 
 
 @implementer(IDisco)
@@ -53,14 +53,14 @@ class ServerInfoHandler(XMPPHandler):
         return []
 
 
-def defaultHandlers(authenticator: C2SAuthenticator) -> list[XMPPHandler]:
+def defaultHandlers(context: StreamContext) -> list[XMPPHandler]:
     """
     @return: the handlers for one newly bound stream.
     """
-    assert authenticator.account is not None
+    assert context.account is not None
     return [
         disco.DiscoHandler(),
-        ServerInfoHandler(authenticator.domain, authenticator.account.jid),
+        ServerInfoHandler(context.domain, context.account.jid),
         ping.PingHandler(),
     ]
 

@@ -30,7 +30,7 @@ from twisted.logger import Logger
 from twisted.words.protocols.jabber import error
 
 from xmppcert import _log, checks
-from xmppcert.c2s import CLOSE_GRACE, C2SServer, HandlerFactory
+from xmppcert.c2s import C2SServer, HandlerFactory, StreamContext
 from xmppcert.config import Config
 from xmppcert.control import ControlChannel, ControlService
 from xmppcert.cred import (
@@ -48,6 +48,8 @@ from xmppcert.sessions import SessionManager
 from xmppcert.store.interfaces import IAccountStore
 from xmppcert.store.sqlite import SQLiteStore
 from xmppcert.tls import ServerTLSContextFactory, loadCABundle
+from xmppcert.transports import tcp
+from xmppcert.transports.tcp import CLOSE_GRACE
 from xmppcert.watch import ExpiredCertificatePruner, RevocationWatcher
 
 log = Logger(observer=_log.observer)
@@ -154,7 +156,7 @@ class C2SService(service.Service):
 
         for authenticator in streams:
             authenticator.closed.addBoth(closed, authenticator)
-            authenticator.xmlstream.sendStreamError(error.StreamError("system-shutdown"))
+            authenticator.channel.sendStreamError(error.StreamError("system-shutdown"))
         log.info("Closed {count} client streams for shutdown", count=len(streams))
         # Do not let a peer that never reads hold up the shutdown; the
         # streams cut their own connections after CLOSE_GRACE.
@@ -378,8 +380,8 @@ def makeService(
         a certificate checker given here still runs behind the look in the
         store and the rules every certificate login obeys).
     @param handlerFactories: extra per-stream handler factories, each called
-        with the stream's authenticator once a resource is bound and
-        returning wokkel handlers.
+        with the stream's L{xmppcert.c2s.StreamContext} once a resource is
+        bound and returning wokkel handlers.
     @param registry: the SASL mechanisms known to the server.
     @param metrics: where to record metrics (an embedding application may
         serve its registry itself); a new L{ServerMetrics} when
@@ -438,10 +440,10 @@ def makeService(
         store, sessions, clock, certs.require_xmppaddr, certs.max_per_account, metrics=tracked
     )
 
-    def saslcertHandlers(authenticator: Any) -> list[Any]:
-        account = authenticator.account
+    def saslcertHandlers(context: StreamContext) -> list[Any]:
+        account = context.account
         # The session's full JID is the actor in the audit trail.
-        requester = Requester(account.jid, account.canManageCertificates, authenticator.session.jid)
+        requester = Requester(account.jid, account.canManageCertificates, context.session.jid)
         return [SASLCertHandler(manager, requester, tracked)]
 
     portal = makePortal(store, [certificateCheckers], config.sasl.scram_iterations, fakeSecret)
@@ -459,7 +461,7 @@ def makeService(
         fakeCredentialSecret=fakeSecret,
         metrics=tracked,
     )
-    factory = server.streamFactory()
+    factory = tcp.streamFactory(server.newStream, clock, lambda: server.tlsFactory, server.stanzaLimits)
     backlog = config.limits.listen_backlog
     for description in config.listen.starttls:
         strports.service(withBacklog(description, backlog), factory, reactor=reactor).setServiceParent(root)

@@ -1,0 +1,96 @@
+"""
+Tests for the line between L{xmppcert.transports.tcp} and L{xmppcert.c2s}:
+the TCP channel and the negotiation meet only through
+L{xmppcert.c2s.channel}, STARTTLS is offered only by a channel that can
+start TLS, and handler factories get a L{StreamContext}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zope.interface.verify import verifyObject
+
+from tests.helpers import DOMAIN, NS_TLS, makeServer
+from xmppcert.c2s import C2SAuthenticator, IStreamChannel, IStreamReceiver, StreamContext
+from xmppcert.handlers import defaultHandlers
+from xmppcert.transports.tcp import TCPChannel
+
+
+def test_channelAndReceiverProvideTheirInterfaces() -> None:
+    """
+    The TCP channel provides L{IStreamChannel}; the negotiation provides
+    L{IStreamReceiver}.
+    """
+    conn = makeServer().connect()
+    channel = conn.xs.channel
+    assert isinstance(channel, TCPChannel)
+    assert verifyObject(IStreamChannel, channel)
+    assert verifyObject(IStreamReceiver, conn.authenticator)
+    assert conn.authenticator.channel is channel
+
+
+def test_channelSecureAfterStartTLS() -> None:
+    """
+    The channel can start TLS until it is secure; direct TLS is secure from
+    the start and offers no STARTTLS.
+    """
+    h = makeServer()
+    conn = h.connect()
+    assert conn.xs.channel.canStartTLS and not conn.xs.channel.secure
+    conn.startTLS()
+    assert conn.xs.channel.secure and not conn.xs.channel.canStartTLS
+    direct = h.connect(directTLS=True)
+    assert direct.xs.channel.secure and not direct.xs.channel.canStartTLS
+    assert direct.xs.channel.listener == "direct_tls"
+
+
+def test_noSTARTTLSWithoutTLSFactory() -> None:
+    """
+    A channel that cannot start TLS is offered no STARTTLS, and a
+    <starttls/> on it is not answered with <proceed/>.
+    """
+    conn = makeServer().connect()
+    conn.xs.channel.tlsFactory = None
+    features = conn.header().only("features")
+    assert [(c.uri, c.name) for c in features.elements()] == []
+    conn.send(f"<starttls xmlns='{NS_TLS}'/>")
+    assert conn.received().streamError() == "not-authorized"
+
+
+def test_handlerFactoriesGetStreamContext() -> None:
+    """
+    A handler factory is called with a L{StreamContext} naming the account,
+    the session and the domain (the attributes the authenticator had).
+    """
+    seen: list[Any] = []
+
+    def factory(context: StreamContext) -> list[Any]:
+        seen.append(context)
+        return defaultHandlers(context)
+
+    h = makeServer(handlerFactories=[factory])
+    conn = h.connect()
+    conn.bound("phone", "alice")
+    [context] = seen
+    assert isinstance(context, StreamContext)
+    assert isinstance(conn.authenticator, C2SAuthenticator)
+    assert context.account is conn.authenticator.account
+    assert context.session is conn.authenticator.session
+    assert context.domain == DOMAIN
+    assert context.mechanism == "PLAIN"
+    assert context.sessions is h.sessions
+    assert context.session.jid.full() == f"alice@{DOMAIN}/phone"
+
+
+def test_headerBeforeStreamErrorHasID() -> None:
+    """
+    The header that precedes a header error carries a stream id, as every
+    header of ours does.
+    """
+    conn = makeServer().connect()
+    answer = conn.header(to="unknown.example")
+    assert answer.streamError() == "host-unknown"
+    assert answer.headers[0].getAttribute("id")
+    ok = makeServer().connect().header()
+    assert ok.headers[0].getAttribute("id")

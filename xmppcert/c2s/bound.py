@@ -1,0 +1,212 @@
+# -*- test-case-name: tests.test_c2s -*-
+"""
+The bound stream: once a resource is bound, stanzas are checked and stamped
+(RFC 6120 section 8), routed through the L{SessionManager}, or handed to the
+stream's wokkel handlers, which are made by handler factories from a typed
+L{StreamContext}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.python import failure
+from twisted.words.protocols.jabber import error, jid, xmlstream
+from twisted.words.xish import domish, utility
+
+from xmppcert.c2s.channel import IStreamChannel
+from xmppcert.c2s.features import ReceivingBindFeature
+from xmppcert.cred import Account
+from xmppcert.jids import parseJID
+from xmppcert.sessions import Session, SessionManager
+
+NS_CLIENT = "jabber:client"
+
+
+@dataclass(frozen=True)
+class StreamContext:
+    """
+    What a handler factory (C{handlerFactories}) is given for a newly bound
+    stream.
+
+    @ivar account: the avatar of the login (bare JID, pinned resource,
+        certificate fingerprint, whether it may manage certificates).
+    @ivar session: the bound session (C{session.jid} is the full JID).
+    @ivar domain: the served domain the client addressed.
+    @ivar mechanism: the SASL mechanism of the login.
+    @ivar sessions: the session registry.
+    @ivar clock: the server clock.
+    @ivar server: the shared L{xmppcert.c2s.C2SServer}, for factories
+        written when they were given the stream's authenticator (which had
+        the attributes above, and this one); new code should not need it.
+    """
+
+    account: Account
+    session: Session
+    domain: str
+    mechanism: str
+    sessions: SessionManager
+    clock: IReactorTime
+    server: Any = None
+
+
+class LocalStream(utility.EventDispatcher):
+    """
+    What the per-stream wokkel handlers see as their C{xmlstream}: stanzas
+    the server handles itself are dispatched here, so a handler never sees a
+    stanza that was routed to someone else. Everything else is the
+    channel's.
+    """
+
+    def __init__(self, channel: Any) -> None:
+        utility.EventDispatcher.__init__(self)
+        self._channel = channel
+
+    def send(self, obj: Any) -> None:
+        self._channel.send(obj)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._channel, name)
+
+
+class StreamHandlers(xmlstream.XMPPHandlerCollection):
+    """
+    The wokkel handlers of one bound stream (ping, disco, XEP-0257, ...).
+    """
+
+    def __init__(self, local: LocalStream) -> None:
+        xmlstream.XMPPHandlerCollection.__init__(self)
+        self.local = local
+
+    def send(self, obj: Any) -> None:
+        self.local.send(obj)
+
+    def initialize(self) -> None:
+        for handler in list(self):
+            handler.makeConnection(self.local)
+            handler.connectionInitialized()
+
+    def lost(self, reason: failure.Failure) -> None:
+        for handler in list(self):
+            handler.connectionLost(reason)
+
+
+class BoundStream:
+    """
+    The stanzas of one bound stream: checks, stamping, routing, replies.
+
+    @ivar local: what the stream's handlers see as their C{xmlstream}.
+    @ivar handlers: the stream's handlers, once L{attach} has run.
+    """
+
+    def __init__(
+        self,
+        channel: IStreamChannel,
+        session: Session,
+        sessions: SessionManager,
+        streamError: Callable[[str, str | None], None],
+    ) -> None:
+        self.channel = channel
+        self.session = session
+        self.sessions = sessions
+        self.streamError = streamError
+        self.local = LocalStream(channel)
+        self.handlers = StreamHandlers(self.local)
+
+    def attach(self, factories: Any, context: StreamContext) -> None:
+        """
+        Make the stream's handlers and start them.
+        """
+        for makeHandlers in factories:
+            for handler in makeHandlers(context):
+                handler.setHandlerParent(self.handlers)
+        self.handlers.initialize()
+
+    def lost(self) -> None:
+        self.handlers.lost(failure.Failure(Exception("connection lost")))
+
+    def stanzaReceived(self, stanza: domish.Element) -> None:
+        if stanza.uri != NS_CLIENT or stanza.name not in ("message", "presence", "iq"):
+            self.streamError("unsupported-stanza-type", None)
+            return
+        full = self.session.jid
+        sender = stanza.getAttribute("from")
+        if sender is not None and sender not in (full.full(), full.userhost()):
+            # RFC 6120 section 8.1.2.1: the server stamps 'from'; compared
+            # prepared, so Alice@Example.com is the session's own JID.
+            try:
+                ownJID = parseJID(sender) in (full, full.userhostJID())
+            except jid.InvalidFormat:
+                ownJID = False
+            if not ownJID:
+                self.streamError("invalid-from", None)
+                return
+        stanza["from"] = full.full()
+        if stanza.name == "iq" and not self._checkIQ(stanza):
+            return
+        to = stanza.getAttribute("to")
+        target: jid.JID | None = None
+        if to is not None:
+            try:
+                target = parseJID(to)
+            except jid.InvalidFormat:
+                self._reply(stanza, "jid-malformed")
+                return
+            # Routing and the recipient see the prepared address.
+            stanza["to"] = target.full()
+        if stanza.name == "iq" and ReceivingBindFeature.isBindRequest(stanza):
+            self._reply(stanza, "not-allowed", "A resource is already bound")
+            return
+        if target is None:
+            self._handleLocalFromNoTo(stanza)
+        elif target.user is None and target.host in self.sessions.domains and target.resource is None:
+            self._handleLocal(stanza)
+        elif stanza.name == "iq" and target.resource is None and target.userhost() == full.userhost():
+            self._handleLocal(stanza)
+        else:
+            self.sessions.route(stanza, self.session)
+
+    def _checkIQ(self, iq: domish.Element) -> bool:
+        kind = iq.getAttribute("type")
+        if kind not in ("get", "set", "result", "error") or not iq.getAttribute("id"):
+            # RFC 6120 section 8.2.3: id and type are required.
+            self._reply(iq, "bad-request", "An iq needs an 'id' and a valid 'type'")
+            return False
+        if kind in ("get", "set") and len(list(iq.elements())) != 1:
+            self._reply(iq, "bad-request", "An iq get or set has exactly one child")
+            return False
+        return True
+
+    def _handleLocalFromNoTo(self, stanza: domish.Element) -> None:
+        if stanza.name == "presence":
+            self.sessions.broadcastPresence(self.session, stanza)
+        elif stanza.name == "message":
+            # RFC 6120 section 10.3.1: as if sent to the sender's bare JID.
+            stanza["to"] = self.session.jid.userhost()
+            self.sessions.route(stanza, self.session)
+        else:
+            self._handleLocal(stanza)
+
+    def _handleLocal(self, stanza: domish.Element) -> None:
+        stanza.handled = False  # type: ignore[attr-defined]
+        self.local.dispatch(stanza)
+        if stanza.handled:
+            return
+        kind = stanza.getAttribute("type")
+        if stanza.name == "iq" and kind in ("get", "set"):
+            self._reply(stanza, "service-unavailable")
+        elif stanza.name == "message" and kind not in ("error", "groupchat", "headline"):
+            self._reply(stanza, "service-unavailable")
+
+    def _reply(self, stanza: domish.Element, condition: str, text: str | None = None) -> None:
+        if stanza.getAttribute("type") == "error":
+            return
+        response = error.StanzaError(condition, text=text).toResponse(stanza)
+        response["to"] = stanza.getAttribute("from") or self.session.jid.full()
+        self.channel.send(response)
+
+
+__all__ = ["BoundStream", "LocalStream", "StreamContext", "StreamHandlers"]
