@@ -181,14 +181,6 @@ def serverCertificateFindings(
     return findings
 
 
-def _bundles(config: Config) -> list[Path]:
-    certs = config.certificates
-    bundles = [ca.bundle for ca in certs.ca]
-    if certs.ca_bundle is not None and certs.ca_bundle not in bundles:
-        bundles.append(certs.ca_bundle)
-    return bundles
-
-
 def checkClientCAs(config: Config) -> list[Finding]:
     """
     Every client CA bundle and CRL file of C{[certificates]} can be read.
@@ -197,7 +189,7 @@ def checkClientCAs(config: Config) -> list[Finding]:
     from xmppcert.crl import CRLError
 
     findings = []
-    for bundle in _bundles(config):
+    for bundle in config.certificates.clientCABundles():
         try:
             roots = loadCABundle(bundle)
         except TLSConfigurationError as e:
@@ -428,7 +420,7 @@ def clientView(config: Config) -> list[Finding]:
     else:
         how = "required: the handshake fails without one" if certs.policy == "needed" else "optional"
         subjects: list[str] = []
-        for bundle in _bundles(config):
+        for bundle in config.certificates.clientCABundles():
             try:
                 subjects += [root.subject.rfc4514_string() for root in loadCABundle(bundle)]
             except TLSConfigurationError:

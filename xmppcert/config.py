@@ -202,6 +202,17 @@ class CertificatesConfig:
     revocation_poll_interval: float = 2.0
     session_check_interval: float = 30.0
 
+    def clientCABundles(self) -> list[Path]:
+        """
+        @return: every client CA bundle, each once: those of C{ca}, then
+            the first release's C{ca_bundle}; their names go with the TLS
+            certificate request.
+        """
+        bundles = [ca.bundle for ca in self.ca]
+        if self.ca_bundle is not None and self.ca_bundle not in bundles:
+            bundles.append(self.ca_bundle)
+        return list(dict.fromkeys(bundles))
+
 
 @dataclass(frozen=True)
 class MetricsConfig:

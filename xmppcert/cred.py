@@ -962,11 +962,15 @@ def loadCertificateCheckers(
     config: Any,
     store: Any,
     clock: IReactorTime,
+    trustedCAs: Sequence[TrustedCA] | None = None,
 ) -> CertificateCheckerChain:
     """
     Build the configured checker chain. A name that is not built in is the
     dotted name of a callable, called as C{factory(config=, store=, clock=)}
     and returning an L{ICredentialsChecker} for L{IClientCertificate}.
+
+    @param trustedCAs: the C{ca} checker's CAs, already prepared (a reload
+        keeps their CRL checkers); read from C{config} when C{None}.
 
     @raise ValueError: a name cannot be loaded or does not give a checker.
     """
@@ -977,7 +981,8 @@ def loadCertificateCheckers(
                 StoredCertificateChecker(store, clock, config.domains, config.certificates.require_xmppaddr)
             )
         elif name == "ca":
-            built.append(CACertificateChecker(loadTrustedCAs(config, clock), store, clock, config.domains))
+            authorities = loadTrustedCAs(config, clock) if trustedCAs is None else list(trustedCAs)
+            built.append(CACertificateChecker(authorities, store, clock, config.domains))
         else:
             factory = loadCheckerFactory(name)
             if not callable(factory):

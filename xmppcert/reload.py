@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.portal import Portal
 from twisted.internet import defer, threads
@@ -131,15 +130,7 @@ def _readBundles(config: Config) -> dict[Path, tuple[x509.Certificate, ...]]:
 
     @raise TLSConfigurationError: one cannot be read.
     """
-    certs = config.certificates
-    paths = [ca.bundle for ca in certs.ca]
-    if certs.ca_bundle is not None:
-        paths.append(certs.ca_bundle)
-    bundles: dict[Path, tuple[x509.Certificate, ...]] = {}
-    for path in paths:
-        if path not in bundles:
-            bundles[path] = tuple(loadCABundle(path))
-    return bundles
+    return {path: tuple(loadCABundle(path)) for path in config.certificates.clientCABundles()}
 
 
 def _revocationKey(ca: CAConfig) -> tuple[Path, tuple[Path, ...], bool, str]:
@@ -378,21 +369,15 @@ class Reloader:
 
     def _buildChain(self, config: Config, authorities: list[TrustedCA]) -> CertificateCheckerChain:
         """
-        The certificate checkers of C{config}, as
-        L{xmppcert.cred.loadCertificateCheckers} builds them, with the
-        C{ca} checker trusting C{authorities}.
+        The certificate checkers of C{config}, with the C{ca} checker
+        trusting C{authorities} (prepared, their CRL checkers kept).
 
         @raise ValueError: a checker cannot be loaded or made.
         """
-        built: list[ICredentialsChecker] = []
-        for name in config.certificates.checkers:
-            if name == "ca":
-                built.append(CACertificateChecker(authorities, self.store, self.clock, config.domains))
-            else:
-                built.extend(
-                    loadCertificateCheckers([name], config=config, store=self.store, clock=self.clock).chain
-                )
-        return CertificateCheckerChain(built, self.store, config.domains, self.clock)
+        return loadCertificateCheckers(
+            config.certificates.checkers, config=config, store=self.store, clock=self.clock,
+            trustedCAs=authorities,
+        )
 
     async def _reload(self, source: Config | Path | str) -> ReloadResult:
         old: Config = self.server.config

@@ -412,10 +412,7 @@ def makeService(
     store = tracked.timedStore(store, clock)
 
     certs = config.certificates
-    bundles = [ca.bundle for ca in certs.ca]
-    if certs.ca_bundle is not None and certs.ca_bundle not in bundles:
-        bundles.append(certs.ca_bundle)
-    clientCAs = [root for bundle in bundles for root in loadCABundle(bundle)]
+    clientCAs = [root for bundle in certs.clientCABundles() for root in loadCABundle(bundle)]
     tlsFactory = ServerTLSContextFactory.fromFiles(
         config.tls.certificate, config.tls.key, certs.policy, clientCAs, config.tls.min_version
     )
