@@ -400,6 +400,45 @@ def makeServer(
     return ServerHarness(server=server, store=store, clock=clock, tlsFactory=tlsFactory)
 
 
+def certificateHarness(
+    days: int = 30, mechanisms: Sequence[str] = ("EXTERNAL", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"),
+    name: str = "Phone",
+) -> tuple[ServerHarness, Any]:
+    """
+    A harness whose portal checks stored certificates, with one certificate
+    C{name} registered to alice, valid from one day ago for C{days} days;
+    the clock is at the present.
+    """
+    import datetime
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from xmppcert import x509 as certs
+    from xmppcert.cred import StoredCertificateChecker
+
+    h = makeServer(makeConfig(sasl={"mechanisms": list(mechanisms)}))
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    h.clock.advance(now.timestamp())
+    certificate = certs.issueClientCertificate(
+        [ALICE], certs.generateClientKey("ec"), now=now - datetime.timedelta(days=1), days=days
+    )
+    facts = certs.certificateFacts(certificate)
+    resultOf(
+        h.store.addCertificate(
+            ALICE, name, certificate.public_bytes(Encoding.DER), facts.fingerprint, facts.notAfter.timestamp()
+        )
+    )
+    h.server.portal = Portal(
+        AccountRealm(),
+        [
+            ScramChecker(),
+            StoredPasswordChecker(h.store, deferToThread=syncDeferToThread),
+            StoredCertificateChecker(h.store, h.clock, [DOMAIN]),
+        ],
+    )
+    return h, certificate
+
+
 @dataclass
 class FakeClient:
     """

@@ -24,6 +24,7 @@ from tests.helpers import (
     ClientConnection,
     Received,
     ServerHarness,
+    certificateHarness,
     makeConfig,
     makeServer,
     stanzaErrorCondition,
@@ -997,51 +998,6 @@ def test_connectionLostUnbinds() -> None:
 
 
 # --- SASL EXTERNAL and the certificate's lifetime -------------------------
-
-
-def certificateHarness(
-    days: int = 30,
-) -> tuple[ServerHarness, Any]:
-    """
-    A harness whose portal checks stored certificates, with one certificate
-    registered to alice, valid from one day ago for C{days} days; the clock
-    is at the present.
-    """
-    import datetime
-
-    from cryptography.hazmat.primitives.serialization import Encoding
-    from twisted.cred.portal import Portal
-
-    from tests.helpers import resultOf, syncDeferToThread
-    from xmppcert import x509 as certs
-    from xmppcert.cred import (
-        AccountRealm,
-        ScramChecker,
-        StoredCertificateChecker,
-        StoredPasswordChecker,
-    )
-
-    h = harness(sasl={"mechanisms": ["EXTERNAL", *MECHANISMS]})
-    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-    h.clock.advance(now.timestamp())
-    certificate = certs.issueClientCertificate(
-        [ALICE], certs.generateClientKey("ec"), now=now - datetime.timedelta(days=1), days=days
-    )
-    facts = certs.certificateFacts(certificate)
-    resultOf(
-        h.store.addCertificate(
-            ALICE, "Phone", certificate.public_bytes(Encoding.DER), facts.fingerprint, facts.notAfter.timestamp()
-        )
-    )
-    h.server.portal = Portal(
-        AccountRealm(),
-        [
-            ScramChecker(),
-            StoredPasswordChecker(h.store, deferToThread=syncDeferToThread),
-            StoredCertificateChecker(h.store, h.clock, [DOMAIN]),
-        ],
-    )
-    return h, certificate
 
 
 def externalConnection(h: ServerHarness, certificate: Any) -> tuple[ClientConnection, Received]:

@@ -64,7 +64,7 @@ def makeConfig(directory: Path, **data: Any) -> Config:
     document: dict[str, Any] = {
         "domains": [DOMAIN],
         "data_dir": str(directory),
-        "listen": {"starttls": [LOOPBACK], "direct_tls": []},
+        "listen": {"starttls": [LOOPBACK], "direct_tls": [], "https": []},
     }
     document.update(data)
     return configFromDict(document, directory)
@@ -294,13 +294,17 @@ def test_listenerInUse(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         config = makeConfig(
-            tmp_path, listen={"starttls": [f"tcp:{port}:interface=127.0.0.1"], "direct_tls": [LOOPBACK]}
+            tmp_path,
+            listen={
+                "starttls": [f"tcp:{port}:interface=127.0.0.1"], "direct_tls": [LOOPBACK], "https": [LOOPBACK]
+            },
         )
-        inUse, free = checks.checkListeners(config)
+        inUse, free, freeHTTPS = checks.checkListeners(config)
     assert inUse.level == checks.WARN
     assert inUse.message.startswith(f"listen.starttls: tcp:{port}:interface=127.0.0.1: ")
     assert "in use" in inUse.message
     assert free.level == checks.OK
+    assert freeHTTPS.level == checks.OK and freeHTTPS.message.startswith("listen.https: ")
 
 
 def test_clientViewMechanisms(tmp_path: Path) -> None:

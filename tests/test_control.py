@@ -681,7 +681,7 @@ class CommandLineTests(unittest.TestCase):
     async def test_statusAndSessions(self) -> None:
         """
         `xmppcert status` and `xmppcert sessions` show a logged-in session:
-        its counts, JID, address, mechanism and since when.
+        its counts, JID, transport, address, mechanism and since when.
         """
         await cast(Any, self.service)._waitingForPort
         bind(self.sessions, f"{ALICE}/desk", "SCRAM-SHA-256", boundAt=START)
@@ -692,8 +692,8 @@ class CommandLineTests(unittest.TestCase):
         code, out, err = await self.cliInThread("sessions")
         assert code == 0, err
         header, row = out.splitlines()
-        assert header.split() == ["JID", "ADDRESS", "MECHANISM", "CERTIFICATE", "SINCE"]
-        assert row.split()[:4] == [f"{ALICE}/desk", "192.0.2.7:40000", "SCRAM-SHA-256", "-"]
+        assert header.split() == ["JID", "TRANSPORT", "ADDRESS", "MECHANISM", "CERTIFICATE", "SINCE"]
+        assert row.split()[:5] == [f"{ALICE}/desk", "tcp", "192.0.2.7:40000", "SCRAM-SHA-256", "-"]
         assert row.endswith("2025-03-01 12:00 UTC")
         code, out, _ = await self.cliInThread("sessions", BOB)
         assert (code, out) == (0, f"no sessions of {BOB}\n")

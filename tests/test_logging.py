@@ -99,7 +99,7 @@ def test_twistdUsesJSON(tmp_path: Path, options: list[str], expected: str | None
     path = tmp_path / "xmppcert.toml"
     path.write_text(
         'domains = ["example.com"]\nlog_format = "json"\n'
-        '[listen]\nstarttls = ["tcp:0:interface=127.0.0.1"]\ndirect_tls = []\n'
+        '[listen]\nstarttls = ["tcp:0:interface=127.0.0.1"]\ndirect_tls = []\nhttps = []\n'
     )
     config = ServerOptions()
     config.parseOptions([*options, "xmppcert", "--config", str(path)])

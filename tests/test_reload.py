@@ -51,6 +51,7 @@ log_level = "{logLevel}"
 [listen]
 starttls = ["{starttls}"]
 direct_tls = ["tcp:0:interface=127.0.0.1"]
+https = []
 
 {extra}
 """

@@ -39,7 +39,7 @@ def makeTestConfig(directory: Path, **data: Any) -> Config:
     document: dict[str, Any] = {
         "domains": [DOMAIN],
         "data_dir": str(directory),
-        "listen": {"starttls": [LOOPBACK], "direct_tls": [LOOPBACK]},
+        "listen": {"starttls": [LOOPBACK], "direct_tls": [LOOPBACK], "https": []},
     }
     document.update(data)
     return configFromDict(document, directory)
@@ -48,14 +48,15 @@ def makeTestConfig(directory: Path, **data: Any) -> Config:
 def test_makeServiceChildren(tmp_path: Path) -> None:
     """
     makeService returns a MultiService named xmppcert with, in order: the
-    store service, one listener per endpoint, the revocation watcher, the
+    store service, one listener per endpoint (STARTTLS, direct TLS,
+    HTTPS), the revocation watcher, the
     expired-certificate pruner, the control channel (data_dir/control.sock
     by default), and the C2S service last (so it stops first, before the
     store goes away).
     """
     store = InMemoryAccountStore()
     config = makeTestConfig(
-        tmp_path, listen={"starttls": [LOOPBACK, LOOPBACK], "direct_tls": [LOOPBACK]}
+        tmp_path, listen={"starttls": [LOOPBACK, LOOPBACK], "direct_tls": [LOOPBACK], "https": [LOOPBACK]}
     )
     root = makeService(config, store=store, reactor=task.Clock())
     assert isinstance(root, ServerService)
@@ -64,13 +65,13 @@ def test_makeServiceChildren(tmp_path: Path) -> None:
     children = list(root)
     assert isinstance(children[0], StoreService)
     assert children[0].store is store
-    assert [type(c) for c in children[1:4]] == [StreamServerEndpointService] * 3
-    assert isinstance(children[4], RevocationWatcher)
-    assert isinstance(children[5], ExpiredCertificatePruner)
+    assert [type(c) for c in children[1:5]] == [StreamServerEndpointService] * 4
+    assert isinstance(children[5], RevocationWatcher)
+    assert isinstance(children[6], ExpiredCertificatePruner)
     assert isinstance(children[-1], C2SService)
-    assert isinstance(children[6], ControlService)
-    assert children[6].path == tmp_path / "control.sock"
-    assert len(children) == 8
+    assert isinstance(children[7], ControlService)
+    assert children[7].path == tmp_path / "control.sock"
+    assert len(children) == 9
     for child in children:
         assert verifyObject(service.IService, child)
     server = cast(Any, root).c2s
@@ -399,11 +400,13 @@ def listenBacklogs(config: Config) -> list[tuple[int, int]]:
 
 def test_listenBacklogDefault(tmp_path: Path) -> None:
     """
-    limits.listen_backlog: every listener (STARTTLS and direct TLS) listens
-    with a backlog of 511 by default, not Twisted's 50.
+    limits.listen_backlog: every listener (STARTTLS, direct TLS, HTTPS)
+    listens with a backlog of 511 by default, not Twisted's 50.
     """
-    config = makeTestConfig(tmp_path, listen={"starttls": ["tcp:5222"], "direct_tls": ["tcp:5223"]})
-    assert listenBacklogs(config) == [(5222, 511), (5223, 511)]
+    config = makeTestConfig(
+        tmp_path, listen={"starttls": ["tcp:5222"], "direct_tls": ["tcp:5223"], "https": ["tcp:5281"]}
+    )
+    assert listenBacklogs(config) == [(5222, 511), (5223, 511), (5281, 511)]
 
 
 def test_listenBacklogConfiguredAndExplicit(tmp_path: Path) -> None:
@@ -413,7 +416,9 @@ def test_listenBacklogConfiguredAndExplicit(tmp_path: Path) -> None:
     """
     config = makeTestConfig(
         tmp_path,
-        listen={"starttls": ["tcp:5222:backlog=7"], "direct_tls": [r"tcp6:5223:interface=\:\:1"]},
+        listen={
+            "starttls": ["tcp:5222:backlog=7"], "direct_tls": [r"tcp6:5223:interface=\:\:1"], "https": [],
+        },
         limits={"listen_backlog": 1024},
     )
     assert listenBacklogs(config) == [(5222, 7), (5223, 1024)]

@@ -131,7 +131,19 @@ def checkServerCertificate(config: Config, now: datetime.datetime | None = None)
         factory = ServerTLSContextFactory.fromFiles(tls.certificate, tls.key, minVersion=tls.min_version)
     except TLSConfigurationError as e:
         return [Finding(ERROR, f"tls: {e}")]
-    return serverCertificateFindings(factory.certificate(), config, now)
+    findings = serverCertificateFindings(factory.certificate(), config, now)
+    http = getattr(config, "http", None)
+    if http is not None and http.certificate is not None and http.key is not None and config.listen.https:
+        # The HTTPS listener's own certificate: web clients check it for
+        # the domain too (the URL's host).
+        try:
+            web = ServerTLSContextFactory.fromFiles(http.certificate, http.key, minVersion=tls.min_version)
+        except TLSConfigurationError as e:
+            return findings + [Finding(ERROR, f"http: {e}")]
+        findings += [
+            Finding(f.level, "http: " + f.message) for f in serverCertificateFindings(web.certificate(), config, now)
+        ]
+    return findings
 
 
 def serverCertificateFindings(
@@ -301,6 +313,7 @@ def listeners(config: Config) -> list[tuple[str, str]]:
     """
     result = [("listen.starttls", d) for d in config.listen.starttls]
     result += [("listen.direct_tls", d) for d in config.listen.direct_tls]
+    result += [("listen.https", d) for d in getattr(config.listen, "https", ())]
     metrics = getattr(config, "metrics", None)
     result += [("metrics.listen", d) for d in getattr(metrics, "listen", ())]
     return result

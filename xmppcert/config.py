@@ -69,10 +69,14 @@ class ListenConfig:
     @ivar starttls: plain TCP endpoints on which STARTTLS is offered and required.
     @ivar direct_tls: plain TCP endpoints on which xmppcert itself layers TLS
         from the first byte (XEP-0368), with ALPN C{xmpp-client}.
+    @ivar https: plain TCP endpoints on which xmppcert serves HTTPS (ALPN
+        C{http/1.1}) for web clients: BOSH, WebSocket and host-meta
+        (C{[http]}, docs/web.md).
     """
 
     starttls: tuple[str, ...] = ("tcp:5222:interface=127.0.0.1",)
     direct_tls: tuple[str, ...] = ("tcp:5223:interface=127.0.0.1",)
+    https: tuple[str, ...] = ("tcp:5281:interface=127.0.0.1",)
 
 
 @dataclass(frozen=True)
@@ -227,6 +231,56 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class HTTPConfig:
+    """
+    Web clients on the C{[listen] https} endpoints (docs/web.md): BOSH
+    (XEP-0124, XEP-0206) at C{/http-bind}, WebSocket (RFC 7395) at
+    C{/xmpp-websocket}, and host-meta (XEP-0156).
+
+    @ivar allowed_origins: web origins (C{https://chat.example.com}) whose
+        pages may use BOSH (CORS) and open WebSockets (the C{Origin}
+        check); C{"*"} allows any. Requests that carry no C{Origin} (not
+        from a browser page) are always served. None by default.
+    @ivar certificate: the HTTPS server certificate (PEM); by default the
+        one of C{[tls]}.
+    @ivar key: its private key; given exactly when C{certificate} is.
+    @ivar max_body_size: bytes of one HTTP request body (a BOSH body).
+    @ivar max_websocket_message: bytes of one WebSocket message.
+    @ivar websocket_ping_interval: seconds between WebSocket pings on a
+        quiet connection; 0 sends none.
+    @ivar bosh_max_sessions: BOSH sessions open at once.
+    @ivar bosh_max_wait: the longest, in seconds, a BOSH request is held.
+    @ivar bosh_max_hold: requests a BOSH session may have held at once.
+    @ivar bosh_max_inactivity: seconds a BOSH session may go with no
+        request held before it ends.
+    @ivar bosh_polling: the shortest interval, in seconds, between two
+        empty requests of a polling session (C{hold} 0).
+    """
+
+    allowed_origins: tuple[str, ...] = ()
+    certificate: Path | None = None
+    key: Path | None = None
+    max_body_size: int = 256 * 1024
+    max_websocket_message: int = 256 * 1024
+    websocket_ping_interval: float = 30.0
+    bosh_max_sessions: int = 1000
+    bosh_max_wait: float = 60.0
+    bosh_max_hold: int = 1
+    bosh_max_inactivity: float = 60.0
+    bosh_polling: float = 2.0
+
+    def allowsOrigin(self, origin: str | None) -> bool:
+        """
+        @param origin: a request's C{Origin} header, C{None} when it has
+            none (not a page in a browser).
+        @return: whether a page of C{origin} may use this server.
+        """
+        if origin is None:
+            return True
+        return "*" in self.allowed_origins or origin.rstrip("/").lower() in self.allowed_origins
+
+
+@dataclass(frozen=True)
 class ControlConfig:
     """
     The local control channel (docs/operations.md, "Live sessions and the
@@ -261,6 +315,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     certificates: CertificatesConfig = field(default_factory=CertificatesConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    http: HTTPConfig = field(default_factory=HTTPConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     log_level: str = "info"
     keepalive_interval: float = 0.0
@@ -444,7 +499,7 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
         {
             "domains", "data_dir", "log_level", "keepalive_interval", "log_format",
             "tls", "listen", "store", "sasl", "limits", "certificates", "metrics",
-            "control",
+            "control", "http",
         },
         "",
     )
@@ -471,13 +526,18 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
     )
 
     listenData = _table(data, "listen", "")
-    _noUnknownKeys(listenData, {"starttls", "direct_tls"}, "listen.")
+    _noUnknownKeys(listenData, {"starttls", "direct_tls", "https"}, "listen.")
     defaults = ListenConfig()
     listen = ListenConfig(
         starttls=_stringList(listenData, "starttls", "listen.", defaults.starttls),
         direct_tls=_stringList(listenData, "direct_tls", "listen.", defaults.direct_tls),
+        https=_stringList(listenData, "https", "listen.", defaults.https),
     )
-    for key, descriptions in (("listen.starttls", listen.starttls), ("listen.direct_tls", listen.direct_tls)):
+    for key, descriptions in (
+        ("listen.starttls", listen.starttls),
+        ("listen.direct_tls", listen.direct_tls),
+        ("listen.https", listen.https),
+    ):
         for description in descriptions:
             _checkEndpoint(key, description)
     _check(
@@ -649,6 +709,8 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
     for description in metrics.listen:
         _checkEndpoint("metrics.listen", description, "the metrics are plain HTTP")
 
+    http = _httpConfig(_table(data, "http", ""), path)
+
     controlData = _table(data, "control", "")
     _noUnknownKeys(controlData, {"socket"}, "control.")
     controlSocket = _get(controlData, "socket", "control.", str, "control.sock")
@@ -673,10 +735,67 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
         limits=limits,
         certificates=certificates,
         metrics=metrics,
+        http=http,
         control=control,
         log_level=logLevel,
         keepalive_interval=keepalive,
         log_format=logFormat,
+    )
+
+
+def _origin(value: str) -> str:
+    # An origin is scheme://host[:port] (RFC 6454), compared as browsers
+    # send it: lower case, no path, no trailing slash.
+    if value == "*":
+        return value
+    scheme, sep, rest = value.rstrip("/").partition("://")
+    _check(
+        bool(sep) and scheme in ("http", "https") and bool(rest) and "/" not in rest and " " not in rest,
+        "http.allowed_origins",
+        f"{value!r} is not an origin such as https://chat.example.com (or \"*\")",
+    )
+    return f"{scheme}://{rest}".lower()
+
+
+def _httpConfig(data: Mapping[str, Any], path: Callable[[str], Path]) -> HTTPConfig:
+    _noUnknownKeys(
+        data,
+        {
+            "allowed_origins", "certificate", "key", "max_body_size", "max_websocket_message",
+            "websocket_ping_interval", "bosh_max_sessions", "bosh_max_wait", "bosh_max_hold",
+            "bosh_max_inactivity", "bosh_polling",
+        },
+        "http.",
+    )
+    defaults = HTTPConfig()
+    origins = tuple(dict.fromkeys(_origin(o) for o in _stringList(data, "allowed_origins", "http.", ())))
+    certificate = _get(data, "certificate", "http.", str, "")
+    key = _get(data, "key", "http.", str, "")
+    _check(bool(certificate) == bool(key), "http.certificate", "give both certificate and key, or neither")
+
+    def number(name: str, kind: Any, low: float, high: float, what: str) -> Any:
+        return _get(
+            data, name, "http.", kind, getattr(defaults, name), lambda v: low <= v <= high, what
+        )
+
+    return HTTPConfig(
+        allowed_origins=origins,
+        certificate=path(certificate) if certificate else None,
+        key=path(key) if key else None,
+        max_body_size=number("max_body_size", int, 1024, 64 * 1024 * 1024, "bytes from 1024 to 67108864"),
+        max_websocket_message=number(
+            "max_websocket_message", int, 1024, 64 * 1024 * 1024, "bytes from 1024 to 67108864"
+        ),
+        websocket_ping_interval=float(number(
+            "websocket_ping_interval", (int, float), 0, 3600, "0 or a number of seconds up to 3600"
+        )),
+        bosh_max_sessions=number("bosh_max_sessions", int, 0, 10_000_000, "an integer from 0 (no BOSH)"),
+        bosh_max_wait=float(number("bosh_max_wait", (int, float), 1, 3600, "seconds from 1 to 3600")),
+        bosh_max_hold=number("bosh_max_hold", int, 0, 16, "an integer from 0 to 16"),
+        bosh_max_inactivity=float(number(
+            "bosh_max_inactivity", (int, float), 5, 3600, "seconds from 5 to 3600"
+        )),
+        bosh_polling=float(number("bosh_polling", (int, float), 0, 600, "seconds from 0 to 600")),
     )
 
 
@@ -706,6 +825,7 @@ def defaultConfigText(domain: str = "localhost") -> str:
     limits = LimitsConfig()
     sasl = SASLConfig()
     listen = ListenConfig()
+    http = HTTPConfig()
 
     def strings(values: tuple[str, ...]) -> str:
         return "[" + ", ".join(f'"{v}"' for v in values) + "]"
@@ -731,6 +851,8 @@ min_version = "1.2"
 [listen]
 starttls = {strings(listen.starttls)}
 direct_tls = {strings(listen.direct_tls)}
+# HTTPS for web clients: BOSH, WebSocket, host-meta (see [http]).
+https = {strings(listen.https)}
 
 [store]
 sqlite = "xmppcert.sqlite"
@@ -788,6 +910,23 @@ lockout_time = {limits.lockout_time:g}
 # listen = ["tcp:9090:interface=127.0.0.1"]
 listen = []
 
+[http]
+# Web pages (origins such as "https://chat.example.com") that may log in
+# through BOSH and WebSocket; none by default. Clients that are not pages
+# in a browser send no Origin and are always served. See docs/web.md.
+allowed_origins = []
+# The HTTPS certificate and key; by default those of [tls].
+# certificate = "web.crt"
+# key = "web.key"
+max_body_size = {http.max_body_size}
+max_websocket_message = {http.max_websocket_message}
+websocket_ping_interval = {http.websocket_ping_interval:g}
+bosh_max_sessions = {http.bosh_max_sessions}
+bosh_max_wait = {http.bosh_max_wait:g}
+bosh_max_hold = {http.bosh_max_hold}
+bosh_max_inactivity = {http.bosh_max_inactivity:g}
+bosh_polling = {http.bosh_polling:g}
+
 [control]
 # The UNIX socket (mode 0600; relative to data_dir) through which the
 # xmppcert command reaches the running server: status, sessions, kick,
@@ -803,6 +942,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ControlConfig",
+    "HTTPConfig",
     "LimitsConfig",
     "ListenConfig",
     "MetricsConfig",

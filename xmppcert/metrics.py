@@ -44,7 +44,7 @@ from xmppcert import _log
 log = Logger(observer=_log.observer)
 
 #: The kinds of client listener (C{[listen]} keys).
-LISTENERS = ("starttls", "direct_tls")
+LISTENERS = ("starttls", "direct_tls", "bosh", "websocket")
 
 #: The kinds of throttled login attempt (L{xmppcert.throttle}).
 THROTTLE_KINDS = ("delayed", "locked")

@@ -64,6 +64,7 @@ log = Logger(observer=_log.observer)
 #: paths derived from it, which are compared themselves.
 LIVE = frozenset({
     "domains", "data_dir", "tls", "certificates", "limits", "sasl", "log_level", "keepalive_interval",
+    "http",
 })
 
 #: Settings inside live sections that still need a restart.
@@ -154,6 +155,7 @@ class _Prepared:
     effective: Config
     needsRestart: list[str]
     tlsFactory: ServerTLSContextFactory
+    httpsFactory: ServerTLSContextFactory | None
     leaf: x509.Certificate
     findings: list[checks.Finding]
     authorities: list[TrustedCA] | None
@@ -244,6 +246,11 @@ def _prepare(
             effective.tls.certificate, effective.tls.key, effective.certificates.policy,
             [root for roots in bundles.values() for root in roots], effective.tls.min_version,
         )
+        httpsFactory = None
+        if effective.listen.https:
+            from xmppcert.transports.http import httpsContextFactory
+
+            httpsFactory = httpsContextFactory(effective, [root for roots in bundles.values() for root in roots])
     except TLSConfigurationError as e:
         raise ReloadError(str(e)) from None
     leaf = tlsFactory.certificate()
@@ -258,7 +265,7 @@ def _prepare(
             authorities, caChanges = _trustedCAs(effective, bundles, previousCAs, clock)
         except (ValueError, CRLError) as e:
             raise ReloadError(str(e)) from None
-    return _Prepared(effective, needsRestart, tlsFactory, leaf, findings, authorities, caChanges)
+    return _Prepared(effective, needsRestart, tlsFactory, httpsFactory, leaf, findings, authorities, caChanges)
 
 
 def _domainChange(old: Config, new: Config) -> str:
@@ -293,6 +300,7 @@ class Reloader:
         store: Any,
         clock: IReactorTime,
         deferToThread: _RunInThread = threads.deferToThread,
+        httpsFactory: ServerTLSContextFactory | None = None,
     ) -> None:
         """
         @param root: the L{xmppcert.service.ServerService}, which gets a
@@ -302,6 +310,7 @@ class Reloader:
         @param manager: the L{xmppcert.saslcert.CertificateManager}.
         @param deferToThread: runs the first phase of a reload (reading
             and parsing the files) off the reactor.
+        @param httpsFactory: the TLS context of the HTTPS listener, if any.
         """
         self.root = root
         self.server = server
@@ -312,6 +321,7 @@ class Reloader:
         self.store = store
         self.clock = clock
         self.deferToThread = deferToThread
+        self.httpsFactory = httpsFactory
         self._lock = defer.DeferredLock()
 
     def reload(self, source: Config | Path | str) -> defer.Deferred[ReloadResult]:
@@ -406,6 +416,8 @@ class Reloader:
         # Phase 2: put it in place; nothing here can fail.
         oldLeaf = self.tlsFactory.certificate()
         self.tlsFactory.replaceWith(prepared.tlsFactory)
+        if self.httpsFactory is not None and prepared.httpsFactory is not None:
+            self.httpsFactory.replaceWith(prepared.httpsFactory)
         if ours:
             self.portal.registerChecker(chain, IClientCertificate)
             self._replaceRevocationCheckers(chain)
@@ -438,7 +450,7 @@ class Reloader:
             reloaded.extend(prepared.caChanges)
         if effective.domains != old.domains:
             reloaded.append(_domainChange(old, effective))
-        for name in ("certificates", "limits", "sasl", "log_level", "keepalive_interval"):
+        for name in ("certificates", "limits", "sasl", "http", "log_level", "keepalive_interval"):
             if getattr(effective, name) != getattr(old, name):
                 value = getattr(effective, name)
                 reloaded.append(f"{name} = {value}" if isinstance(value, (str, float)) else f"[{name}]")

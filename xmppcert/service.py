@@ -49,7 +49,9 @@ from xmppcert.store.interfaces import IAccountStore
 from xmppcert.store.sqlite import SQLiteStore
 from xmppcert.tls import ServerTLSContextFactory, loadCABundle
 from xmppcert.transports import tcp
+from xmppcert.transports.http import httpsContextFactory
 from xmppcert.transports.tcp import CLOSE_GRACE
+from xmppcert.transports.web import makeWebSite
 from xmppcert.watch import ExpiredCertificatePruner, RevocationWatcher
 
 log = Logger(observer=_log.observer)
@@ -193,6 +195,9 @@ class ServerService(service.MultiService):
     configPath: Path | None = None
     #: Applies a new configuration (L{reload}); set by L{makeService}.
     reloader: Reloader | None = None
+    #: The HTTPS site's transports (L{xmppcert.transports.web.WebSite}),
+    #: when C{[listen] https} names endpoints.
+    web: Any = None
     #: Run by L{startService} before anything starts, after twistd dropped
     #: privileges: findings (L{xmppcert.checks}) whose errors stop the start.
     startupChecks: Callable[[], list[checks.Finding]] | None = None
@@ -465,6 +470,15 @@ def makeService(
     for description in config.listen.direct_tls:
         wrapped = tlsFactory.wrapFactory(factory)  # type: ignore[arg-type]
         strports.service(withBacklog(description, backlog), wrapped, reactor=reactor).setServiceParent(root)
+    httpsFactory = None
+    root.web = None
+    if config.listen.https:
+        httpsFactory = httpsContextFactory(config, clientCAs)
+        web = makeWebSite(server.newStream, clock, lambda: server.config.http, server.stanzaLimits, reactor)
+        for description in config.listen.https:
+            wrapped = httpsFactory.wrapFactory(web.site)  # type: ignore[arg-type]
+            strports.service(withBacklog(description, backlog), wrapped, reactor=reactor).setServiceParent(root)
+        root.web = web
     if metrics is not None:
         for description in config.metrics.listen:
             site = MetricsSite(metrics.registry, reactor=reactor)
@@ -480,6 +494,7 @@ def makeService(
     if config.control.socket is not None:
         listeners = [("starttls", d) for d in config.listen.starttls]
         listeners += [("direct_tls", d) for d in config.listen.direct_tls]
+        listeners += [("https", d) for d in config.listen.https]
         listeners += [("metrics", d) for d in (config.metrics.listen if metrics is not None else ())]
         listeners.append(("control", str(config.control.socket)))
         channel = ControlChannel(sessions, store, clock, listeners)
@@ -488,7 +503,9 @@ def makeService(
     root.c2s = server
     root.metrics = tracked
     root.reactor = reactor
-    root.reloader = Reloader(root, server, tlsFactory, portal, certificateCheckers, manager, store, clock)
+    root.reloader = Reloader(
+        root, server, tlsFactory, portal, certificateCheckers, manager, store, clock, httpsFactory=httpsFactory
+    )
     root.startupChecks = lambda: checks.startupFindings(config, store=defaultStore)
     return root
 

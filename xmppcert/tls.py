@@ -31,6 +31,9 @@ log = Logger(observer=_log.observer)
 
 #: ALPN protocol identifier for client-to-server XMPP (XEP-0368 section 3).
 ALPN_XMPP_CLIENT = b"xmpp-client"
+#: ALPN protocol identifier of the HTTPS listener (BOSH, WebSocket):
+#: HTTP/1.1 only, as WebSocket upgrades need it.
+ALPN_HTTP1 = b"http/1.1"
 
 #: Client-certificate policies (Openfire's names): never ask; ask, and let
 #: clients without one use passwords; ask, and fail the handshake without one.
@@ -59,7 +62,7 @@ class TLSConfigurationError(ValueError):
 
 
 def _loadCertificateOptions(
-    certificatePath: Path, keyPath: Path, minVersion: str = "1.2"
+    certificatePath: Path, keyPath: Path, minVersion: str = "1.2", alpn: bytes = ALPN_XMPP_CLIENT
 ) -> ssl.CertificateOptions:
     try:
         certPEM = certificatePath.read_bytes()
@@ -86,7 +89,7 @@ def _loadCertificateOptions(
         extraCertChain=[crypto.X509.from_cryptography(c) for c in chain[1:]],
         raiseMinimumTo=MIN_VERSIONS[minVersion],
         acceptableCiphers=ssl.AcceptableCiphers.fromOpenSSLCipherString(TLS12_CIPHERS),
-        acceptableProtocols=[ALPN_XMPP_CLIENT],
+        acceptableProtocols=[alpn],
     )
 
 
@@ -140,15 +143,18 @@ class ServerTLSContextFactory:
         clientCertificates: str = "wanted",
         clientCAs: Sequence[x509.Certificate] = (),
         minVersion: str = "1.2",
+        alpn: bytes = ALPN_XMPP_CLIENT,
     ) -> ServerTLSContextFactory:
         """
         @param certificatePath: PEM file, leaf first, then any intermediates.
         @param keyPath: PEM file with the unencrypted private key.
         @param minVersion: C{"1.2"} or C{"1.3"}.
+        @param alpn: the one ALPN protocol offered (L{ALPN_XMPP_CLIENT}, or
+            L{ALPN_HTTP1} on the HTTPS listener).
         @raise TLSConfigurationError: the files are unreadable or do not match.
         """
         return cls(
-            _loadCertificateOptions(certificatePath, keyPath, minVersion), clientCertificates, clientCAs
+            _loadCertificateOptions(certificatePath, keyPath, minVersion, alpn), clientCertificates, clientCAs
         )
 
     def replaceWith(self, other: ServerTLSContextFactory) -> None:
@@ -249,6 +255,7 @@ def loadCABundle(path: Path) -> list[x509.Certificate]:
 
 
 __all__ = [
+    "ALPN_HTTP1",
     "ALPN_XMPP_CLIENT",
     "POLICIES",
     "ServerTLSContextFactory",

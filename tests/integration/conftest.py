@@ -57,6 +57,7 @@ class RunningServer:
     starttlsPort: int
     directTLSPort: int
     caFile: Path
+    httpsPort: int
     logPath: Path
     process: subprocess.Popen[bytes] | None = None
     extraConfig: str = ""
@@ -95,6 +96,7 @@ class RunningServer:
         log.close()
         waitForPort(self.starttlsPort, self.process, self.logPath)
         waitForPort(self.directTLSPort, self.process, self.logPath)
+        waitForPort(self.httpsPort, self.process, self.logPath)
         # The control socket comes last, once startup checks have passed
         # (after the privilege drop); wait for it, if it is on.
         deadline = time.monotonic() + 10
@@ -130,7 +132,7 @@ def makeServer(tmp: Path, extraConfig: str = "", domains: tuple[str, ...] = ("lo
     # The server refuses to start with a certificate that does not name
     # every served domain.
     writeServerCertificate(dataDir / "server.crt", dataDir / "server.key", list(domains))
-    starttls, direct = freePort(), freePort()
+    starttls, direct, https = freePort(), freePort(), freePort()
     config = dataDir / "xmppcert.toml"
     config.write_text(
         f"""\
@@ -141,6 +143,7 @@ log_level = "info"
 [listen]
 starttls = ["tcp:{starttls}:interface=127.0.0.1"]
 direct_tls = ["tcp:{direct}:interface=127.0.0.1"]
+https = ["tcp:{https}:interface=127.0.0.1"]
 
 [sasl]
 max_failures = 3
@@ -154,6 +157,7 @@ max_failures = 3
         starttlsPort=starttls,
         directTLSPort=direct,
         caFile=dataDir / "server.crt",
+        httpsPort=https,
         logPath=tmp / "server.log",
     )
 

@@ -99,8 +99,9 @@ def test_statusAndSessionsShowLogin(server: RunningServer) -> None:
             assert sessions.returncode == 0, sessions.stderr
             row = sessions.stdout.splitlines()[1].split()
             assert row[0] == "alice@localhost/desk"
-            assert row[1].startswith("127.0.0.1:")
-            assert row[2:4] == ["SCRAM-SHA-256", "-"]
+            assert row[1] == "tcp"
+            assert row[2].startswith("127.0.0.1:")
+            assert row[3:5] == ["SCRAM-SHA-256", "-"]
         finally:
             await logout(client)
 

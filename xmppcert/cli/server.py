@@ -108,9 +108,10 @@ def _sessions(args: argparse.Namespace, out: TextIO) -> None:
     if not found:
         print("no sessions" + (f" of {target}" if target else ""), file=out)
         return
-    rows = [("JID", "ADDRESS", "MECHANISM", "CERTIFICATE", "SINCE")] + [
+    rows = [("JID", "TRANSPORT", "ADDRESS", "MECHANISM", "CERTIFICATE", "SINCE")] + [
         (
             s["jid"],
+            s["transport"] or "-",
             s["address"] or "-",
             s["mechanism"] or "-",
             _certificateCell(s),
