@@ -690,3 +690,67 @@ def test_logFormat() -> None:
     assert build().log_format == "text"
     assert build(log_format="json").log_format == "json"
     assert "one of text, json" in assertNames("log_format", log_format="xml")
+
+
+def test_httpDefaults() -> None:
+    """
+    [listen] https is on by default (port 5281 on loopback); [http] allows
+    no web origin and uses the [tls] certificate.
+    """
+    from xmppcert.config import HTTPConfig
+
+    config = build()
+    assert config.listen.https == ("tcp:5281:interface=127.0.0.1",)
+    assert config.http == HTTPConfig()
+    assert config.http.allowed_origins == ()
+    assert config.http.certificate is None and config.http.key is None
+    assert build(listen={"https": []}).listen.https == ()
+
+
+def test_httpAllowedOrigins() -> None:
+    """
+    http.allowed_origins: compared as browsers send an Origin (lower case,
+    no trailing slash, no default port); "*" is any origin; a request with
+    no Origin (not a browser page) is always allowed.
+    """
+    config = build(http={"allowed_origins": ["https://Chat.Example.com/", "https://b.example:443", "*"]})
+    assert config.http.allowed_origins == ("https://chat.example.com", "https://b.example", "*")
+    only = build(http={"allowed_origins": ["https://chat.example.com:8443"]}).http
+    assert only.allowsOrigin("https://chat.example.com:8443")
+    assert not only.allowsOrigin("https://chat.example.com")
+    assert not only.allowsOrigin("null")
+    assert only.allowsOrigin(None)
+
+
+@pytest.mark.parametrize(
+    "http, message",
+    [
+        ({"allowed_origins": ["chat.example.com"]}, "http.allowed_origins: 'chat.example.com' is not an origin"),
+        ({"allowed_origins": ["https://chat.example.com/app"]}, "http.allowed_origins: 'https://chat.example.com/app'"),
+        ({"allowed_origins": ["ftp://x"]}, "http.allowed_origins: 'ftp://x' is not an origin"),
+        ({"certificate": "web.crt"}, "http.certificate: give both certificate and key, or neither"),
+        ({"max_body_size": 10}, "http.max_body_size: must be bytes from 1024"),
+        ({"bosh_max_hold": 17}, "http.bosh_max_hold: must be an integer from 0 to 16"),
+        ({"bosh_max_wait": True}, "http.bosh_max_wait: must be"),
+        ({"colour": "blue"}, "http.colour: unknown key"),
+    ],
+)
+def test_httpErrors(http: dict[str, Any], message: str) -> None:
+    """
+    Configuration errors name the [http] key.
+    """
+    with pytest.raises(ConfigError) as info:
+        build(http=http)
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_httpCertificatePaths(tmp_path: Path) -> None:
+    """
+    http.certificate and http.key are relative to data_dir, like [tls]'s.
+    """
+    config = configFromDict(
+        {"domains": ["example.com"], "data_dir": str(tmp_path), "http": {"certificate": "w.crt", "key": "w.key"}},
+        tmp_path,
+    )
+    assert config.http.certificate == tmp_path / "w.crt"
+    assert config.http.key == tmp_path / "w.key"

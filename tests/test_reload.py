@@ -41,7 +41,7 @@ from xmppcert.x509 import fingerprint, generateServerCertificate
 
 def configText(
     domains: tuple[str, ...] = (DOMAIN,), logLevel: str = "info", extra: str = "",
-    starttls: str = "tcp:0:interface=127.0.0.1",
+    starttls: str = "tcp:0:interface=127.0.0.1", https: bool = False,
 ) -> str:
     return f"""\
 domains = {json.dumps(list(domains))}
@@ -51,7 +51,7 @@ log_level = "{logLevel}"
 [listen]
 starttls = ["{starttls}"]
 direct_tls = ["tcp:0:interface=127.0.0.1"]
-https = []
+https = {'["tcp:0:interface=127.0.0.1"]' if https else "[]"}
 
 {extra}
 """
@@ -188,6 +188,30 @@ def test_newCertificate(tmp_path: Path) -> None:
     [line] = [e for e in events if e.get("log_namespace") == "xmppcert.reload"]
     assert line["log_level"] == LogLevel.info
     assert env.onDisk() in line["what"]
+
+
+def test_webSettingsAndCertificate(tmp_path: Path) -> None:
+    """
+    Reload: [http] changes live (allowed origins, limits), and the HTTPS
+    listener serves a renewed certificate to new connections.
+    """
+    env = Env(tmp_path, https=True)
+    web = [
+        s.factory for s in env.root
+        if isinstance(s, StreamServerEndpointService)
+        and isinstance(s.factory, TLSMemoryBIOFactory)
+        and s.factory.wrappedFactory is cast(Any, env.root).web.site
+    ]
+    assert len(web) == 1
+    writeCertificate(tmp_path, [DOMAIN])
+    env.write(https=True, extra='[http]\nallowed_origins = ["https://chat.example"]\nbosh_max_wait = 20\n')
+    result = env.reload()
+    assert result.ok and "[http]" in result.reloaded
+    assert env.server.config.http.allowed_origins == ("https://chat.example",)
+    assert env.server.config.http.bosh_max_wait == 20
+    connection = web[0]._creatorCallable(cast(Any, None))
+    served = connection.get_certificate()
+    assert served is not None and fingerprint(served.to_cryptography()) == env.onDisk()
 
 
 def test_sessionsSurvive(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ from xmppcert.c2s import C2SAuthenticator, IStreamChannel, IStreamReceiver
 from xmppcert.config import HTTPConfig
 from xmppcert.sasl import NS_SASL
 from xmppcert.transports.bosh import (
+    MAX_QUEUED,
     NS_HTTPBIND,
     NS_XBOSH,
     TERMINATE_GRACE,
@@ -876,6 +877,53 @@ def test_droppedHeldRequestForgotten() -> None:
     web.clock.advance(0)
     assert not held.answered
     assert client.send().reply().only("message")
+
+
+def test_retransmissionOfALostHeldRequest() -> None:
+    """
+    XEP-0124 section 14.3: a held request whose connection broke before
+    any answer may be sent again with the same rid; it is held in its
+    place and gets what comes next, and the session goes on.
+    """
+    web = Web(fake=True)
+    client = Client(web)
+    client.create()
+    held = client.send()
+    held.lose()
+    again = client.send(rid=client.rid)
+    assert client.sid in web.resource.sessions
+    assert not again.answered
+    web.receivers[0].channel.send(domish.Element((NS_CLIENT, "message")))
+    web.clock.advance(0)
+    assert again.reply().only("message")
+    # Once answered, the rid is an ordinary repeat: the same response.
+    assert client.send(rid=client.rid).reply().only("message")
+
+
+def test_unreadOutputIsBounded() -> None:
+    """
+    A session whose client stops asking while stanzas keep coming ends
+    (policy-violation) once MAX_QUEUED characters wait, instead of holding
+    everything until its inactivity runs out.
+    """
+    web = Web(fake=True)
+    client = Client(web)
+    client.create()
+    # Held; what is sent in this reactor turn is only queued.
+    client.send()
+    channel = web.receivers[0].channel
+    big = "x" * 65536
+    for _ in range(MAX_QUEUED // len(big)):
+        message = domish.Element((NS_CLIENT, "message"))
+        message.addElement("body", content=big)
+        channel.send(message)
+    assert client.sid in web.resource.sessions
+    message = domish.Element((NS_CLIENT, "message"))
+    message.addElement("body", content=big)
+    channel.send(message)
+    body = client.send().reply()
+    assert body.terminated and body.get("condition") == "policy-violation"
+    assert client.sid not in web.resource.sessions
 
 
 def test_inactivityEndsTheSession() -> None:

@@ -140,6 +140,20 @@ def test_bodyOverLimitByLength() -> None:
     assert recorder.rendered == []
 
 
+def test_bodyOverLimitNoContinue() -> None:
+    """
+    A refused body is answered with the 413 alone: no 100 Continue follows
+    it for a client that sent Expect: 100-continue.
+    """
+    recorder = Recorder()
+    channel, transport = connect(siteWith(recorder, HTTPConfig(max_body_size=1024)))
+    channel.dataReceived(
+        b"POST /r HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2000\r\n\r\n"
+    )
+    assert transport.value().startswith(b"HTTP/1.1 413 ")
+    assert b"100 Continue" not in transport.value()
+
+
 def test_bodyOverLimitChunked() -> None:
     """
     A chunked body is counted as it arrives: past [http] max_body_size it

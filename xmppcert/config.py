@@ -754,6 +754,10 @@ def _origin(value: str) -> str:
         "http.allowed_origins",
         f"{value!r} is not an origin such as https://chat.example.com (or \"*\")",
     )
+    # Browsers leave out the scheme's default port.
+    default = {"https": ":443", "http": ":80"}[scheme]
+    if rest.endswith(default):
+        rest = rest[: -len(default)]
     return f"{scheme}://{rest}".lower()
 
 

@@ -63,6 +63,10 @@ SID_BYTES = 18
 #: it, before it ends without one.
 TERMINATE_GRACE = 5.0
 
+#: Characters of output a session may have queued for a client that sends
+#: no request to carry them; past it the session ends (policy-violation).
+MAX_QUEUED = 4 * 1024 * 1024
+
 #: Stream errors about the connection manager itself, which XEP-0124
 #: section 17.2 has terminal binding conditions of its own for: constrained
 #: clients read those, not a wrapped stream error.
@@ -406,7 +410,12 @@ class BOSHSession:
         self.held: list[_Request] = []
         self.pending: dict[int, _Request] = {}
         self.responses: OrderedDict[int, bytes] = OrderedDict()
+        #: Processed rids whose held request was lost before any answer:
+        #: the client may send them again (section 14.3).
+        self.unanswered: set[int] = set()
         self.outbox: list[str] = []
+        #: Characters queued in L{outbox}, bounded by L{MAX_QUEUED}.
+        self.queued = 0
         self.restartDue = False
         self.ended = False
         self._creationRid = rid
@@ -510,6 +519,15 @@ class BOSHSession:
             if entry.rid == rid:
                 self._replace(entry, request)
                 return
+        if rid in self.unanswered:
+            # Its first copy was lost unanswered (a proxy timed out the long
+            # poll): this one waits in its place.
+            self.unanswered.discard(rid)
+            self._cancelInactivity()
+            self._watch(request)
+            self._hold(_Request(request, rid))
+            self._afterProcessing(trim=True)
+            return
         self._violation("item-not-found", f"rid {rid} is no longer known", request)
 
     def _replace(self, entry: _Request, request: server.Request) -> None:
@@ -611,6 +629,10 @@ class BOSHSession:
             if entry.request is request:
                 entry.cancelTimer()
                 self.held.remove(entry)
+                # Processed but never answered: a retransmission of this
+                # rid must be held again, not refused.
+                self.unanswered = {r for r in self.unanswered if r > self.rid - self.requests}
+                self.unanswered.add(entry.rid)
                 break
         else:
             for rid, entry in list(self.pending.items()):
@@ -657,12 +679,24 @@ class BOSHSession:
         if self.closing:
             return
         if domish.IElement.providedBy(obj):
-            self.outbox.append(serializePayload(obj))  # type: ignore[arg-type]
+            text = serializePayload(obj)  # type: ignore[arg-type]
         else:
             text = obj.decode("utf-8") if isinstance(obj, bytes) else str(obj)
             if not text.strip():
                 return
-            self.outbox.append(text)
+        self.queued += len(text)
+        if self.queued > MAX_QUEUED:
+            # A client that stops asking while stanzas keep coming (as a
+            # TCP peer that stops reading): end it rather than hold
+            # everything until its inactivity runs out.
+            log.info(
+                "Ending a BOSH session of {peer}: over {limit} characters of output unread",
+                peer=self.creator.label(), limit=MAX_QUEUED,
+            )
+            self.outbox, self.queued = [], 0
+            self.closeStream("policy-violation", None)
+            return
+        self.outbox.append(text)
         self._scheduleFlush()
 
     def closeStream(self, condition: str | None, errorPayload: str | None) -> None:
@@ -742,7 +776,7 @@ class BOSHSession:
     def _answer(self, entry: _Request) -> None:
         self.held.remove(entry)
         entry.cancelTimer()
-        payloads, self.outbox = self.outbox, []
+        payloads, self.outbox, self.queued = self.outbox, [], 0
         attributes = self._creationAttributes() if entry.rid == self._creationRid else []
         data = renderBody(attributes, payloads)
         self.responses[entry.rid] = data
@@ -785,7 +819,7 @@ class BOSHSession:
         # any other is told the session is over.
         entries = self.held + sorted(self.pending.values(), key=lambda e: e.rid)
         self.held, self.pending = [], {}
-        payloads, self.outbox = self.outbox, []
+        payloads, self.outbox, self.queued = self.outbox, [], 0
         if self._errorPayload is not None:
             payloads.append(self._errorPayload)
         for index, entry in enumerate(entries):
@@ -1066,6 +1100,7 @@ __all__ = [
     "NS_HTTPBIND",
     "NS_XBOSH",
     "SID_BYTES",
+    "MAX_QUEUED",
     "TERMINATE_GRACE",
     "BOSHChannel",
     "BOSHResource",

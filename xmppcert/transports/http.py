@@ -153,6 +153,9 @@ class BoundedRequest(server.Request):
 
     def _refuseTooLarge(self) -> None:
         self._tooLarge = True
+        # Nothing may follow the 413 (HTTP answers Expect: 100-continue
+        # after the length is known).
+        self.requestHeaders.removeHeader(b"expect")
         channel: Any = self.channel
         log.info(
             "Refusing an HTTP request body over {limit} bytes from {peer}",
