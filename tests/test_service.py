@@ -82,6 +82,24 @@ def test_makeServiceChildren(tmp_path: Path) -> None:
     assert server.sessions.domains == {DOMAIN}
 
 
+def test_makeServiceNeedsIMStore(tmp_path: Path) -> None:
+    """
+    A store of an embedding application without the IM interfaces is
+    refused at once, naming the interface it lacks.
+    """
+    from zope.interface import implementer
+
+    from xmppcert.store.interfaces import IAccountStore, ICertificateStore
+
+    @implementer(IAccountStore, ICertificateStore)
+    class AccountsOnly:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(InMemoryAccountStore(), name)
+
+    with pytest.raises(ValueError, match="does not provide IRosterStore"):
+        makeService(makeTestConfig(tmp_path), store=AccountsOnly(), reactor=task.Clock())
+
+
 def test_makeServiceDefaultStore(tmp_path: Path) -> None:
     """
     Without a store argument, makeService uses SQLite at store.sqlite.
@@ -96,7 +114,8 @@ def test_makeServiceDefaultStore(tmp_path: Path) -> None:
 def test_makeServiceHandlersAndRegistry(tmp_path: Path) -> None:
     """
     Extra handler factories come after the default ones (core handlers,
-    then XEP-0257); a given registry is used.
+    XEP-0257, then the IM features: roster, carbons, blocking, offline); a
+    given registry is used; the IM stream features are announced with bind.
     """
     from xmppcert.handlers import defaultHandlers
     from xmppcert.sasl import MechanismRegistry
@@ -115,7 +134,13 @@ def test_makeServiceHandlersAndRegistry(tmp_path: Path) -> None:
     server = cast(Any, root).c2s
     assert server.handlerFactories[0] is defaultHandlers
     assert server.handlerFactories[-1] is extra
-    assert len(server.handlerFactories) == 3
+    im = cast(Any, root).im
+    assert server.handlerFactories[2:-1] == im.handlerFactories
+    assert len(server.handlerFactories) == 3 + len(im.handlerFactories)
+    assert [(f.namespace, f.name) for f in server.informationalFeatures] == [
+        ("urn:xmpp:features:rosterver", "ver"),
+        ("urn:xmpp:features:pre-approval", "sub"),
+    ]
     assert server.registry is registry
 
 

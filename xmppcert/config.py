@@ -281,6 +281,30 @@ class HTTPConfig:
 
 
 @dataclass(frozen=True)
+class IMConfig:
+    """
+    Limits of the instant messaging features (RFC 6121, XEP-0160,
+    XEP-0191).
+
+    @ivar max_roster_items: contacts in one roster (pending subscription
+        requests included).
+    @ivar max_offline_messages: messages stored for one offline account;
+        more are refused with C{service-unavailable}; 0 stores none.
+    @ivar max_blocked: JIDs in one block list.
+    @ivar presence_rate: presence stanzas a session may send per second,
+        on average; more are dropped (a flood does not reach contacts).
+    @ivar presence_burst: presence stanzas a session may send at once
+        before L{presence_rate} applies.
+    """
+
+    max_roster_items: int = 1000
+    max_offline_messages: int = 200
+    max_blocked: int = 1000
+    presence_rate: float = 5.0
+    presence_burst: int = 30
+
+
+@dataclass(frozen=True)
 class ControlConfig:
     """
     The local control channel (docs/operations.md, "Live sessions and the
@@ -316,6 +340,7 @@ class Config:
     certificates: CertificatesConfig = field(default_factory=CertificatesConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     http: HTTPConfig = field(default_factory=HTTPConfig)
+    im: IMConfig = field(default_factory=IMConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     log_level: str = "info"
     keepalive_interval: float = 0.0
@@ -499,7 +524,7 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
         {
             "domains", "data_dir", "log_level", "keepalive_interval", "log_format",
             "tls", "listen", "store", "sasl", "limits", "certificates", "metrics",
-            "control", "http",
+            "control", "http", "im",
         },
         "",
     )
@@ -710,6 +735,7 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
         _checkEndpoint("metrics.listen", description, "the metrics are plain HTTP")
 
     http = _httpConfig(_table(data, "http", ""), path)
+    im = _imConfig(_table(data, "im", ""))
 
     controlData = _table(data, "control", "")
     _noUnknownKeys(controlData, {"socket"}, "control.")
@@ -736,6 +762,7 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
         certificates=certificates,
         metrics=metrics,
         http=http,
+        im=im,
         control=control,
         log_level=logLevel,
         keepalive_interval=keepalive,
@@ -803,6 +830,26 @@ def _httpConfig(data: Mapping[str, Any], path: Callable[[str], Path]) -> HTTPCon
     )
 
 
+def _imConfig(data: Mapping[str, Any]) -> IMConfig:
+    _noUnknownKeys(
+        data,
+        {"max_roster_items", "max_offline_messages", "max_blocked", "presence_rate", "presence_burst"},
+        "im.",
+    )
+    defaults = IMConfig()
+
+    def number(name: str, kind: Any, low: float, high: float, what: str) -> Any:
+        return _get(data, name, "im.", kind, getattr(defaults, name), lambda v: low <= v <= high, what)
+
+    return IMConfig(
+        max_roster_items=number("max_roster_items", int, 1, 100_000, "an integer from 1 to 100000"),
+        max_offline_messages=number("max_offline_messages", int, 0, 100_000, "an integer from 0 to 100000"),
+        max_blocked=number("max_blocked", int, 1, 100_000, "an integer from 1 to 100000"),
+        presence_rate=float(number("presence_rate", (int, float), 0.1, 1000, "a number from 0.1 to 1000")),
+        presence_burst=number("presence_burst", int, 1, 10_000, "an integer from 1 to 10000"),
+    )
+
+
 def loadConfig(path: Path | str) -> Config:
     """
     Read and validate a TOML configuration file.
@@ -830,6 +877,7 @@ def defaultConfigText(domain: str = "localhost") -> str:
     sasl = SASLConfig()
     listen = ListenConfig()
     http = HTTPConfig()
+    im = IMConfig()
 
     def strings(values: tuple[str, ...]) -> str:
         return "[" + ", ".join(f'"{v}"' for v in values) + "]"
@@ -931,6 +979,16 @@ bosh_max_hold = {http.bosh_max_hold}
 bosh_max_inactivity = {http.bosh_max_inactivity:g}
 bosh_polling = {http.bosh_polling:g}
 
+[im]
+# Contacts per roster, messages kept for an offline account (0: none),
+# JIDs per block list; presence a session may send per second on average,
+# and at once.
+max_roster_items = {im.max_roster_items}
+max_offline_messages = {im.max_offline_messages}
+max_blocked = {im.max_blocked}
+presence_rate = {im.presence_rate:g}
+presence_burst = {im.presence_burst}
+
 [control]
 # The UNIX socket (mode 0600; relative to data_dir) through which the
 # xmppcert command reaches the running server: status, sessions, kick,
@@ -947,6 +1005,7 @@ __all__ = [
     "ConfigError",
     "ControlConfig",
     "HTTPConfig",
+    "IMConfig",
     "LimitsConfig",
     "ListenConfig",
     "MetricsConfig",

@@ -64,7 +64,7 @@ log = Logger(observer=_log.observer)
 #: paths derived from it, which are compared themselves.
 LIVE = frozenset({
     "domains", "data_dir", "tls", "certificates", "limits", "sasl", "log_level", "keepalive_interval",
-    "http",
+    "http", "im",
 })
 
 #: Settings inside live sections that still need a restart.
@@ -450,7 +450,7 @@ class Reloader:
             reloaded.extend(prepared.caChanges)
         if effective.domains != old.domains:
             reloaded.append(_domainChange(old, effective))
-        for name in ("certificates", "limits", "sasl", "http", "log_level", "keepalive_interval"):
+        for name in ("certificates", "limits", "sasl", "http", "im", "log_level", "keepalive_interval"):
             if getattr(effective, name) != getattr(old, name):
                 value = getattr(effective, name)
                 reloaded.append(f"{name} = {value}" if isinstance(value, (str, float)) else f"[{name}]")

@@ -40,6 +40,7 @@ from xmppcert.cred import (
     makePortal,
 )
 from xmppcert.handlers import defaultHandlers
+from xmppcert.im.services import installIM
 from xmppcert.metrics import IMetrics, MetricsSite, NullMetrics, ServerMetrics
 from xmppcert.reload import Reloader, ReloadResult
 from xmppcert.sasl import MechanismRegistry, defaultRegistry
@@ -198,6 +199,8 @@ class ServerService(service.MultiService):
     #: The HTTPS site's transports (L{xmppcert.transports.web.WebSite}),
     #: when C{[listen] https} names endpoints.
     web: Any = None
+    #: The instant messaging services (L{xmppcert.im.services.IMServices}).
+    im: Any = None
     #: Run by L{startService} before anything starts, after twistd dropped
     #: privileges: findings (L{xmppcert.checks}) whose errors stop the start.
     startupChecks: Callable[[], list[checks.Finding]] | None = None
@@ -448,6 +451,7 @@ def makeService(
         requester = Requester(account.jid, account.canManageCertificates, context.session.jid)
         return [SASLCertHandler(manager, requester, tracked)]
 
+    im = installIM(sessions, store, clock, lambda: server.config.im)
     portal = makePortal(store, [certificateCheckers], config.sasl.scram_iterations, fakeSecret)
     for checker in checkers:
         _registerExtra(portal, checker, store, config, clock)
@@ -459,10 +463,11 @@ def makeService(
         tlsFactory=tlsFactory,
         registry=registry or defaultRegistry(),
         clock=clock,
-        handlerFactories=[defaultHandlers, saslcertHandlers, *handlerFactories],
+        handlerFactories=[defaultHandlers, saslcertHandlers, *im.handlerFactories, *handlerFactories],
         fakeCredentialSecret=fakeSecret,
         metrics=tracked,
     )
+    server.informationalFeatures.extend(im.features)
     factory = tcp.streamFactory(server.newStream, clock, lambda: server.tlsFactory, server.stanzaLimits)
     backlog = config.limits.listen_backlog
     for description in config.listen.starttls:
@@ -501,6 +506,7 @@ def makeService(
         ControlService(config.control.socket, channel, reactor).setServiceParent(root)
     C2SService(server).setServiceParent(root)
     root.c2s = server
+    root.im = im
     root.metrics = tracked
     root.reactor = reactor
     root.reloader = Reloader(

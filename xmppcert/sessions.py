@@ -21,6 +21,19 @@ from twisted.words.xish import domish
 from zope.interface import Interface, implementer
 
 from xmppcert import _log
+from xmppcert.routing import (
+    DEFAULT_PRIORITY,
+    INBOUND_BARE,
+    INBOUND_FULL,
+    OUTBOUND,
+    PRESENCE_BROADCAST,
+    SESSION_ENDED,
+    Broadcast,
+    Ended,
+    Inbound,
+    Outbound,
+    StanzaHooks,
+)
 from xmppcert.store.interfaces import IAccountStore
 
 log = Logger(observer=_log.observer)
@@ -184,6 +197,13 @@ class SessionManager:
         self.domains = frozenset(domains)
         self.store = store
         self._sessions: dict[str, dict[str, Session]] = {}
+        #: Where IM features join local delivery (L{xmppcert.routing}).
+        self.hooks = StanzaHooks()
+        #: Whether a session may send one more presence without 'to' now
+        #: (a rate limit); C{None}: always.
+        self.presenceGate: Callable[[Session], bool] | None = None
+        self.hooks.add(INBOUND_FULL, self._deliverToFull, DEFAULT_PRIORITY)
+        self.hooks.add(INBOUND_BARE, self._deliverToBare, DEFAULT_PRIORITY)
         # Revocations seen by this node, numbered, so that a login that was
         # checked before a revocation and binds after it is caught too.
         self._revocations = 0
@@ -256,6 +276,7 @@ class SessionManager:
                 del self._sessions[session.jid.userhost()]
         elif not replaced:
             return
+        wasAvailable = session.available
         if session.available:
             session.available = False
             unavailable = domish.Element((NS_CLIENT, "presence"))
@@ -263,6 +284,9 @@ class SessionManager:
             unavailable["from"] = session.jid.full()
             self._broadcastToOwn(session, unavailable)
         log.info("Session ended: {jid}", jid=session.jid.full())
+        # Contacts, directed presence, ... (RFC 6121 section 4.5.2: on the
+        # session's behalf, whatever ended it).
+        self._notify(SESSION_ENDED, Ended(session, wasAvailable))
 
     def resourcesWithCertificate(self, account: jid.JID, fingerprint: str) -> list[str]:
         """
@@ -382,8 +406,9 @@ class SessionManager:
 
     def route(self, stanza: domish.Element, sender: Session) -> defer.Deferred[None]:
         """
-        Deliver a stanza from a local session addressed to another local
-        entity (anything the sender's own stream does not handle itself).
+        Deliver a stanza from a local session addressed to another entity
+        (anything the sender's own stream does not handle itself): the
+        L{OUTBOUND} hooks first, then local delivery (L{deliver}).
 
         The caller has stamped C{from} and checked that C{to} parses.
         """
@@ -391,7 +416,8 @@ class SessionManager:
 
     async def _route(self, stanza: domish.Element, sender: Session) -> None:
         target = jid.JID(stanza["to"])
-        kind = stanza.name
+        if await self.hooks.run(OUTBOUND, Outbound(stanza, sender, target)):
+            return
         if not self.isLocal(target):
             # No server-to-server yet.
             self._bounce(stanza, sender, "remote-server-not-found")
@@ -399,51 +425,83 @@ class SessionManager:
         if target.user is None:
             self._bounce(stanza, sender, "service-unavailable")
             return
-        if target.resource is not None:
-            session = self.sessionFor(target)
-            if session is not None:
-                session.send(stanza)
-                return
-            if kind == "iq" or kind == "presence":
-                # RFC 6121 section 8.5.3.2: no such resource.
-                if kind == "iq":
-                    self._bounce(stanza, sender, "service-unavailable")
-                return
-            # A message to a full JID with no session is treated as sent to the bare JID.
-        await self._deliverToBare(stanza, target.userhostJID(), sender)
+        await self._deliver(stanza, target, sender)
 
-    async def _deliverToBare(self, stanza: domish.Element, bare: jid.JID, sender: Session) -> None:
+    def deliver(self, stanza: domish.Element, target: jid.JID, sender: Session | None = None) -> defer.Deferred[None]:
+        """
+        Deliver a stanza to a local account's full or bare JID (RFC 6121
+        section 8.5) through the L{INBOUND_FULL} and L{INBOUND_BARE} hooks;
+        C{sender} is the local session it comes from, C{None} when the
+        server itself sends it (errors for it are then dropped).
+        """
+        return defer.ensureDeferred(self._deliver(stanza, target, sender))
+
+    async def _deliver(self, stanza: domish.Element, target: jid.JID, sender: Session | None) -> None:
+        kind = stanza.name
+        if target.resource is not None:
+            if await self.hooks.run(INBOUND_FULL, Inbound(stanza, sender, target)):
+                return
+            if kind == "iq":
+                # RFC 6121 section 8.5.3.2.1: no such resource.
+                self._bounce(stanza, sender, "service-unavailable")
+                return
+            if kind == "presence":
+                # Section 8.5.3.2.3: silently ignored.
+                return
+            # Section 8.5.3.2.1: a message to a full JID with no session is
+            # treated as sent to the bare JID.
+            target = target.userhostJID()
+        if await self.hooks.run(INBOUND_BARE, Inbound(stanza, sender, target)):
+            return
+        stanzaType = stanza.getAttribute("type")
+        if kind == "iq" and stanzaType in ("get", "set"):
+            # Nothing answered it on the account's behalf (RFC 6120 section
+            # 10.3.3); the error does not reveal whether the account exists.
+            self._bounce(stanza, sender, "service-unavailable")
+        elif kind == "message" and stanzaType not in ("error", "headline", "groupchat"):
+            # Section 8.5.2.2.1: nobody took it (no available resource, no
+            # offline storage); the same error as for no such account.
+            self._bounce(stanza, sender, "service-unavailable")
+
+    def _deliverToFull(self, event: Inbound) -> bool:
+        session = self.sessionFor(event.target)
+        if session is None:
+            return False
+        session.send(event.stanza)
+        return True
+
+    def _deliverToBare(self, event: Inbound) -> bool:
+        stanza = event.stanza
         kind = stanza.name
         stanzaType = stanza.getAttribute("type")
         if kind == "iq":
-            # The server answers iqs to a bare JID on the account's behalf
-            # (RFC 6120 section 10.3.3); without a roster, nothing is shared
-            # with other accounts, and existence is not revealed.
-            self._bounce(stanza, sender, "service-unavailable")
-            return
-        available = [s for s in self.sessionsOf(bare) if s.available and s.priority >= 0]
+            return False
+        available = [s for s in self.sessionsOf(event.target) if s.available and s.priority >= 0]
         if kind == "presence":
-            for session in available:
-                session.send(stanza)
-            return
-        # message
+            # Section 8.5.2.1.2 (and the types a presence service does not
+            # take first): to every available resource.
+            for session in self.sessionsOf(event.target):
+                if session.available:
+                    session.send(stanza)
+            return True
         if stanzaType == "groupchat":
             # RFC 6121 section 8.5.2.1.1 and 8.5.2.2.1: never delivered to a
             # bare JID; the sender gets an error.
-            self._bounce(stanza, sender, "service-unavailable")
-            return
+            self._bounce(stanza, event.sender, "service-unavailable")
+            return True
         if available:
+            # Section 8.5.2.1.1: to every available resource of non-negative
+            # priority.
             for session in available:
                 session.send(stanza)
-            return
-        if stanzaType in ("error", "headline"):
-            return
-        # RFC 6121 section 8.5.2.2.1: no offline storage, so an error; the
-        # same one as for no such account, so existence is not revealed (and
-        # the store need not be asked).
-        self._bounce(stanza, sender, "service-unavailable")
+            return True
+        # Errors and headlines nobody takes are dropped (section 8.5.2.2.1);
+        # others go on to later handlers (offline storage).
+        return stanzaType in ("error", "headline")
 
-    def _bounce(self, stanza: domish.Element, sender: Session, condition: str, text: str | None = None) -> None:
+    def _bounce(self, stanza: domish.Element, sender: Session | None, condition: str, text: str | None = None) -> None:
+        if sender is None:
+            return
         reply = _errorReply(stanza, condition, text)
         if reply is not None:
             sender.send(reply)
@@ -473,6 +531,7 @@ class SessionManager:
                 for other in self.sessionsOf(session.jid):
                     if other is not session and other.available and other.presence is not None:
                         session.send(_copyTo(other.presence, session.jid))
+            self._notify(PRESENCE_BROADCAST, Broadcast(session, presence, initial=first, unavailable=False))
         else:
             if not session.available:
                 return
@@ -481,6 +540,11 @@ class SessionManager:
             self._broadcastToOwn(session, presence)
             # RFC 6121 section 4.5.2: the sender gets its own unavailable too.
             session.send(_copyTo(presence, session.jid))
+            self._notify(PRESENCE_BROADCAST, Broadcast(session, presence, initial=False, unavailable=True))
+
+    def _notify(self, point: str, event: Any) -> None:
+        if self.hooks.handlers(point):
+            defer.ensureDeferred(self.hooks.notify(point, event))
 
     def _broadcastToOwn(self, session: Session, presence: domish.Element) -> None:
         for other in self.sessionsOf(session.jid):

@@ -17,13 +17,20 @@ from zope.interface import implementer
 from xmppcert.store.interfaces import (
     AccountExists,
     AuditEntry,
+    BlockListFull,
     CertificateExists,
     CertificateLimitReached,
     IAccountStore,
     IAuditLog,
+    IBlockingStore,
     ICertificateStore,
+    IOfflineStore,
+    IRosterStore,
     NoSuchAccount,
     NoSuchCertificate,
+    OfflineMessage,
+    RosterFull,
+    RosterItem,
     ScramCredential,
     StoredCertificate,
     StoreError,
@@ -32,6 +39,11 @@ from xmppcert.store.interfaces import (
     checkCertificateStates,
     checkFingerprint,
     checkTransition,
+)
+from xmppcert.store.sqlite import (
+    checkBlockedJIDs,
+    checkOfflineStanza,
+    checkRosterItem,
 )
 
 _T = TypeVar("_T")
@@ -49,12 +61,14 @@ def _checkMechanisms(credentials: Sequence[ScramCredential]) -> None:
         raise ValueError(f"more than one credential for a mechanism: {mechanisms}")
 
 
-@implementer(IAccountStore, ICertificateStore, IAuditLog)
+@implementer(IAccountStore, ICertificateStore, IAuditLog, IRosterStore, IOfflineStore, IBlockingStore)
 class InMemoryAccountStore:
     """
-    An L{IAccountStore} and L{ICertificateStore} in dicts, behaving like
-    L{xmppcert.store.sqlite.SQLiteStore} but answering at once: every method
-    returns an already-fired Deferred.
+    An L{IAccountStore}, L{ICertificateStore}, L{IRosterStore},
+    L{IOfflineStore} and L{IBlockingStore} in dicts, behaving like
+    L{xmppcert.store.sqlite.SQLiteStore} (the same results, the same
+    errors) but answering at once: every method returns an already-fired
+    Deferred.
 
     @ivar accounts: bare JID to (mechanism to L{ScramCredential}); tests may
         read and change it directly.
@@ -65,6 +79,10 @@ class InMemoryAccountStore:
     @ivar clock: returns the current time as a POSIX timestamp, for the
         creation and change times of certificates.
     @ivar closed: whether L{close} was called.
+    @ivar rosters: account to (contact to L{RosterItem}); tests may read it.
+    @ivar rosterVersions: account to its roster version (missing means 0).
+    @ivar offline: account to its stored L{OfflineMessage}s, oldest first.
+    @ivar blocked: account to the set of JIDs it blocks.
     """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
@@ -86,6 +104,12 @@ class InMemoryAccountStore:
         self.locked: set[str] = set()
         #: The audit trail, oldest first.
         self.audit: list[AuditEntry] = []
+        self.rosters: dict[str, dict[str, RosterItem]] = {}
+        self.rosterVersions: dict[str, int] = {}
+        self.offline: dict[str, list[OfflineMessage]] = {}
+        # Like SQLite's AUTOINCREMENT: ids start at 1 and are never reused.
+        self._lastOfflineId = 0
+        self.blocked: dict[str, set[str]] = {}
 
     def _check(self) -> None:
         if self.closed:
@@ -194,6 +218,15 @@ class InMemoryAccountStore:
         for certificate in list(self.certificates.values()):
             if certificate.account == jid:
                 self._forget(certificate.fingerprint)
+        self.rosters.pop(jid, None)
+        self.rosterVersions.pop(jid, None)
+        self.offline.pop(jid, None)
+        self.blocked.pop(jid, None)
+        # RFC 6121 section 2.5.2: the deleted account leaves every other
+        # roster, and those rosters change version.
+        for account, roster in self.rosters.items():
+            if roster.pop(jid, None) is not None:
+                self._bumpRosterVersion(account)
         return defer.succeed(None)
 
     def accountExists(self, jid: str) -> defer.Deferred[bool]:
@@ -510,6 +543,180 @@ class InMemoryAccountStore:
             )
 
         return self._answer(changes)
+
+    # --- IRosterStore ------------------------------------------------------------
+
+    def _bumpRosterVersion(self, account: str) -> int:
+        version = self.rosterVersions.get(account, 0) + 1
+        self.rosterVersions[account] = version
+        return version
+
+    def getRoster(self, account: str) -> defer.Deferred[tuple[int, list[RosterItem]]]:
+        """
+        See L{IRosterStore.getRoster}: C{(0, [])} for an unknown account.
+        """
+
+        def get() -> tuple[int, list[RosterItem]]:
+            roster = self.rosters.get(account, {})
+            return (
+                self.rosterVersions.get(account, 0),
+                [roster[contact] for contact in sorted(roster)],
+            )
+
+        return self._answer(get)
+
+    def getRosterItem(self, account: str, contact: str) -> defer.Deferred[RosterItem | None]:
+        """
+        See L{IRosterStore.getRosterItem}.
+        """
+        return self._answer(lambda: self.rosters.get(account, {}).get(contact))
+
+    def putRosterItem(
+        self, account: str, item: RosterItem, maxItems: int = 0
+    ) -> defer.Deferred[int]:
+        """
+        See L{IRosterStore.putRosterItem}. Putting an item equal to the
+        stored one changes nothing and keeps the version.
+
+        @raise ValueError: (in the Deferred) a bad item; see
+            L{xmppcert.store.sqlite.checkRosterItem}.
+        """
+
+        def put() -> int:
+            checked = checkRosterItem(item)
+            if account not in self.accounts:
+                raise NoSuchAccount(account)
+            roster = self.rosters.setdefault(account, {})
+            current = roster.get(checked.contact)
+            if current == checked:
+                return self.rosterVersions.get(account, 0)
+            if current is None and maxItems > 0 and len(roster) >= maxItems:
+                raise RosterFull(f"the roster of {account} holds {len(roster)} items, the most it may")
+            roster[checked.contact] = checked
+            return self._bumpRosterVersion(account)
+
+        return self._answer(put)
+
+    def removeRosterItem(self, account: str, contact: str) -> defer.Deferred[int]:
+        """
+        See L{IRosterStore.removeRosterItem}: version 0 for an unknown
+        account.
+        """
+
+        def remove() -> int:
+            roster = self.rosters.get(account, {})
+            if roster.pop(contact, None) is None:
+                return self.rosterVersions.get(account, 0)
+            return self._bumpRosterVersion(account)
+
+        return self._answer(remove)
+
+    def rosterItemsWith(self, contact: str) -> defer.Deferred[list[tuple[str, RosterItem]]]:
+        """
+        See L{IRosterStore.rosterItemsWith}: sorted by account.
+        """
+
+        def find() -> list[tuple[str, RosterItem]]:
+            return [
+                (account, self.rosters[account][contact])
+                for account in sorted(self.rosters)
+                if contact in self.rosters[account]
+            ]
+
+        return self._answer(find)
+
+    # --- IOfflineStore -----------------------------------------------------------
+
+    def storeOfflineMessage(
+        self, account: str, stanza: str, stamp: float, maxMessages: int = 0
+    ) -> defer.Deferred[bool]:
+        """
+        See L{IOfflineStore.storeOfflineMessage}.
+
+        @raise ValueError: (in the Deferred) C{stanza} is not a string or
+            is absurdly large; see L{xmppcert.store.sqlite.checkOfflineStanza}.
+        """
+
+        def store() -> bool:
+            checkOfflineStanza(stanza)
+            if account not in self.accounts:
+                return False
+            messages = self.offline.setdefault(account, [])
+            if maxMessages > 0 and len(messages) >= maxMessages:
+                return False
+            self._lastOfflineId += 1
+            messages.append(OfflineMessage(self._lastOfflineId, stanza, float(stamp)))
+            return True
+
+        return self._answer(store)
+
+    def takeOfflineMessages(self, account: str) -> defer.Deferred[list[OfflineMessage]]:
+        """
+        See L{IOfflineStore.takeOfflineMessages}.
+        """
+        return self._answer(lambda: self.offline.pop(account, []))
+
+    def countOfflineMessages(self, account: str) -> defer.Deferred[int]:
+        """
+        See L{IOfflineStore.countOfflineMessages}.
+        """
+        return self._answer(lambda: len(self.offline.get(account, [])))
+
+    # --- IBlockingStore ----------------------------------------------------------
+
+    def getBlockList(self, account: str) -> defer.Deferred[list[str]]:
+        """
+        See L{IBlockingStore.getBlockList}.
+        """
+        return self._answer(lambda: sorted(self.blocked.get(account, set())))
+
+    def blockJIDs(
+        self, account: str, jids: Sequence[str], maxItems: int = 0
+    ) -> defer.Deferred[list[str]]:
+        """
+        See L{IBlockingStore.blockJIDs}.
+
+        @return: Deferred firing with the JIDs newly added, sorted; or
+            failing with L{BlockListFull}, L{NoSuchAccount}, or
+            C{ValueError} for a bad JID (see
+            L{xmppcert.store.sqlite.checkBlockedJIDs}).
+        """
+
+        def block() -> list[str]:
+            wanted = checkBlockedJIDs(jids)
+            if account not in self.accounts:
+                raise NoSuchAccount(account)
+            blocked = self.blocked.setdefault(account, set())
+            new = sorted(set(wanted) - blocked)
+            if maxItems > 0 and len(blocked) + len(new) > maxItems:
+                raise BlockListFull(
+                    f"the block list of {account} holds {len(blocked)} JIDs;"
+                    f" {len(new)} more would exceed {maxItems}"
+                )
+            blocked.update(new)
+            return new
+
+        return self._answer(block)
+
+    def unblockJIDs(
+        self, account: str, jids: Sequence[str] | None = None
+    ) -> defer.Deferred[list[str]]:
+        """
+        See L{IBlockingStore.unblockJIDs}.
+
+        @return: Deferred firing with the JIDs removed, sorted (empty for
+            an unknown account); or failing with C{ValueError} for a bad
+            JID.
+        """
+
+        def unblock() -> list[str]:
+            wanted = None if jids is None else checkBlockedJIDs(jids)
+            blocked = self.blocked.get(account, set())
+            removed = sorted(blocked if wanted is None else blocked.intersection(wanted))
+            blocked.difference_update(removed)
+            return removed
+
+        return self._answer(unblock)
 
     def fakeCredentialSecret(self) -> bytes:
         """

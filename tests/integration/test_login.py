@@ -108,15 +108,15 @@ def test_messageBetweenUsers(server: RunningServer) -> None:
     runAsync(run())
 
 
-def test_messageToOfflineUserBounces(server: RunningServer) -> None:
+def test_messageToUnknownAccountBounces(server: RunningServer) -> None:
     """
-    RFC 6121 section 8.5.2.2.1: with no offline storage, a chat message to an
-    account with no available resource returns C{service-unavailable}.
+    RFC 6121 section 8.5.2.2.1: a chat message to an account that does not
+    exist (so nothing stores it) returns C{service-unavailable}.
     """
 
     async def run() -> None:
         alice = await login(server, "alice@localhost/a2", "alice-pw")
-        alice.send_message(mto=JID("bob@localhost"), mbody="anyone?", mtype="chat")
+        alice.send_message(mto=JID("nobody@localhost"), mbody="anyone?", mtype="chat")
         reply = await asyncio.wait_for(alice.messages.get(), 10)
         assert reply["type"] == "error"
         assert reply["error"]["condition"] == "service-unavailable"

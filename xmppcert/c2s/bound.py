@@ -182,6 +182,11 @@ class BoundStream:
 
     def _handleLocalFromNoTo(self, stanza: domish.Element) -> None:
         if stanza.name == "presence":
+            gate = self.sessions.presenceGate
+            if gate is not None and not gate(self.session):
+                # Over its presence rate: dropped, so that a flood reaches
+                # neither contacts nor the account's other resources.
+                return
             self.sessions.broadcastPresence(self.session, stanza)
         elif stanza.name == "message":
             # RFC 6120 section 10.3.1: as if sent to the sender's bare JID.

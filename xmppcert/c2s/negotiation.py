@@ -334,7 +334,9 @@ class C2SAuthenticator:
         if self.state == "sasl":
             return [self.saslFeature]
         if self.state == "bind":
-            return [self.bindFeature]
+            # Features that need no negotiation, told with bind (RFC 6121
+            # section 2.6.1 roster versioning, section 3.4 pre-approval).
+            return [self.bindFeature, *self.server.informationalFeatures]
         return []
 
     # --- negotiation steps --------------------------------------------------

@@ -13,6 +13,7 @@ from twisted.cred.portal import Portal
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger, LogLevel
 from twisted.words.protocols.jabber import xmlstream
+from twisted.words.xish import domish
 
 from xmppcert import _log
 from xmppcert.config import Config
@@ -34,6 +35,20 @@ log = Logger(observer=_log.observer, namespace="xmppcert.c2s")
 #: L{xmppcert.c2s.bound.StreamContext}; returns the wokkel handlers for that
 #: stream.
 HandlerFactory = Callable[["StreamContext"], "Iterable[Any]"]
+
+
+class InformationalFeature:
+    """
+    A stream feature that is only announced, never negotiated (e.g.
+    C{<ver xmlns='urn:xmpp:features:rosterver'/>}).
+    """
+
+    def __init__(self, namespace: str, name: str) -> None:
+        self.namespace = namespace
+        self.name = name
+
+    def featureElement(self) -> domish.Element:
+        return domish.Element((self.namespace, self.name))
 
 
 class C2SServer:
@@ -83,6 +98,9 @@ class C2SServer:
         self.throttle = throttle if throttle is not None else LoginThrottle.fromConfig(config.limits, clock)
         self.addressLimiter = AddressLimiter(config.limits.max_unauthenticated_per_address, clock)
         self.metrics: IMetrics = metrics if metrics is not None else NullMetrics()
+        #: Stream features offered with bind that need no negotiation
+        #: (L{InformationalFeature}s: roster versioning, pre-approval).
+        self.informationalFeatures: list[InformationalFeature] = []
 
     def newStream(self) -> C2SAuthenticator:
         """
@@ -111,4 +129,4 @@ class C2SServer:
         return tcp.streamFactory(self.newStream, self.clock, lambda: self.tlsFactory, self.stanzaLimits)
 
 
-__all__ = ["C2SServer", "HandlerFactory"]
+__all__ = ["C2SServer", "HandlerFactory", "InformationalFeature"]

@@ -239,7 +239,9 @@ class IAccountStore(Interface):
 
     def removeAccount(jid):  # type: ignore[no-untyped-def]
         """
-        Delete an account and everything stored for it.
+        Delete an account and everything stored for it: credentials,
+        certificates, roster, offline messages, block list; and remove it
+        from every other account's roster (RFC 6121 section 2.5.2).
 
         @return: Deferred firing with C{None}, or failing with L{NoSuchAccount}.
         """
@@ -583,8 +585,190 @@ class ICertificateStore(Interface):
         """
 
 
+
+# --- instant messaging (RFC 6121, XEP-0160, XEP-0191) ---------------------------
+
+#: RFC 6121 section 2.1.2.5: the subscription states of a roster item.
+SUBSCRIPTIONS = ("none", "to", "from", "both")
+
+
+class RosterFull(StoreError):
+    """
+    The roster already holds as many items as it may (the server's limit;
+    RFC 6121 section 2.3.3 names the stanza error the client gets).
+    """
+
+
+class BlockListFull(StoreError):
+    """
+    The block list already holds as many JIDs as it may.
+    """
+
+
+@dataclass(frozen=True)
+class RosterItem:
+    """
+    One contact of an account (RFC 6121 section 2.1.2), with the
+    subscription state of RFC 6121 Appendix A.
+
+    @ivar contact: the contact's bare JID, prepared.
+    @ivar name: the user's name for the contact, C{None} for none.
+    @ivar groups: the groups it is in, in the order the client gave.
+    @ivar subscription: one of L{SUBSCRIPTIONS}.
+    @ivar askOut: a subscription request to the contact is pending ("Pending
+        Out", shown to clients as C{ask='subscribe'}).
+    @ivar pendingIn: the contact asked to subscribe to the user's presence
+        and the user has not answered ("Pending In"); the request is
+        redelivered on the user's next initial presence (section 3.1.3).
+    @ivar approved: the user pre-approved the contact's subscription
+        (section 3.4).
+    @ivar inRoster: C{False} for a contact that is only a pending inbound
+        request and not (yet) an item the user sees (section 3.1.3: the
+        server keeps the request without adding the contact to the roster).
+    """
+
+    contact: str
+    name: str | None = None
+    groups: tuple[str, ...] = ()
+    subscription: str = "none"
+    askOut: bool = False
+    pendingIn: bool = False
+    approved: bool = False
+    inRoster: bool = True
+
+
+class IRosterStore(Interface):
+    """
+    Rosters and subscription states (RFC 6121 sections 2 and 3).
+
+    Every change of an account's roster (an item put or removed, whether or
+    not it is C{inRoster}) increases that account's roster version, an
+    integer that never decreases (section 2.6: a client that has version
+    C{n} needs only the items changed after it).
+    """
+
+    def getRoster(account):  # type: ignore[no-untyped-def]
+        """
+        @param account: bare JID string.
+        @return: Deferred firing with C{(version, items)}: the roster
+            version and every L{RosterItem} of the account (also those not
+            C{inRoster}), sorted by contact.
+        """
+
+    def getRosterItem(account, contact):  # type: ignore[no-untyped-def]
+        """
+        @return: Deferred firing with the L{RosterItem} of C{contact} in
+            C{account}'s roster (C{inRoster} or not), or C{None}.
+        """
+
+    def putRosterItem(account, item, maxItems=0):  # type: ignore[no-untyped-def]
+        """
+        Add or replace C{item} (by its C{contact}) in one transaction.
+
+        @param maxItems: the most items (C{inRoster} or not) a roster may
+            hold; 0 for no limit.
+        @return: Deferred firing with the roster's new version.
+        @raise RosterFull: (in the Deferred) the item is new and the roster
+            holds C{maxItems} already.
+        @raise NoSuchAccount: C{account} does not exist.
+        """
+
+    def removeRosterItem(account, contact):  # type: ignore[no-untyped-def]
+        """
+        Remove C{contact} from C{account}'s roster.
+
+        @return: Deferred firing with the roster's version afterwards
+            (unchanged when there was no such item).
+        """
+
+    def rosterItemsWith(contact):  # type: ignore[no-untyped-def]
+        """
+        @return: Deferred firing with C{[(account, item), ...]}: every
+            account whose roster holds C{contact}.
+        """
+
+
+@dataclass(frozen=True)
+class OfflineMessage:
+    """
+    A message stored for an account with no available resource (XEP-0160).
+
+    @ivar id: increasing in the order messages were stored.
+    @ivar stanza: the message, serialized XML.
+    @ivar stamp: when it was stored (POSIX seconds), for the XEP-0203 delay.
+    """
+
+    id: int
+    stanza: str
+    stamp: float
+
+
+class IOfflineStore(Interface):
+    """
+    Messages stored for accounts that were offline (XEP-0160).
+    """
+
+    def storeOfflineMessage(account, stanza, stamp, maxMessages=0):  # type: ignore[no-untyped-def]
+        """
+        @param stanza: the message, serialized XML.
+        @param maxMessages: the most messages an account may have stored; 0
+            for no limit.
+        @return: Deferred firing with C{True} when stored, C{False} when the
+            account has C{maxMessages} already (or does not exist).
+        """
+
+    def takeOfflineMessages(account):  # type: ignore[no-untyped-def]
+        """
+        Remove and return the account's stored messages, oldest first.
+
+        @return: Deferred firing with a list of L{OfflineMessage}.
+        """
+
+    def countOfflineMessages(account):  # type: ignore[no-untyped-def]
+        """
+        @return: Deferred firing with the number of stored messages.
+        """
+
+
+class IBlockingStore(Interface):
+    """
+    Block lists (XEP-0191).
+    """
+
+    def getBlockList(account):  # type: ignore[no-untyped-def]
+        """
+        @return: Deferred firing with the blocked JIDs (strings, prepared;
+            bare, full or domain JIDs), sorted.
+        """
+
+    def blockJIDs(account, jids, maxItems=0):  # type: ignore[no-untyped-def]
+        """
+        Add C{jids} to the block list (those already there are kept once).
+
+        @param maxItems: the most JIDs a block list may hold; 0 for no limit.
+        @return: Deferred firing with the JIDs newly added.
+        @raise BlockListFull: (in the Deferred) they would not fit; none is
+            added.
+        """
+
+    def unblockJIDs(account, jids=None):  # type: ignore[no-untyped-def]
+        """
+        Remove C{jids} from the block list, or every JID when C{None}.
+
+        @return: Deferred firing with the JIDs removed.
+        """
+
+
 __all__ = [
     "STORE_FAILURES",
+    "SUBSCRIPTIONS",
+    "BlockListFull",
+    "IBlockingStore",
+    "IOfflineStore",
+    "IRosterStore",
+    "OfflineMessage",
+    "RosterFull",
+    "RosterItem",
     "AuditEntry",
     "IAuditLog",
     "CERTIFICATE_STATES",

@@ -19,11 +19,15 @@ transaction per version step. Version 1: accounts and SCRAM credentials;
 version 2: certificates, with the change counter C{meta.change_seq} that
 L{SQLiteDatabase.changesSince} reads. A certificate name is unique among the
 enabled certificates of an account only (a partial unique index), a
-fingerprint across the whole table.
+fingerprint across the whole table. Version 3: revocations that outlive the
+certificate's record; version 4: account locks and the audit trail; version
+5: rosters with their versions (RFC 6121), offline messages (XEP-0160) and
+block lists (XEP-0191), all deleted with their account.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -40,15 +44,23 @@ from zope.interface import implementer
 
 from xmppcert.store.interfaces import (
     CERTIFICATE_STATES,
+    SUBSCRIPTIONS,
     AccountExists,
     AuditEntry,
+    BlockListFull,
     CertificateExists,
     CertificateLimitReached,
     IAccountStore,
     IAuditLog,
+    IBlockingStore,
     ICertificateStore,
+    IOfflineStore,
+    IRosterStore,
     NoSuchAccount,
     NoSuchCertificate,
+    OfflineMessage,
+    RosterFull,
+    RosterItem,
     ScramCredential,
     StoredCertificate,
     StoreError,
@@ -172,9 +184,77 @@ def _migrateTo4(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX audit_target ON audit (target, id)")
 
 
+def _migrateTo5(conn: sqlite3.Connection) -> None:
+    # Instant messaging: every row belongs to an account and goes with it
+    # (ON DELETE CASCADE); removeAccount also deletes the rows in other
+    # accounts' rosters whose contact it was (RFC 6121 section 2.5.2).
+    subscriptions = ", ".join(f"'{subscription}'" for subscription in SUBSCRIPTIONS)
+    # RFC 6121 sections 2 and 3 and Appendix A: one row per contact, also
+    # for a contact that is only a pending inbound request (in_roster = 0).
+    # The groups are a JSON array of strings, in the order the client gave.
+    conn.execute(
+        f"""
+        CREATE TABLE roster_items (
+            account TEXT NOT NULL REFERENCES accounts(jid) ON DELETE CASCADE,
+            contact TEXT NOT NULL,
+            name TEXT,
+            groups_json TEXT NOT NULL,
+            subscription TEXT NOT NULL CHECK (subscription IN ({subscriptions})),
+            ask_out INTEGER NOT NULL,
+            pending_in INTEGER NOT NULL,
+            approved INTEGER NOT NULL,
+            in_roster INTEGER NOT NULL,
+            PRIMARY KEY (account, contact)
+        )
+        """
+    )
+    # For rosterItemsWith (whose rosters hold this contact: presence
+    # broadcast and probes) and for the removal of a deleted account from
+    # the rosters of others.
+    conn.execute("CREATE INDEX roster_items_contact ON roster_items (contact)")
+    # Section 2.6: a version per roster, increased with every change; no row
+    # means version 0.
+    conn.execute(
+        """
+        CREATE TABLE roster_versions (
+            account TEXT PRIMARY KEY REFERENCES accounts(jid) ON DELETE CASCADE,
+            version INTEGER NOT NULL
+        )
+        """
+    )
+    # AUTOINCREMENT: ids are never reused, so they increase in the order
+    # messages were stored even after the newest ones were taken.
+    conn.execute(
+        """
+        CREATE TABLE offline_messages (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            account TEXT NOT NULL REFERENCES accounts(jid) ON DELETE CASCADE,
+            stanza TEXT NOT NULL,
+            stamp REAL NOT NULL
+        )
+        """
+    )
+    conn.execute("CREATE INDEX offline_messages_account ON offline_messages (account, id)")
+    conn.execute(
+        """
+        CREATE TABLE blocked_jids (
+            account TEXT NOT NULL REFERENCES accounts(jid) ON DELETE CASCADE,
+            jid TEXT NOT NULL,
+            PRIMARY KEY (account, jid)
+        )
+        """
+    )
+
+
 #: C{MIGRATIONS[n]} turns a database at schema version C{n} into version
 #: C{n + 1}; version 0 is an empty file. Append to it, never edit an entry.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrateTo1, _migrateTo2, _migrateTo3, _migrateTo4]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _migrateTo1,
+    _migrateTo2,
+    _migrateTo3,
+    _migrateTo4,
+    _migrateTo5,
+]
 
 #: The C{ORDER BY} that puts first the certificate a name refers to: the
 #: enabled one, else the most recently changed, else the most recently added.
@@ -216,6 +296,42 @@ def _certificateFromRow(row: Sequence[Any]) -> StoredCertificate:
     )
 
 
+#: The columns of C{roster_items} that L{_rosterItemFromRow} reads, in order.
+_ROSTER_COLUMNS = "contact, name, groups_json, subscription, ask_out, pending_in, approved, in_roster"
+
+
+def _rosterItemFromRow(row: Sequence[Any]) -> RosterItem:
+    contact, name, groupsJSON, subscription, askOut, pendingIn, approved, inRoster = row
+    return RosterItem(
+        contact=contact,
+        name=name,
+        groups=tuple(json.loads(groupsJSON)),
+        subscription=subscription,
+        askOut=bool(askOut),
+        pendingIn=bool(pendingIn),
+        approved=bool(approved),
+        inRoster=bool(inRoster),
+    )
+
+
+def _rosterVersion(conn: sqlite3.Connection, account: str) -> int:
+    row = conn.execute("SELECT version FROM roster_versions WHERE account = ?", (account,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _bumpRosterVersion(conn: sqlite3.Connection, account: str) -> int:
+    """
+    Increase the roster version of C{account}, inside the caller's write
+    transaction, and return its new value.
+    """
+    conn.execute(
+        "INSERT INTO roster_versions (account, version) VALUES (?, 1)"
+        " ON CONFLICT (account) DO UPDATE SET version = version + 1",
+        (account,),
+    )
+    return _rosterVersion(conn, account)
+
+
 def _nextChangeSeq(conn: sqlite3.Connection) -> int:
     """
     Increase the change counter, inside the caller's write transaction (so a
@@ -229,6 +345,119 @@ def _checkMechanisms(credentials: Sequence[ScramCredential]) -> None:
     mechanisms = [c.mechanism for c in credentials]
     if len(set(mechanisms)) != len(mechanisms):
         raise ValueError(f"more than one credential for a mechanism: {mechanisms}")
+
+
+# --- instant messaging: checks shared with the in-memory store -----------------
+#
+# Callers (the roster, offline and blocking handlers) enforce the server's
+# configured limits; these bounds only refuse input no configuration could
+# allow, so that a bug upstream cannot fill the database with it.
+
+#: The longest JID the instant messaging tables accept, in UTF-8 bytes: RFC
+#: 7622 section 3 allows 1023 bytes for each of the localpart, domainpart
+#: and resourcepart, plus the two separators.
+MAX_JID_BYTES = 3 * 1023 + 2
+
+#: The longest roster item name or group name, in UTF-8 bytes (RFC 6121
+#: section 2.1.2.4 leaves the limit to the server; this is a sanity bound).
+MAX_ROSTER_TEXT_BYTES = 3071
+
+#: The most groups one roster item may be in (a sanity bound).
+MAX_ROSTER_GROUPS = 1000
+
+#: The largest stored offline message, in UTF-8 bytes (a sanity bound; the
+#: server's stanza size limit is far below it).
+MAX_OFFLINE_STANZA_BYTES = 16 * 1024 * 1024
+
+
+def _utf8Length(value: object, what: str, limit: int) -> int:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string, not {type(value).__name__}")
+    try:
+        # Lone surrogates cannot be stored as SQLite text: refuse them here,
+        # in both stores alike, rather than fail inside a transaction.
+        length = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} is not valid Unicode text") from None
+    if length > limit:
+        raise ValueError(f"{what} must have at most {limit} bytes in UTF-8, not {length}")
+    return length
+
+
+def checkStoredJID(jid: str, what: str = "a JID") -> str:
+    """
+    Check a JID stored in a roster or a block list: a non-empty string of
+    at most L{MAX_JID_BYTES} bytes in UTF-8. It is not prepared here;
+    callers prepare JIDs.
+
+    @return: C{jid}.
+    @raise ValueError: it is not.
+    """
+    if _utf8Length(jid, what, MAX_JID_BYTES) == 0:
+        raise ValueError(f"{what} must not be empty")
+    return jid
+
+
+def checkRosterItem(item: RosterItem) -> RosterItem:
+    """
+    Check a roster item before it is stored.
+
+    @return: C{item} with its groups as a tuple and its flags as C{bool}s,
+        as the stores give it back.
+    @raise ValueError: the contact is not a valid stored JID (see
+        L{checkStoredJID}), the name or a group is not a string of at most
+        L{MAX_ROSTER_TEXT_BYTES} bytes, there are more than
+        L{MAX_ROSTER_GROUPS} groups (or C{groups} is a single string), or
+        the subscription is not one of L{SUBSCRIPTIONS}.
+    """
+    if not isinstance(item, RosterItem):
+        raise ValueError(f"not a RosterItem: {item!r}")
+    checkStoredJID(item.contact, "a roster contact")
+    if item.name is not None:
+        _utf8Length(item.name, "a roster item name", MAX_ROSTER_TEXT_BYTES)
+    if isinstance(item.groups, str):
+        raise ValueError(f"groups must be a sequence of names, not the string {item.groups!r}")
+    groups = tuple(item.groups)
+    if len(groups) > MAX_ROSTER_GROUPS:
+        raise ValueError(f"a roster item may be in at most {MAX_ROSTER_GROUPS} groups, not {len(groups)}")
+    for group in groups:
+        _utf8Length(group, "a roster group name", MAX_ROSTER_TEXT_BYTES)
+    if item.subscription not in SUBSCRIPTIONS:
+        raise ValueError(
+            f"unknown subscription {item.subscription!r} (one of {', '.join(SUBSCRIPTIONS)})"
+        )
+    return replace(
+        item,
+        groups=groups,
+        askOut=bool(item.askOut),
+        pendingIn=bool(item.pendingIn),
+        approved=bool(item.approved),
+        inRoster=bool(item.inRoster),
+    )
+
+
+def checkBlockedJIDs(jids: Sequence[str]) -> list[str]:
+    """
+    Check the JIDs given to block or unblock (XEP-0191).
+
+    @return: the JIDs, each once, in the order given.
+    @raise ValueError: one is not a valid stored JID (see
+        L{checkStoredJID}), or C{jids} is a single string (which would be
+        read as its letters).
+    """
+    if isinstance(jids, str):
+        raise ValueError(f"jids must be a sequence of JIDs, not the string {jids!r}")
+    return list(dict.fromkeys(checkStoredJID(jid, "a blocked JID") for jid in jids))
+
+
+def checkOfflineStanza(stanza: str) -> str:
+    """
+    @return: C{stanza}, if it is a string of at most
+        L{MAX_OFFLINE_STANZA_BYTES} bytes in UTF-8.
+    @raise ValueError: it is not.
+    """
+    _utf8Length(stanza, "an offline message", MAX_OFFLINE_STANZA_BYTES)
+    return stanza
 
 
 class SQLiteDatabase:
@@ -435,14 +664,26 @@ class SQLiteDatabase:
 
     def removeAccount(self, jid: str) -> None:
         """
-        Delete an account; its credentials and certificates go with it
-        (C{ON DELETE CASCADE}).
+        Delete an account; its credentials, certificates, roster, offline
+        messages and block list go with it (C{ON DELETE CASCADE}). In the
+        same transaction it leaves every other account's roster, whose
+        version increases (RFC 6121 section 2.5.2).
 
         @raise NoSuchAccount: C{jid} is not registered.
         """
         with self._transaction() as conn:
             if conn.execute("DELETE FROM accounts WHERE jid = ?", (jid,)).rowcount == 0:
                 raise NoSuchAccount(jid)
+            # Its own roster is gone already, so these are the others'.
+            holders = [
+                account
+                for (account,) in conn.execute(
+                    "SELECT account FROM roster_items WHERE contact = ? ORDER BY account", (jid,)
+                ).fetchall()
+            ]
+            conn.execute("DELETE FROM roster_items WHERE contact = ?", (jid,))
+            for account in holders:
+                _bumpRosterVersion(conn, account)
 
     def accountExists(self, jid: str) -> bool:
         """
@@ -874,6 +1115,235 @@ class SQLiteDatabase:
         # restored from a backup): the next poll then misses nothing.
         return int(counter), [_certificateFromRow(row) for row in rows]
 
+    # --- rosters (RFC 6121) -------------------------------------------------------
+
+    def getRoster(self, account: str) -> tuple[int, list[RosterItem]]:
+        """
+        See L{IRosterStore.getRoster}; the version and the items come from
+        one snapshot.
+
+        @return: C{(version, items)}, items sorted by contact; C{(0, [])}
+            for an unknown account.
+        """
+        with self._readTransaction() as conn:
+            version = _rosterVersion(conn, account)
+            rows = conn.execute(
+                f"SELECT {_ROSTER_COLUMNS} FROM roster_items WHERE account = ? ORDER BY contact",
+                (account,),
+            ).fetchall()
+        return version, [_rosterItemFromRow(row) for row in rows]
+
+    def getRosterItem(self, account: str, contact: str) -> RosterItem | None:
+        """
+        See L{IRosterStore.getRosterItem}.
+        """
+        row = self._conn.execute(
+            f"SELECT {_ROSTER_COLUMNS} FROM roster_items WHERE account = ? AND contact = ?",
+            (account, contact),
+        ).fetchone()
+        return None if row is None else _rosterItemFromRow(row)
+
+    def putRosterItem(self, account: str, item: RosterItem, maxItems: int = 0) -> int:
+        """
+        Add or replace C{item}, in one transaction with the version bump;
+        see L{IRosterStore.putRosterItem}. Putting an item equal to the
+        stored one changes nothing and keeps the version.
+
+        @return: the roster's version afterwards.
+        @raise NoSuchAccount: C{account} is not registered.
+        @raise RosterFull: the item is new and C{maxItems > 0} items are
+            there already.
+        @raise ValueError: a bad item (see L{checkRosterItem}).
+        """
+        item = checkRosterItem(item)
+        with self._transaction() as conn:
+            if not conn.execute("SELECT 1 FROM accounts WHERE jid = ?", (account,)).fetchone():
+                raise NoSuchAccount(account)
+            row = conn.execute(
+                f"SELECT {_ROSTER_COLUMNS} FROM roster_items WHERE account = ? AND contact = ?",
+                (account, item.contact),
+            ).fetchone()
+            current = None if row is None else _rosterItemFromRow(row)
+            if current == item:
+                return _rosterVersion(conn, account)
+            if current is None and maxItems > 0:
+                (count,) = conn.execute(
+                    "SELECT count(*) FROM roster_items WHERE account = ?", (account,)
+                ).fetchone()
+                if count >= maxItems:
+                    raise RosterFull(f"the roster of {account} holds {count} items, the most it may")
+            conn.execute(
+                "INSERT OR REPLACE INTO roster_items (account, contact, name, groups_json,"
+                " subscription, ask_out, pending_in, approved, in_roster)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    account,
+                    item.contact,
+                    item.name,
+                    json.dumps(list(item.groups), ensure_ascii=False),
+                    item.subscription,
+                    int(item.askOut),
+                    int(item.pendingIn),
+                    int(item.approved),
+                    int(item.inRoster),
+                ),
+            )
+            return _bumpRosterVersion(conn, account)
+
+    def removeRosterItem(self, account: str, contact: str) -> int:
+        """
+        See L{IRosterStore.removeRosterItem}.
+
+        @return: the roster's version afterwards: unchanged (0 for an
+            unknown account) when there was no such item.
+        """
+        with self._transaction() as conn:
+            deleted = conn.execute(
+                "DELETE FROM roster_items WHERE account = ? AND contact = ?", (account, contact)
+            ).rowcount
+            if deleted == 0:
+                return _rosterVersion(conn, account)
+            return _bumpRosterVersion(conn, account)
+
+    def rosterItemsWith(self, contact: str) -> list[tuple[str, RosterItem]]:
+        """
+        See L{IRosterStore.rosterItemsWith}.
+
+        @return: C{(account, item)} for every roster holding C{contact},
+            sorted by account.
+        """
+        rows = self._conn.execute(
+            f"SELECT account, {_ROSTER_COLUMNS} FROM roster_items WHERE contact = ? ORDER BY account",
+            (contact,),
+        ).fetchall()
+        return [(row[0], _rosterItemFromRow(row[1:])) for row in rows]
+
+    # --- offline messages (XEP-0160) --------------------------------------------
+
+    def storeOfflineMessage(
+        self, account: str, stanza: str, stamp: float, maxMessages: int = 0
+    ) -> bool:
+        """
+        See L{IOfflineStore.storeOfflineMessage}; the count and the insert
+        are one transaction.
+
+        @return: C{True} when stored; C{False} for an unknown account or
+            one with C{maxMessages > 0} messages stored already.
+        @raise ValueError: a bad stanza (see L{checkOfflineStanza}).
+        """
+        checkOfflineStanza(stanza)
+        with self._transaction() as conn:
+            if not conn.execute("SELECT 1 FROM accounts WHERE jid = ?", (account,)).fetchone():
+                return False
+            if maxMessages > 0:
+                (count,) = conn.execute(
+                    "SELECT count(*) FROM offline_messages WHERE account = ?", (account,)
+                ).fetchone()
+                if count >= maxMessages:
+                    return False
+            conn.execute(
+                "INSERT INTO offline_messages (account, stanza, stamp) VALUES (?, ?, ?)",
+                (account, stanza, float(stamp)),
+            )
+        return True
+
+    def takeOfflineMessages(self, account: str) -> list[OfflineMessage]:
+        """
+        Remove and return the stored messages of C{account}, oldest first,
+        in one transaction: a message stored meanwhile is either taken or
+        stays, never lost.
+        """
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT id, stanza, stamp FROM offline_messages WHERE account = ? ORDER BY id",
+                (account,),
+            ).fetchall()
+            conn.execute("DELETE FROM offline_messages WHERE account = ?", (account,))
+        return [OfflineMessage(int(id_), stanza, float(stamp)) for id_, stanza, stamp in rows]
+
+    def countOfflineMessages(self, account: str) -> int:
+        """
+        See L{IOfflineStore.countOfflineMessages}.
+        """
+        (count,) = self._conn.execute(
+            "SELECT count(*) FROM offline_messages WHERE account = ?", (account,)
+        ).fetchone()
+        return int(count)
+
+    # --- block lists (XEP-0191) ------------------------------------------------------
+
+    def getBlockList(self, account: str) -> list[str]:
+        """
+        See L{IBlockingStore.getBlockList}.
+
+        @return: the JIDs C{account} blocks, sorted.
+        """
+        rows = self._conn.execute(
+            "SELECT jid FROM blocked_jids WHERE account = ? ORDER BY jid", (account,)
+        )
+        return [jid for (jid,) in rows]
+
+    def blockJIDs(self, account: str, jids: Sequence[str], maxItems: int = 0) -> list[str]:
+        """
+        Add C{jids} to the block list, all or none, in one transaction; see
+        L{IBlockingStore.blockJIDs}.
+
+        @return: the JIDs newly added, sorted.
+        @raise NoSuchAccount: C{account} is not registered.
+        @raise BlockListFull: C{maxItems > 0} and they would not fit.
+        @raise ValueError: a bad JID (see L{checkBlockedJIDs}).
+        """
+        wanted = checkBlockedJIDs(jids)
+        with self._transaction() as conn:
+            if not conn.execute("SELECT 1 FROM accounts WHERE jid = ?", (account,)).fetchone():
+                raise NoSuchAccount(account)
+            blocked = {
+                jid
+                for (jid,) in conn.execute(
+                    "SELECT jid FROM blocked_jids WHERE account = ?", (account,)
+                )
+            }
+            new = sorted(set(wanted) - blocked)
+            if maxItems > 0 and len(blocked) + len(new) > maxItems:
+                raise BlockListFull(
+                    f"the block list of {account} holds {len(blocked)} JIDs;"
+                    f" {len(new)} more would exceed {maxItems}"
+                )
+            conn.executemany(
+                "INSERT INTO blocked_jids (account, jid) VALUES (?, ?)",
+                [(account, jid) for jid in new],
+            )
+        return new
+
+    def unblockJIDs(self, account: str, jids: Sequence[str] | None = None) -> list[str]:
+        """
+        Remove C{jids}, or every JID when C{None}, from the block list; see
+        L{IBlockingStore.unblockJIDs}.
+
+        @return: the JIDs removed, sorted (those that were blocked).
+        @raise ValueError: a bad JID (see L{checkBlockedJIDs}).
+        """
+        wanted = None if jids is None else checkBlockedJIDs(jids)
+        with self._transaction() as conn:
+            if wanted is None:
+                removed = [
+                    jid
+                    for (jid,) in conn.execute(
+                        "SELECT jid FROM blocked_jids WHERE account = ? ORDER BY jid", (account,)
+                    ).fetchall()
+                ]
+                conn.execute("DELETE FROM blocked_jids WHERE account = ?", (account,))
+                return removed
+            # One statement per JID: a list of any length, with no limit on
+            # the number of SQL parameters to worry about.
+            return sorted(
+                jid
+                for jid in wanted
+                if conn.execute(
+                    "DELETE FROM blocked_jids WHERE account = ? AND jid = ?", (account, jid)
+                ).rowcount
+            )
+
     def close(self) -> None:
         """
         Close the connection. Idempotent.
@@ -953,10 +1423,11 @@ class _Worker:
             pool.stop()
 
 
-@implementer(IAccountStore, ICertificateStore, IAuditLog)
+@implementer(IAccountStore, ICertificateStore, IAuditLog, IRosterStore, IOfflineStore, IBlockingStore)
 class SQLiteStore:
     """
-    L{IAccountStore} and L{ICertificateStore} on an SQLite file, for code
+    L{IAccountStore}, L{ICertificateStore}, L{IAuditLog}, L{IRosterStore},
+    L{IOfflineStore} and L{IBlockingStore} on an SQLite file, for code
     running on the reactor.
 
     Every call runs the matching L{SQLiteDatabase} method in a worker
@@ -1256,6 +1727,96 @@ class SQLiteStore:
         """
         return self._read(lambda db: db.changesSince(cursor))
 
+    def getRoster(self, account: str) -> defer.Deferred[tuple[int, list[RosterItem]]]:
+        """
+        See L{IRosterStore.getRoster}.
+        """
+        return self._read(lambda db: db.getRoster(account))
+
+    def getRosterItem(self, account: str, contact: str) -> defer.Deferred[RosterItem | None]:
+        """
+        See L{IRosterStore.getRosterItem}.
+        """
+        return self._read(lambda db: db.getRosterItem(account, contact))
+
+    def putRosterItem(
+        self, account: str, item: RosterItem, maxItems: int = 0
+    ) -> defer.Deferred[int]:
+        """
+        See L{IRosterStore.putRosterItem} and L{SQLiteDatabase.putRosterItem}.
+        """
+        try:
+            # Checked here, and its groups copied into a tuple: the caller
+            # may change its list while the thread works.
+            checked = checkRosterItem(item)
+        except ValueError as e:
+            return defer.fail(e)
+        return self._run(lambda db: db.putRosterItem(account, checked, maxItems))
+
+    def removeRosterItem(self, account: str, contact: str) -> defer.Deferred[int]:
+        """
+        See L{IRosterStore.removeRosterItem}.
+        """
+        return self._run(lambda db: db.removeRosterItem(account, contact))
+
+    def rosterItemsWith(self, contact: str) -> defer.Deferred[list[tuple[str, RosterItem]]]:
+        """
+        See L{IRosterStore.rosterItemsWith}.
+        """
+        return self._read(lambda db: db.rosterItemsWith(contact))
+
+    def storeOfflineMessage(
+        self, account: str, stanza: str, stamp: float, maxMessages: int = 0
+    ) -> defer.Deferred[bool]:
+        """
+        See L{IOfflineStore.storeOfflineMessage}.
+        """
+        return self._run(lambda db: db.storeOfflineMessage(account, stanza, stamp, maxMessages))
+
+    def takeOfflineMessages(self, account: str) -> defer.Deferred[list[OfflineMessage]]:
+        """
+        See L{IOfflineStore.takeOfflineMessages}.
+        """
+        return self._run(lambda db: db.takeOfflineMessages(account))
+
+    def countOfflineMessages(self, account: str) -> defer.Deferred[int]:
+        """
+        See L{IOfflineStore.countOfflineMessages}.
+        """
+        return self._read(lambda db: db.countOfflineMessages(account))
+
+    def getBlockList(self, account: str) -> defer.Deferred[list[str]]:
+        """
+        See L{IBlockingStore.getBlockList}.
+        """
+        return self._read(lambda db: db.getBlockList(account))
+
+    def blockJIDs(
+        self, account: str, jids: Sequence[str], maxItems: int = 0
+    ) -> defer.Deferred[list[str]]:
+        """
+        See L{IBlockingStore.blockJIDs} and L{SQLiteDatabase.blockJIDs}.
+        """
+        try:
+            # Checked and copied here: the caller may change its list while
+            # the thread works.
+            wanted = checkBlockedJIDs(jids)
+        except ValueError as e:
+            return defer.fail(e)
+        return self._run(lambda db: db.blockJIDs(account, wanted, maxItems))
+
+    def unblockJIDs(
+        self, account: str, jids: Sequence[str] | None = None
+    ) -> defer.Deferred[list[str]]:
+        """
+        See L{IBlockingStore.unblockJIDs} and L{SQLiteDatabase.unblockJIDs}.
+        """
+        try:
+            wanted = None if jids is None else checkBlockedJIDs(jids)
+        except ValueError as e:
+            return defer.fail(e)
+        return self._run(lambda db: db.unblockJIDs(account, wanted))
+
     def fakeCredentialSecret(self) -> bytes:
         """
         See L{IAccountStore.fakeCredentialSecret}: read (or made) with a
@@ -1304,9 +1865,17 @@ class SQLiteStore:
 
 __all__ = [
     "BUSY_TIMEOUT",
+    "MAX_JID_BYTES",
+    "MAX_OFFLINE_STANZA_BYTES",
+    "MAX_ROSTER_GROUPS",
+    "MAX_ROSTER_TEXT_BYTES",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "SQLiteDatabase",
     "SQLiteStore",
     "SchemaVersionError",
+    "checkBlockedJIDs",
+    "checkOfflineStanza",
+    "checkRosterItem",
+    "checkStoredJID",
 ]

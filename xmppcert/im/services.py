@@ -1,0 +1,93 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+All of instant messaging, installed on one server: rosters and presence
+(RFC 6121), offline messages (XEP-0160), carbons (XEP-0280) and blocking
+(XEP-0191). L{installIM} is what L{xmppcert.service.makeService} calls; an
+embedding application that wants only some of them installs those
+services itself, the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet.interfaces import IReactorTime
+
+from xmppcert.c2s.server import HandlerFactory, InformationalFeature
+from xmppcert.config import IMConfig
+from xmppcert.im.blocking import BlockingService
+from xmppcert.im.carbons import CarbonsService
+from xmppcert.im.offline import OfflineService
+from xmppcert.im.presence import PresenceService
+from xmppcert.im.roster import RosterService, rosterHandlers, streamFeatures
+from xmppcert.sessions import SessionManager
+from xmppcert.store.interfaces import IBlockingStore, IOfflineStore, IRosterStore
+
+
+@dataclass
+class IMServices:
+    """
+    The installed services, and what the client streams need of them.
+
+    @ivar handlerFactories: per-stream handler factories (roster, carbons,
+        blocking, the offline disco feature).
+    @ivar features: stream features announced with bind.
+    """
+
+    roster: RosterService
+    presence: PresenceService
+    offline: OfflineService
+    carbons: CarbonsService
+    blocking: BlockingService
+    handlerFactories: list[HandlerFactory]
+    features: list[InformationalFeature]
+
+
+def installIM(
+    sessions: SessionManager, store: Any, clock: IReactorTime, config: Callable[[], IMConfig]
+) -> IMServices:
+    """
+    Install every IM service on C{sessions}.
+
+    @param store: provides L{IRosterStore}, L{IOfflineStore} and
+        L{IBlockingStore}.
+    @param config: returns the live C{[im]} settings.
+    @raise ValueError: the store lacks one of those interfaces.
+    """
+    for interface in (IRosterStore, IOfflineStore, IBlockingStore):
+        if not interface.providedBy(store):
+            raise ValueError(
+                f"the store {type(store).__name__} does not provide {interface.__name__}, which the IM"
+                " features need"
+            )
+    roster = RosterService(store, sessions, clock, config)
+    roster.install()
+    # Every presence a session sends is counted once, where the stream hands
+    # it over (SessionManager.presenceGate), own resources included.
+    presence = PresenceService(sessions, roster, clock, config, limitBroadcasts=False)
+    presence.install()
+    sessions.presenceGate = presence.allowPresence
+    blocking = BlockingService(sessions, store, config, clock)
+    blocking.install()
+    # Messages stored before a block are not delivered after it (XEP-0191
+    # section 3.3).
+    offline = OfflineService(sessions, store, clock, config, filter=blocking)
+    offline.install()
+    carbons = CarbonsService(sessions)
+    carbons.install()
+    return IMServices(
+        roster=roster,
+        presence=presence,
+        offline=offline,
+        carbons=carbons,
+        blocking=blocking,
+        handlerFactories=[
+            rosterHandlers(roster), carbons.handlersFor, blocking.handlersFor, offline.handlersFor,
+        ],
+        features=streamFeatures(),
+    )
+
+
+__all__ = ["IMServices", "installIM"]
