@@ -273,6 +273,19 @@ def test_receivedAtBareJID() -> None:
     assert str(carbonOf(carbon, "received").body) == "hi"
 
 
+def test_noCopyOfAStoredMessage() -> None:
+    """
+    XEP-0160 with XEP-0280 §6: a message no resource takes (only a resource
+    of negative priority is available) is stored offline, and not copied
+    now: it reaches that resource once from storage, not twice.
+    """
+    c = Carbons()
+    bot = c.login("alice", "bot", carbons=True, presence="<presence><priority>-1</priority></presence>")
+    bob = c.login("bob", "desk")
+    bob.send(f"<message to='{ALICE}' type='chat'><body>later</body></message>")
+    assert messages(bot) == []
+
+
 def test_receivedForMissingResource() -> None:
     """
     XEP-0280 §6 with RFC 6121 §8.5.3.2.1: a message to a resource that is

@@ -116,7 +116,8 @@ def test_standaloneChatState(xml: str, standalone: bool) -> None:
 def test_addDelayKeepsOthers() -> None:
     """
     XEP-0203 §3: a delay another entity added is kept and ours is added;
-    a message that has our delay already (stored before) gets no second.
+    a delay claiming to be ours is replaced by ours (the stored text never
+    holds ours, so the sender put it there), never doubled.
     """
     message = parseOutput(
         "<message><body>x</body><delay xmlns='urn:xmpp:delay' from='elsewhere.example'"
@@ -129,7 +130,22 @@ def test_addDelayKeepsOthers() -> None:
         (DOMAIN, NOW_STAMP),
     ]
     addDelay(message, DOMAIN, NOW + 100)
-    assert len(list(message.elements(NS_DELAY, "delay"))) == 2
+    delays = list(message.elements(NS_DELAY, "delay"))
+    assert len(delays) == 2 and delays[1]["stamp"] != NOW_STAMP
+
+
+def test_forgedDelayReplaced() -> None:
+    """
+    XEP-0203 with XEP-0160: a sender cannot forge the server's offline
+    stamp: a delay from the server's domain in the message is replaced by
+    the real one.
+    """
+    message = parseOutput(
+        f"<message><body>x</body><delay xmlns='urn:xmpp:delay' from='{DOMAIN}' stamp='1999-01-01T00:00:00Z'/>"
+        "</message>"
+    ).only()
+    addDelay(message, DOMAIN, NOW)
+    assert [(d["from"], d["stamp"]) for d in message.elements(NS_DELAY, "delay")] == [(DOMAIN, NOW_STAMP)]
 
 
 def test_parseStoredStanzaRefusesDamage() -> None:

@@ -209,3 +209,63 @@ def test_broadcastAndEndedNotified() -> None:
         (f"{BOB}/desk", True),
     ]
     assert DOMAIN in manager.domains
+
+
+def test_failingHookAnswersTheSender() -> None:
+    """
+    RFC 6120 section 8.3: a handler that fails is logged for the operator
+    and the sender gets internal-server-error instead of silence; the
+    stanza goes no further.
+    """
+    manager = makeManager()
+    alice, aliceClient = available(manager, f"{ALICE}/phone")
+    bob, bobClient = available(manager, f"{BOB}/desk")
+    clear(aliceClient, bobClient)
+
+    def broken(event: Inbound) -> bool:
+        raise RuntimeError("a bug")
+
+    manager.hooks.add(INBOUND_FULL, broken, priority=50)
+    with capturedLogs() as events:
+        route(manager, alice, f"<message to='{BOB}/desk' type='chat' id='m1'><body>x</body></message>")
+    assert bobClient.sent == []
+    [reply] = aliceClient.sent
+    assert stanzaErrorCondition(reply) == "internal-server-error"
+    assert any(e.get("log_namespace") == "xmppcert.routing" and e.get("log_failure") for e in events)
+
+
+def test_errorMessageForGoneResourceIgnored() -> None:
+    """
+    RFC 6121 section 8.5.3.2.1: a message of type error for a resource that
+    is not connected is silently ignored, not delivered to the bare JID.
+    """
+    manager = makeManager()
+    alice, _ = available(manager, f"{ALICE}/phone")
+    bob, bobClient = available(manager, f"{BOB}/desk")
+    clear(bobClient)
+    route(manager, alice, f"<message to='{BOB}/gone' type='error'><error type='cancel'/></message>")
+    assert bobClient.sent == []
+
+
+def test_unavailablePassesThePresenceGate() -> None:
+    """
+    A session over its presence rate has its presence dropped, but going
+    unavailable always passes: contacts must learn it left.
+    """
+    from tests.helpers import makeServer
+
+    h = makeServer()
+    alice = h.connect()
+    alice.bound("phone")
+    bob = h.connect()
+    bob.bound("desk", user="bob")
+    h.sessions.presenceGate = lambda session: False
+    alice.send("<presence/>")
+    aliceSession = h.sessions.sessionFor(jid.JID(f"{ALICE}/phone"))
+    assert aliceSession is not None and not aliceSession.available
+    h.sessions.presenceGate = None
+    alice.send("<presence/>")
+    assert aliceSession.available
+    h.sessions.presenceGate = lambda session: False
+    alice.send("<presence type='unavailable'/>")
+    assert not aliceSession.available

@@ -573,3 +573,22 @@ def test_SIGHUPHandledFromTheStart(tmp_path: Path) -> None:
     finally:
         signal.signal(signal.SIGHUP, before)
         root.stopService()
+
+
+def test_imFeatureReplaceable(tmp_path: Path) -> None:
+    """
+    docs/extending.md: an IM feature is taken out with uninstall() and its
+    per-stream handler factory removed; its hooks no longer run.
+    """
+    from xmppcert.routing import INBOUND_BARE, PRESENCE_BROADCAST
+
+    root = makeService(makeTestConfig(tmp_path), store=InMemoryAccountStore(), reactor=task.Clock())
+    server = cast(Any, root)
+    offline = server.im.offline
+    sessions = server.c2s.sessions
+    assert offline.storeIfOffline in sessions.hooks.handlers(INBOUND_BARE)
+    offline.uninstall()
+    server.c2s.handlerFactories.remove(offline.handlersFor)
+    assert offline.storeIfOffline not in sessions.hooks.handlers(INBOUND_BARE)
+    assert offline.presenceChanged not in sessions.hooks.handlers(PRESENCE_BROADCAST)
+    assert offline.handlersFor not in server.c2s.handlerFactories

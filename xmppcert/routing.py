@@ -109,6 +109,12 @@ class Ended:
     wasAvailable: bool
 
 
+class HookFailed(Exception):
+    """
+    A handler of a hook point raised; it was logged.
+    """
+
+
 class StanzaHooks:
     """
     The hook points of one server's local delivery.
@@ -141,11 +147,19 @@ class StanzaHooks:
         Run the handlers of C{point} until one handled C{event}.
 
         @return: whether one did.
+        @raise HookFailed: a handler raised (logged here, with the point);
+            the caller answers the sender.
         """
         for handler in self.handlers(point):
-            result = handler(event)
-            if inspect.isawaitable(result) or isinstance(result, defer.Deferred):
-                result = await result
+            try:
+                result = handler(event)
+                if inspect.isawaitable(result) or isinstance(result, defer.Deferred):
+                    result = await result
+            except Exception as e:
+                # A bug (or a failing store behind a handler that did not
+                # say so): the operator must see it; the stanza stops here.
+                log.failure("A {point} handler failed", point=point)
+                raise HookFailed(point) from e
             if result:
                 return True
         return False
@@ -173,6 +187,7 @@ __all__ = [
     "SESSION_ENDED",
     "Broadcast",
     "Ended",
+    "HookFailed",
     "Inbound",
     "Outbound",
     "StanzaHooks",

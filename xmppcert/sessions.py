@@ -30,6 +30,7 @@ from xmppcert.routing import (
     SESSION_ENDED,
     Broadcast,
     Ended,
+    HookFailed,
     Inbound,
     Outbound,
     StanzaHooks,
@@ -412,7 +413,14 @@ class SessionManager:
 
         The caller has stamped C{from} and checked that C{to} parses.
         """
-        return defer.ensureDeferred(self._route(stanza, sender))
+        return defer.ensureDeferred(self._routeOrFail(stanza, sender))
+
+    async def _routeOrFail(self, stanza: domish.Element, sender: Session) -> None:
+        try:
+            await self._route(stanza, sender)
+        except HookFailed:
+            # Logged where it failed; the sender is told, not left waiting.
+            self._bounce(stanza, sender, "internal-server-error")
 
     async def _route(self, stanza: domish.Element, sender: Session) -> None:
         target = jid.JID(stanza["to"])
@@ -434,7 +442,13 @@ class SessionManager:
         C{sender} is the local session it comes from, C{None} when the
         server itself sends it (errors for it are then dropped).
         """
-        return defer.ensureDeferred(self._deliver(stanza, target, sender))
+        return defer.ensureDeferred(self._deliverOrFail(stanza, target, sender))
+
+    async def _deliverOrFail(self, stanza: domish.Element, target: jid.JID, sender: Session | None) -> None:
+        try:
+            await self._deliver(stanza, target, sender)
+        except HookFailed:
+            self._bounce(stanza, sender, "internal-server-error")
 
     async def _deliver(self, stanza: domish.Element, target: jid.JID, sender: Session | None) -> None:
         kind = stanza.name
@@ -445,8 +459,9 @@ class SessionManager:
                 # RFC 6121 section 8.5.3.2.1: no such resource.
                 self._bounce(stanza, sender, "service-unavailable")
                 return
-            if kind == "presence":
-                # Section 8.5.3.2.3: silently ignored.
+            if kind == "presence" or stanza.getAttribute("type") == "error":
+                # Section 8.5.3.2.3 (presence), 8.5.3.2.1 (an error message
+                # for a resource that is gone): silently ignored.
                 return
             # Section 8.5.3.2.1: a message to a full JID with no session is
             # treated as sent to the bare JID.

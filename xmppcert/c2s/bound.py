@@ -183,9 +183,15 @@ class BoundStream:
     def _handleLocalFromNoTo(self, stanza: domish.Element) -> None:
         if stanza.name == "presence":
             gate = self.sessions.presenceGate
-            if gate is not None and not gate(self.session):
+            if (
+                gate is not None
+                and stanza.getAttribute("type") != "unavailable"
+                and not gate(self.session)
+            ):
                 # Over its presence rate: dropped, so that a flood reaches
-                # neither contacts nor the account's other resources.
+                # neither contacts nor the account's other resources. Going
+                # unavailable always passes: contacts must not be left
+                # believing the session is there.
                 return
             self.sessions.broadcastPresence(self.session, stanza)
         elif stanza.name == "message":

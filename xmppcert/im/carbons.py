@@ -289,6 +289,11 @@ class CarbonsService:
         if event.stanza.name != "message":
             return False
         receivers = [s for s in self.sessions.sessionsOf(event.target) if s.available and s.priority >= 0]
+        if not receivers:
+            # No resource takes it: it is stored (or bounced), and a stored
+            # message reaches the carbons-enabled resources when they become
+            # available; a copy now would deliver it twice.
+            return False
         self._copyReceived(event, receivers)
         return False
 

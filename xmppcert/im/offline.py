@@ -153,16 +153,23 @@ def hasNoStoreHint(message: domish.Element) -> bool:
 
 def addDelay(message: domish.Element, domain: str, stamp: float) -> domish.Element:
     """
-    Add the XEP-0203 delay of offline storage by C{domain}, unless the
-    message has one from C{domain} already (it was stored before); a delay
-    another entity added is kept (XEP-0203 section 3: several may be
-    present).
+    Add the XEP-0203 delay of offline storage by C{domain}. A delay that
+    claims to come from C{domain} but is already in the message was put
+    there by the sender (the stored text never holds ours): it is removed,
+    so the recipient can trust the server's stamp. Delays from other
+    entities are kept (XEP-0203 section 3: several may be present).
 
     @return: C{message}.
     """
-    for delay in message.elements(NS_DELAY, "delay"):
-        if delay.getAttribute("from") == domain:
-            return message
+    message.children = [
+        child
+        for child in message.children
+        if not (
+            isinstance(child, domish.Element)
+            and (child.uri, child.name) == (NS_DELAY, "delay")
+            and child.getAttribute("from") == domain
+        )
+    ]
     delay = message.addElement((NS_DELAY, "delay"), content=DELAY_REASON)
     delay["from"] = domain
     delay["stamp"] = formatStamp(stamp)
