@@ -23,6 +23,12 @@ from tests.helpers import (
     resultOf,
     stanzaErrorCondition,
 )
+from tests.test_im_presence import connect as presenceConnect
+from tests.test_im_presence import mutual as presenceMutual
+from tests.test_im_presence import online as presenceOnline
+from tests.test_im_presence import presences as presenceTuples
+from tests.test_im_presence import send as presenceSend
+from tests.test_im_roster import World, makeWorld, put, stored
 from xmppcert.config import IMConfig
 from xmppcert.im.blocking import (
     BLOCKING_PRIORITY,
@@ -653,6 +659,103 @@ def test_presenceOnUnblock() -> None:
     for client in (bob, carol):
         [presence] = client.received().named("presence")
         assert presence["from"] == f"{ALICE}/phone" and str(presence.show) == "away"
+
+
+# --- with subscriptions (the presence service) -------------------------------------------
+
+
+def presenceWorld() -> tuple[World, BlockingService]:
+    """
+    The roster and presence services of tests.test_im_presence, with
+    blocking installed as installIM does.
+    """
+    world = makeWorld()
+    blocking = BlockingService(world.manager, world.store, world.im, world.clock)
+    blocking.install()
+    return world, blocking
+
+
+def test_unsubscriptionsPassBlocking() -> None:
+    """
+    RFC 6121 Appendix A (XEP-0191 §3.3 stops communication, not the taking
+    away of rights): "unsubscribe" and "unsubscribed" pass blocking both
+    ways, so both rosters change; "subscribe" and "subscribed" stay
+    blocked.
+    """
+    world, blocking = presenceWorld()
+    presenceMutual(world, ALICE, BOB)
+    presenceMutual(world, ALICE, CAROL)
+    alice, _ = presenceOnline(world, f"{ALICE}/phone")
+    bob, bobClient = presenceOnline(world, f"{BOB}/desk")
+    resultOf(blocking.block(alice, [BOB, CAROL]))
+    # From the user to the JID she blocked.
+    presenceSend(world, alice, f"<presence type='unsubscribed' to='{BOB}'/>")
+    assert stored(world.store, ALICE, BOB) == RosterItem(BOB, subscription="to")
+    assert stored(world.store, BOB, ALICE) == RosterItem(ALICE, subscription="from")
+    # From the blocked JID to the user.
+    presenceSend(world, bob, f"<presence type='unsubscribed' to='{ALICE}'/>")
+    assert stored(world.store, ALICE, BOB) == RosterItem(BOB, subscription="none")
+    assert stored(world.store, BOB, ALICE) == RosterItem(ALICE, subscription="none")
+    # Nothing else passes: bob's request stays his own (Pending Out).
+    presenceSend(world, bob, f"<presence type='subscribe' to='{ALICE}'/>")
+    presenceSend(world, alice, f"<presence type='subscribed' to='{BOB}'/>")
+    assert stored(world.store, ALICE, BOB) == RosterItem(BOB, subscription="none")
+    assert stored(world.store, BOB, ALICE) == RosterItem(ALICE, subscription="none", askOut=True)
+    # Unsubscribe, by the user, and on her behalf by a roster removal.
+    carol, _ = presenceOnline(world, f"{CAROL}/pad")
+    presenceSend(world, alice, f"<presence type='unsubscribe' to='{CAROL}'/>")
+    assert stored(world.store, CAROL, ALICE) == RosterItem(ALICE, subscription="to")
+    resultOf(world.roster.removeItem(jid.JID(ALICE), CAROL))
+    assert stored(world.store, CAROL, ALICE) == RosterItem(ALICE, subscription="none")
+
+
+def test_rosterRemovalOfBlockedContact() -> None:
+    """
+    RFC 6121 §2.5.2 and Appendix A with XEP-0191: removing a blocked
+    contact from the roster ends the subscriptions on both sides, so an
+    unblock later does not give the contact presence it no longer may have.
+    """
+    world, blocking = presenceWorld()
+    put(world.store, ALICE, RosterItem(BOB, subscription="to"))
+    put(world.store, BOB, RosterItem(ALICE, subscription="from"))
+    bob, _ = presenceOnline(world, f"{BOB}/pc")
+    resultOf(blocking.block(bob, [ALICE]))
+    resultOf(world.roster.removeItem(jid.JID(BOB), ALICE))
+    assert stored(world.store, ALICE, BOB) == RosterItem(BOB, subscription="none")
+    resultOf(blocking.unblock(bob, [ALICE]))
+    _, aliceClient = presenceOnline(world, f"{ALICE}/phone")
+    assert [p for p in presenceTuples(aliceClient) if p[1] and p[1].startswith("bob@")] == []
+
+
+def test_presenceToOfflineAccountNotChecked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    Blocking cost: presence that the default delivery drops anyway
+    (RFC 6121 §8.5.2.2.3, §8.5.3.2.3: for an account without an available
+    resource) reads no block list; subscription requests still do, and
+    stay blocked (XEP-0191 §3.3).
+    """
+    world, blocking = presenceWorld()
+    resultOf(world.store.blockJIDs(ALICE, [BOB]))
+    reads: list[str] = []
+    original = world.store.getBlockList
+
+    def counting(account: str) -> Any:
+        reads.append(account)
+        return original(account)
+
+    monkeypatch.setattr(world.store, "getBlockList", counting)
+    bob, _ = presenceOnline(world, f"{BOB}/desk")
+    for _ in range(3):
+        presenceSend(world, bob, f"<presence to='{ALICE}'/>")
+        presenceSend(world, bob, f"<presence to='{ALICE}/phone' type='unavailable'/>")
+    assert ALICE not in reads
+    presenceSend(world, bob, f"<presence type='subscribe' to='{ALICE}'/>")
+    assert ALICE in reads
+    assert stored(world.store, ALICE, BOB) is None
+    # A bound session that is not available gets directed presence: checked.
+    _, aliceClient = presenceConnect(world, f"{ALICE}/phone")
+    presenceSend(world, bob, f"<presence to='{ALICE}/phone'/>")
+    assert presenceTuples(aliceClient) == []
 
 
 # --- cache -----------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from tests.test_im_roster import (
     stored,
 )
 from xmppcert.config import IMConfig
+from xmppcert.im.blocking import BlockingService
 from xmppcert.im.presence import MAX_DIRECTED, NS_CLIENT, STATE_KEY, PresenceState
 from xmppcert.im.roster import INTERESTED_KEY
 from xmppcert.routing import INBOUND_BARE, OUTBOUND, Inbound
@@ -578,8 +579,9 @@ def test_probeFromClient() -> None:
     """
     world = makeWorld()
     put(world.store, BOB, RosterItem(ALICE, subscription="from"))
-    put(world.store, ALICE, RosterItem(CAROL, subscription="to"))
     alice, aliceClient = online(world, f"{ALICE}/phone")
+    # After her initial presence, which would have probed carol already.
+    put(world.store, ALICE, RosterItem(CAROL, subscription="to"))
     bob, _ = connect(world, f"{BOB}/desk")
     clear(aliceClient)
     send(world, alice, f"<presence type='probe' to='{BOB}'/>")
@@ -742,6 +744,98 @@ def test_sessionEndWhileUnavailable() -> None:
     clear(bobClient)
     world.manager.unbind(alice)
     assert presences(bobClient) == []
+
+
+def test_initialPresenceFollowsContactRoster() -> None:
+    """
+    RFC 6121 §4.3.2 (privacy): initial presence gets the user a contact's
+    presence only if the contact's roster says the user may have it (From,
+    Both), whatever the user's roster says; otherwise the contact answers
+    "unsubscribed", which mends the user's roster (Appendix A.3.4).
+    """
+    world = makeWorld()
+    put(world.store, ALICE, RosterItem(BOB, subscription="to"))
+    put(world.store, BOB, RosterItem(ALICE, subscription="none"))
+    put(world.store, ALICE, RosterItem(CAROL, subscription="to"))
+    bob, _ = online(world, f"{BOB}/desk", show="away")
+    _, aliceClient = online(world, f"{ALICE}/phone")
+    received = presences(aliceClient)
+    assert not any(p[1] and p[1].startswith("bob@") and p[0] is None for p in received)
+    assert ("unsubscribed", BOB, ALICE) in received
+    assert ("unsubscribed", CAROL, ALICE) in received
+    assert stored(world.store, ALICE, BOB) == RosterItem(BOB, subscription="none")
+    assert stored(world.store, ALICE, CAROL) == RosterItem(CAROL, subscription="none")
+
+
+def test_pendingRequestRedeliveredThroughBlocking() -> None:
+    """
+    XEP-0191 §3.3 with RFC 6121 §3.1.3: a pending request from a JID the
+    user blocked since is not delivered again on her initial presence; one
+    from a JID not blocked still is.
+    """
+    world = makeWorld()
+    blocking = BlockingService(world.manager, world.store, world.im, world.clock)
+    blocking.install()
+    bob, _ = online(world, f"{BOB}/desk")
+    carol, _ = online(world, f"{CAROL}/pad")
+    send(world, bob, f"<presence type='subscribe' to='{ALICE}'/>")
+    send(world, carol, f"<presence type='subscribe' to='{ALICE}'/>")
+    alice, aliceClient = connect(world, f"{ALICE}/phone")
+    resultOf(blocking.block(alice, [BOB]))
+    clear(aliceClient)
+    broadcast(world, alice)
+    requests = [p for p in presences(aliceClient) if p[0] == "subscribe"]
+    assert requests == [("subscribe", CAROL, ALICE)]
+    assert stored(world.store, ALICE, BOB) == RosterItem(BOB, pendingIn=True, inRoster=False)
+
+
+def test_deletedAccountUnavailableToContacts() -> None:
+    """
+    RFC 6121 §4.5.2: when the account of an available session is deleted
+    (its roster with it) and the session ends, the contacts that were told
+    it was available are told it is not: those it was told to at initial
+    presence, and a subscriber approved later (§3.1.5); not one whose
+    subscription it cancelled meanwhile (§3.2.2), nor anyone else.
+    """
+    world = makeWorld()
+    addAccount(world.store, DAVE)
+    mutual(world, ALICE, BOB)
+    mutual(world, ALICE, DAVE)
+    alice, _ = online(world, f"{ALICE}/phone")
+    _, bobClient = online(world, f"{BOB}/desk")
+    carol, carolClient = online(world, f"{CAROL}/pad")
+    _, daveClient = online(world, f"{DAVE}/home")
+    send(world, carol, f"<presence type='subscribe' to='{ALICE}'/>")
+    send(world, alice, f"<presence type='subscribed' to='{CAROL}'/>")
+    send(world, alice, f"<presence type='unsubscribed' to='{DAVE}'/>")
+    clear(bobClient, carolClient, daveClient)
+    resultOf(world.store.removeAccount(ALICE))
+    assert resultOf(world.store.getRoster(ALICE))[1] == []
+    world.manager.unbind(alice)
+    assert presences(bobClient) == [("unavailable", f"{ALICE}/phone", BOB)]
+    assert presences(carolClient) == [("unavailable", f"{ALICE}/phone", CAROL)]
+    assert presences(daveClient) == []
+
+
+def test_toldBounded() -> None:
+    """
+    RFC 6121 §4.5.2: the contacts a session must tell when it goes
+    unavailable are bounded by the roster limit ([im] max_roster_items);
+    the oldest beyond it is told at once and forgotten.
+    """
+    world = makeWorld()
+    addAccount(world.store, DAVE)
+    for contact in (BOB, CAROL, DAVE):
+        mutual(world, ALICE, contact)
+    alice, _ = online(world, f"{ALICE}/phone")
+    state = alice.info[STATE_KEY]
+    assert list(state.told) == [BOB, CAROL, DAVE]
+    _, bobClient = online(world, f"{BOB}/desk")
+    clear(bobClient)
+    world.config = IMConfig(max_roster_items=2)
+    broadcast(world, alice, show="away")
+    assert len(state.told) == 2
+    assert ("unavailable", f"{ALICE}/phone", BOB) in presences(bobClient)
 
 
 # --- the presence limit ----------------------------------------------------------------

@@ -24,6 +24,12 @@ other feature:
     no sender session) to a JID it blocked is dropped too: the inbound
     hooks look at the stanza's C{from} and C{to}, not only at who sends it.
 
+Two exceptions: C{unsubscribe} and C{unsubscribed} pass both ways (they
+only take rights away; RFC 6121 Appendix A), so that both rosters change,
+also when a roster removal sends them; and presence that no feature acts
+on, for an account with no resource to receive it, is not checked (the
+default delivery drops it; its block list is not read from the store).
+
 JIDs match as section 4 (and XEP-0016) says: a full JID only itself; a
 bare JID every resource of it; a domain itself, every JID at it, and
 every JID at a subdomain of it (L{isBlockedBy}).
@@ -55,6 +61,7 @@ from zope.interface import Interface, implementer
 from xmppcert import _log
 from xmppcert.config import IMConfig
 from xmppcert.im.offline import IOfflineFilter
+from xmppcert.im.roster import SUBSCRIPTION_TYPES, UNSUBSCRIBE, UNSUBSCRIBED
 from xmppcert.jids import parseJID
 from xmppcert.routing import (
     INBOUND_BARE,
@@ -93,6 +100,17 @@ REQUESTED_KEY = "blocking.requested"
 #: The subscription states in which a contact receives the user's presence
 #: (RFC 6121 section 2.1.2.5).
 PRESENCE_TO_CONTACT = ("from", "both")
+
+#: Presence types that only take rights away (RFC 6121 Appendix A: the
+#: user cancels its subscription, or one to it): they pass blocking both
+#: ways, so that both rosters change (the presence service handles them),
+#: and a roster removal does not leave the contact believing otherwise.
+UNBLOCKED_PRESENCE_TYPES = frozenset({UNSUBSCRIBE, UNSUBSCRIBED})
+
+#: Presence types another feature acts on for an account without an
+#: available resource (subscriptions are stored, probes answered); the
+#: other presence to such an account is dropped by the default delivery.
+HANDLED_PRESENCE_TYPES = frozenset({*SUBSCRIPTION_TYPES, "probe"})
 
 #: The text of the stanza error a request gets when the store failed.
 STORE_UNAVAILABLE = "The block list is not available; try again later"
@@ -156,6 +174,14 @@ def _answersRequest(stanza: domish.Element) -> bool:
     if stanza.name == "iq":
         return kind in ("get", "set")
     return stanza.name == "message" and kind != "error"
+
+
+def _passesBlocking(stanza: domish.Element) -> bool:
+    """
+    Whether C{stanza} is never blocked: C{unsubscribe} and C{unsubscribed}
+    (L{UNBLOCKED_PRESENCE_TYPES}).
+    """
+    return stanza.name == "presence" and stanza.getAttribute("type") in UNBLOCKED_PRESENCE_TYPES
 
 
 def _copyPresence(presence: domish.Element, sender: jid.JID, to: jid.JID) -> domish.Element:
@@ -615,6 +641,12 @@ class BlockingService:
         if sender is None or sender.userhost() == account.userhost():
             # The server's own stanzas; those between one's own resources.
             return False
+        if _passesBlocking(stanza):
+            return False
+        if self._unreceived(event):
+            # Nobody would get it: no need to read a block list (from the
+            # store, for an account without sessions).
+            return False
         try:
             if await self._isBlocked(account, sender):
                 self._refuseInbound(event)
@@ -641,7 +673,7 @@ class BlockingService:
         @return: whether the stanza was stopped.
         """
         account = event.sender.jid.userhostJID()
-        if event.target.userhost() == account.userhost():
+        if event.target.userhost() == account.userhost() or _passesBlocking(event.stanza):
             return False
         try:
             if not await self._isBlocked(account, event.target):
@@ -652,6 +684,22 @@ class BlockingService:
             return True
         self._refuseOutbound(event.stanza, event.sender)
         return True
+
+    def _unreceived(self, event: Inbound) -> bool:
+        """
+        Whether C{event} is presence that no feature acts on (not a
+        subscription stanza nor a probe) for an account with no resource
+        to deliver it to: the default delivery drops it (RFC 6121 sections
+        8.5.2.2.3, 8.5.3.2.3), blocked or not.
+        """
+        stanza = event.stanza
+        if stanza.name != "presence" or stanza.getAttribute("type") in HANDLED_PRESENCE_TYPES:
+            return False
+        if event.target.resource is not None:
+            # To a full JID, the default delivers to that session, available
+            # or not.
+            return self.sessions.sessionFor(event.target) is None
+        return not any(s.available for s in self.sessions.sessionsOf(event.target))
 
     def _refuseInbound(self, event: Inbound) -> None:
         # Section 3.3: presence without a word; messages of type chat and

@@ -14,14 +14,17 @@ hook points of L{xmppcert.routing} (L{PresenceService.install}):
     3.4);
   - available presence without C{to} goes to the contacts subscribed to
     the user (section 4.2.2, 4.4.2); initial presence also gives the new
-    resource the presence of the contacts the user is subscribed to (the
-    answer to the probes of section 4.3, given here without sending any,
-    as every contact is local);
+    resource the presence of the contacts the user is subscribed to, each
+    answered as the probe of section 4.3 would be (by the contact's
+    roster, section 4.3.2, not the user's), without sending any, as every
+    contact is local; requests still pending go to it through the hooks,
+    so that blocking (XEP-0191) sees them;
   - presence probes are answered on the account's behalf (section 4.3.2);
-  - directed presence (section 4.6) is remembered per session, and undone
-    with unavailable presence when the session goes unavailable or ends
-    (section 4.6.3, 4.5.2), however it ends: a revoked certificate, a
-    kick, a lost connection (L{SESSION_ENDED});
+  - the contacts told a session is available (L{PresenceState.told}) and
+    its directed presence (section 4.6) are remembered per session, and
+    told with unavailable presence when the session goes unavailable or
+    ends (section 4.6.3, 4.5.2), however it ends: a revoked certificate, a
+    kick, a lost connection, its account deleted (L{SESSION_ENDED});
   - each session may send presence at C{presence_rate} per second (with a
     burst of C{presence_burst}); what it sends beyond is dropped, and only
     its own contacts ever notice.
@@ -36,6 +39,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
+from weakref import WeakSet
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -118,6 +122,11 @@ class PresenceState:
         told when it no longer is).
     @ivar initialDone: its initial presence was answered with the presence
         of its contacts and the pending subscription requests.
+    @ivar told: bare JIDs of the contacts told it is available by the
+        server on its behalf (its broadcasts to its subscribers, answers to
+        their probes, section 3.1.5), oldest first: they, and only they,
+        are told when it no longer is (section 4.5.2), without reading the
+        roster again (the account may be gone by then).
     @ivar directed: full or bare JIDs it sent directed available presence
         to, oldest first (RFC 6121 section 4.6).
     @ivar trailing: a call that tells the contacts of its latest presence
@@ -132,6 +141,7 @@ class PresenceState:
     stamp: float
     announced: bool = False
     initialDone: bool = False
+    told: OrderedDict[str, None] = field(default_factory=OrderedDict)
     directed: OrderedDict[str, None] = field(default_factory=OrderedDict)
     trailing: IDelayedCall | None = None
     floodLogged: bool = False
@@ -187,6 +197,10 @@ class PresenceService:
         self.config = config
         self.limitBroadcasts = limitBroadcasts
         self.storeFailureLog = _log.RateLimitedLog(log, LogLevel.error, clock, STORE_FAILURE_LOG_INTERVAL)
+        # Pending subscription requests sent again to a session that became
+        # available (section 3.1.3): delivered through the hooks (so that
+        # blocking sees them), not handled again as new requests.
+        self._redelivered: WeakSet[domish.Element] = WeakSet()
 
     def install(self) -> None:
         """
@@ -298,6 +312,7 @@ class PresenceService:
         sent = 0
         for session in self._announcedSessions(account):
             assert session.presence is not None
+            self._noteTold(session, to)
             await self.sessions.deliver(_addressed(session.presence, to), to, session)
             sent += 1
         if not sent and unavailableIfNone:
@@ -309,7 +324,26 @@ class PresenceService:
         for it (RFC 6121 sections 3.2.2, 3.3.3: its subscription ended).
         """
         for session in self._announcedSessions(account):
+            self._forgetTold(session, to)
             await self.sessions.deliver(presenceStanza("unavailable", session.jid.full(), to.full()), to, session)
+
+    def _noteTold(self, session: Session, contact: jid.JID) -> None:
+        """
+        Remember that C{contact} was told C{session} is available; beyond
+        the roster limit (which bounds the subscribers), the oldest is told
+        it is unavailable and forgotten.
+        """
+        state = self.state(session)
+        key = contact.userhost()
+        state.told[key] = None
+        state.told.move_to_end(key)
+        while len(state.told) > max(1, self.config().max_roster_items):
+            oldest, _ = state.told.popitem(last=False)
+            unavailable = presenceStanza("unavailable", session.jid.full(), oldest)
+            defer.ensureDeferred(self._deliverQuietly(unavailable, jid.JID(oldest), session))
+
+    def _forgetTold(self, session: Session, contact: jid.JID) -> None:
+        self.state(session).told.pop(contact.userhost(), None)
 
     async def _sendSubscription(self, kind: str, account: jid.JID, contact: jid.JID) -> None:
         """
@@ -421,7 +455,7 @@ class PresenceService:
         the session registry, from contacts or not (section 8.5.2.1.2).
         """
         stanza = event.stanza
-        if stanza.name != "presence":
+        if stanza.name != "presence" or stanza in self._redelivered:
             return False
         kind = stanza.getAttribute("type")
         if kind not in SUBSCRIPTION_TYPES and kind != "probe":
@@ -511,7 +545,8 @@ class PresenceService:
     async def sessionEnded(self, event: Ended) -> None:
         """
         L{SESSION_ENDED}: unavailable presence on the session's behalf to
-        its subscribers and to the entities it sent directed presence to
+        the contacts told it was available and to the entities it sent
+        directed presence to
         (sections 4.5.2, 4.6.3), whatever ended it.
         """
         session = event.session
@@ -546,6 +581,7 @@ class PresenceService:
             self._storeFailed("a presence broadcast", account.userhost(), e)
             return
         for contact in await self._subscribers(account, items):
+            self._noteTold(session, contact)
             await self.sessions.deliver(_addressed(presence, contact), contact, session)
         if state.initialDone:
             return
@@ -553,33 +589,38 @@ class PresenceService:
         for item in items:
             contact = jid.JID(item.contact)
             if hasTo(item) and self._isAccountJID(contact):
-                # Section 4.3.2, for the probe section 4.3.1 would send.
-                await self._sendPresenceOf(contact, session.jid, unavailableIfNone=True)
+                # Section 4.3.2, for the probe section 4.3.1 would send: the
+                # contact's roster decides, not the user's (a subscription
+                # the contact cancelled is not a licence to see it).
+                try:
+                    await self._answerProbe(contact, session.jid)
+                except STORE_FAILURES as e:
+                    self._storeFailed("a probe answer", contact.userhost(), e)
         for item in items:
-            if item.pendingIn:
-                # Section 3.1.3: requests the user has not answered.
-                session.send(presenceStanza(SUBSCRIBE, item.contact, account.userhost()))
+            if item.pendingIn and not session.closed:
+                # Section 3.1.3: requests the user has not answered, through
+                # the hooks (XEP-0191: not from a JID the user blocked).
+                request = presenceStanza(SUBSCRIBE, item.contact, account.userhost())
+                self._redelivered.add(request)
+                await self._deliverQuietly(request, session.jid, None)
 
     async def _goneUnavailable(self, session: Session, state: PresenceState, presence: domish.Element) -> None:
         """
-        Tell the subscribers (if they were told it was available) and the
-        directed presence targets that the session is unavailable.
+        Tell the contacts that were told it was available (L{PresenceState.told})
+        and the directed presence targets that the session is unavailable:
+        those it told, not those the roster names now (the account may be
+        deleted, its roster gone, section 4.5.2).
         """
-        account = session.jid.userhostJID()
-        covered: set[str] = set()
-        if state.announced:
-            state.announced = False
-            try:
-                subscribers = await self._subscribers(account)
-            except STORE_FAILURES as e:
-                self._storeFailed("an unavailable broadcast", account.userhost(), e)
-                subscribers = []
-            for contact in subscribers:
-                covered.add(contact.userhost())
-                await self.sessions.deliver(_addressed(presence, contact), contact, session)
+        state.announced = False
         state.initialDone = False
+        told = list(state.told)
+        state.told.clear()
         directed = list(state.directed)
         state.directed.clear()
+        covered = set(told)
+        for contact in told:
+            contactJID = jid.JID(contact)
+            await self.sessions.deliver(_addressed(presence, contactJID), contactJID, session)
         for target in directed:
             targetJID = jid.JID(target)
             if targetJID.userhost() not in covered:
