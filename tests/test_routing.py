@@ -269,3 +269,41 @@ def test_unavailablePassesThePresenceGate() -> None:
     h.sessions.presenceGate = lambda session: False
     alice.send("<presence type='unavailable'/>")
     assert not aliceSession.available
+
+
+def test_stanzasOfOneStreamInOrder() -> None:
+    """
+    RFC 6120 section 10.1: the stanzas of one stream are processed in the
+    order sent: one that waits (a subscription updating the roster in the
+    store) holds back those after it, a presence broadcast included.
+    """
+    from tests.helpers import makeServer
+
+    h = makeServer()
+    alice = h.connect()
+    alice.bound("phone")
+    bob = h.connect()
+    bob.bound("desk", user="bob")
+    bob.send("<presence/>")
+    bob.received()
+    waiting: defer.Deferred[bool] = defer.Deferred()
+    seen: list[str] = []
+
+    def slowFirst(event: Outbound) -> Any:
+        seen.append(event.stanza.name)
+        if len(seen) == 1:
+            return waiting
+        return False
+
+    h.sessions.hooks.add(OUTBOUND, slowFirst, priority=50)
+    alice.send(f"<presence to='{BOB}' type='subscribed'/>")
+    alice.send(f"<message to='{BOB}/desk' type='chat'><body>after</body></message>")
+    alice.send("<presence/>")
+    assert seen == ["presence"]
+    assert bob.received().elements == []
+    # The broadcast (its echo to the sender) waits too.
+    assert alice.received().named("presence") == []
+    waiting.callback(True)
+    assert seen == ["presence", "message"]
+    assert str(bob.received().only("message").body) == "after"
+    assert len(alice.received().named("presence")) == 1

@@ -523,7 +523,7 @@ class SessionManager:
 
     # --- presence to one's own resources ------------------------------------
 
-    def broadcastPresence(self, session: Session, presence: domish.Element) -> None:
+    def broadcastPresence(self, session: Session, presence: domish.Element) -> defer.Deferred[None] | None:
         """
         Handle presence without C{to} (RFC 6121 section 4.2 and 4.5):
         broadcast to the account's other available resources, and give a
@@ -532,7 +532,7 @@ class SessionManager:
         stanzaType = presence.getAttribute("type")
         if stanzaType not in (None, "unavailable"):
             # probe/subscribe types without 'to' are meaningless; ignore them.
-            return
+            return None
         if stanzaType is None:
             first = not session.available
             session.available = True
@@ -546,20 +546,21 @@ class SessionManager:
                 for other in self.sessionsOf(session.jid):
                     if other is not session and other.available and other.presence is not None:
                         session.send(_copyTo(other.presence, session.jid))
-            self._notify(PRESENCE_BROADCAST, Broadcast(session, presence, initial=first, unavailable=False))
+            return self._notify(PRESENCE_BROADCAST, Broadcast(session, presence, initial=first, unavailable=False))
         else:
             if not session.available:
-                return
+                return None
             session.available = False
             session.presence = None
             self._broadcastToOwn(session, presence)
             # RFC 6121 section 4.5.2: the sender gets its own unavailable too.
             session.send(_copyTo(presence, session.jid))
-            self._notify(PRESENCE_BROADCAST, Broadcast(session, presence, initial=False, unavailable=True))
+            return self._notify(PRESENCE_BROADCAST, Broadcast(session, presence, initial=False, unavailable=True))
 
-    def _notify(self, point: str, event: Any) -> None:
+    def _notify(self, point: str, event: Any) -> defer.Deferred[None] | None:
         if self.hooks.handlers(point):
-            defer.ensureDeferred(self.hooks.notify(point, event))
+            return defer.ensureDeferred(self.hooks.notify(point, event))
+        return None
 
     def _broadcastToOwn(self, session: Session, presence: domish.Element) -> None:
         for other in self.sessionsOf(session.jid):

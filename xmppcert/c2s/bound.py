@@ -8,15 +8,19 @@ L{StreamContext}.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
 from twisted.python import failure
 from twisted.words.protocols.jabber import error, jid, xmlstream
 from twisted.words.xish import domish, utility
 
+from xmppcert import _log
 from xmppcert.c2s.channel import IStreamChannel
 from xmppcert.c2s.features import ReceivingBindFeature
 from xmppcert.cred import Account
@@ -24,6 +28,8 @@ from xmppcert.jids import parseJID
 from xmppcert.sessions import Session, SessionManager
 
 NS_CLIENT = "jabber:client"
+
+log = Logger(observer=_log.observer, namespace="xmppcert.c2s")
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,9 @@ class BoundStream:
         self.streamError = streamError
         self.local = LocalStream(channel)
         self.handlers = StreamHandlers(self.local)
+        # Stanzas waiting for the one before them to be processed.
+        self._queue: deque[domish.Element] = deque()
+        self._busy = False
 
     def attach(self, factories: Any, context: StreamContext) -> None:
         """
@@ -126,12 +135,43 @@ class BoundStream:
         self.handlers.initialize()
 
     def lost(self) -> None:
+        self._queue.clear()
         self.handlers.lost(failure.Failure(Exception("connection lost")))
 
     def stanzaReceived(self, stanza: domish.Element) -> None:
+        """
+        Take a stanza from the client. Stanzas are processed one after the
+        other (RFC 6120 section 10.1): one that waits for the store (a
+        subscription updating the roster) holds back those sent after it.
+        """
+        self._queue.append(stanza)
+        if not self._busy:
+            self._drain()
+
+    def _drain(self) -> None:
+        while self._queue and not self.session.closed:
+            pending = self._process(self._queue.popleft())
+            if pending is not None and not pending.called:
+                self._busy = True
+                pending.addBoth(self._resume)
+                return
+            if pending is not None:
+                pending.addErrback(self._failed)
+        self._busy = False
+
+    def _resume(self, result: object) -> None:
+        if isinstance(result, failure.Failure):
+            self._failed(result)
+        self._busy = False
+        self._drain()
+
+    def _failed(self, f: failure.Failure) -> None:
+        log.failure("Processing a stanza from {jid} failed", f, jid=self.session.jid.full())
+
+    def _process(self, stanza: domish.Element) -> defer.Deferred[Any] | None:
         if stanza.uri != NS_CLIENT or stanza.name not in ("message", "presence", "iq"):
             self.streamError("unsupported-stanza-type", None)
-            return
+            return None
         full = self.session.jid
         sender = stanza.getAttribute("from")
         if sender is not None and sender not in (full.full(), full.userhost()):
@@ -143,10 +183,10 @@ class BoundStream:
                 ownJID = False
             if not ownJID:
                 self.streamError("invalid-from", None)
-                return
+                return None
         stanza["from"] = full.full()
         if stanza.name == "iq" and not self._checkIQ(stanza):
-            return
+            return None
         to = stanza.getAttribute("to")
         target: jid.JID | None = None
         if to is not None:
@@ -154,20 +194,21 @@ class BoundStream:
                 target = parseJID(to)
             except jid.InvalidFormat:
                 self._reply(stanza, "jid-malformed")
-                return
+                return None
             # Routing and the recipient see the prepared address.
             stanza["to"] = target.full()
         if stanza.name == "iq" and ReceivingBindFeature.isBindRequest(stanza):
             self._reply(stanza, "not-allowed", "A resource is already bound")
-            return
+            return None
         if target is None:
-            self._handleLocalFromNoTo(stanza)
+            return self._handleLocalFromNoTo(stanza)
         elif target.user is None and target.host in self.sessions.domains and target.resource is None:
             self._handleLocal(stanza)
         elif stanza.name == "iq" and target.resource is None and target.userhost() == full.userhost():
             self._handleLocal(stanza)
         else:
-            self.sessions.route(stanza, self.session)
+            return self.sessions.route(stanza, self.session)
+        return None
 
     def _checkIQ(self, iq: domish.Element) -> bool:
         kind = iq.getAttribute("type")
@@ -180,7 +221,7 @@ class BoundStream:
             return False
         return True
 
-    def _handleLocalFromNoTo(self, stanza: domish.Element) -> None:
+    def _handleLocalFromNoTo(self, stanza: domish.Element) -> defer.Deferred[Any] | None:
         if stanza.name == "presence":
             gate = self.sessions.presenceGate
             if (
@@ -192,14 +233,14 @@ class BoundStream:
                 # neither contacts nor the account's other resources. Going
                 # unavailable always passes: contacts must not be left
                 # believing the session is there.
-                return
-            self.sessions.broadcastPresence(self.session, stanza)
-        elif stanza.name == "message":
+                return None
+            return self.sessions.broadcastPresence(self.session, stanza)
+        if stanza.name == "message":
             # RFC 6120 section 10.3.1: as if sent to the sender's bare JID.
             stanza["to"] = self.session.jid.userhost()
-            self.sessions.route(stanza, self.session)
-        else:
-            self._handleLocal(stanza)
+            return self.sessions.route(stanza, self.session)
+        self._handleLocal(stanza)
+        return None
 
     def _handleLocal(self, stanza: domish.Element) -> None:
         stanza.handled = False  # type: ignore[attr-defined]
