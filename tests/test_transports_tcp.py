@@ -94,3 +94,32 @@ def test_headerBeforeStreamErrorHasID() -> None:
     assert answer.headers[0].getAttribute("id")
     ok = makeServer().connect().header()
     assert ok.headers[0].getAttribute("id")
+
+
+def test_tlsHandshakeOnSTARTTLSListener() -> None:
+    """
+    XEP-0368 clients try TLS first: a ClientHello on the STARTTLS listener
+    is recognised and the connection closed, logged at info (not as a
+    refused XML stream at warn), with nothing sent back.
+    """
+    from twisted.logger import LogLevel, capturedLogs
+
+    conn = makeServer().connect()
+    with capturedLogs() as events:
+        conn.send(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+    assert conn.transport.value() == b""
+    assert conn.transport.aborted
+    levels = {e["log_level"] for e in events if "TLS handshake" in e.get("log_format", "")}
+    assert levels == {LogLevel.info}
+    assert not [e for e in events if e["log_level"] in (LogLevel.warn, LogLevel.error)]
+
+
+def test_tlsHandshakeByteLaterIsXML() -> None:
+    """
+    Only the first bytes of a connection are looked at: the same byte later
+    in a stream is bad XML, answered with a stream error.
+    """
+    conn = makeServer().connect()
+    conn.header()
+    conn.send(b"\x16\x03\x01")
+    assert conn.received().streamError() == "not-well-formed"

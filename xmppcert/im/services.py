@@ -19,9 +19,11 @@ from xmppcert.c2s.server import HandlerFactory, InformationalFeature
 from xmppcert.config import IMConfig
 from xmppcert.im.blocking import BlockingService
 from xmppcert.im.carbons import CarbonsService
+from xmppcert.im.entitytime import timeHandlers
 from xmppcert.im.offline import OfflineService
 from xmppcert.im.presence import PresenceService
 from xmppcert.im.roster import RosterService, rosterHandlers, streamFeatures
+from xmppcert.im.version import versionHandlers
 from xmppcert.sessions import SessionManager
 from xmppcert.store.interfaces import IBlockingStore, IOfflineStore, IRosterStore
 
@@ -32,7 +34,7 @@ class IMServices:
     The installed services, and what the client streams need of them.
 
     @ivar handlerFactories: per-stream handler factories (roster, carbons,
-        blocking, the offline disco feature).
+        blocking, the offline disco feature, software version, entity time).
     @ivar features: stream features announced with bind.
     """
 
@@ -85,6 +87,7 @@ def installIM(
         blocking=blocking,
         handlerFactories=[
             rosterHandlers(roster), carbons.handlersFor, blocking.handlersFor, offline.handlersFor,
+            versionHandlers, timeHandlers(clock),
         ],
         features=streamFeatures(),
     )

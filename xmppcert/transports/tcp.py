@@ -40,6 +40,10 @@ NS_STREAMS = xmlstream.NS_STREAMS
 #: close_notify, which a hostile peer never sends).
 CLOSE_GRACE = 5.0
 
+#: The first byte of a TLS handshake record (a ClientHello); no XML stream
+#: starts with it.
+TLS_HANDSHAKE_RECORD = b"\x16"
+
 
 class C2SStream(HardenedXmlStream):
     """
@@ -57,6 +61,8 @@ class C2SStream(HardenedXmlStream):
     #: Set once our closing tag is out: the stream is over for us, even
     #: though TLS keeps delivering what the peer sends until it closes.
     closing = False
+    #: Whether anything arrived yet (the first bytes tell a TLS handshake).
+    _sawData = False
 
     def __init__(self, receiver: Any) -> None:
         # What XmlStream.__init__ does, without associating an authenticator:
@@ -72,6 +78,26 @@ class C2SStream(HardenedXmlStream):
         # Sets up the parser; the receiver hears of it from the channel.
         xishxmlstream.XmlStream.connectionMade(self)
         self.channel.connectionMade()
+
+    def dataReceived(self, data: bytes) -> None:
+        if (
+            not self._sawData
+            and not self.channel.secure
+            and data[:1] == TLS_HANDSHAKE_RECORD
+        ):
+            # A TLS ClientHello where a stream header belongs: a client
+            # trying direct TLS on the STARTTLS port (slixmpp does, on any
+            # port). No XML can reach it; say what happened, quietly.
+            self._sawData = True
+            log.info(
+                "A TLS handshake from {peer} on the STARTTLS listener; closing (direct TLS has its own port)",
+                peer=self.channel.peerLabel(),
+            )
+            self.closing = True
+            self.transport.abortConnection()  # type: ignore[union-attr]
+            return
+        self._sawData = True
+        super().dataReceived(data)
 
     def sendFooter(self) -> None:
         if self.closing:
