@@ -1308,16 +1308,16 @@ def database(dbPath: Path) -> Any:
 
 def test_schemaVersionRecorded(database: SQLiteDatabase, dbPath: Path) -> None:
     """
-    A new database records schema_version 5 in the meta table, and opening
+    A new database records schema_version 6 in the meta table, and opening
     it again keeps it.
     """
-    assert SCHEMA_VERSION == 5
-    assert database.schemaVersion() == 5
+    assert SCHEMA_VERSION == 6
+    assert database.schemaVersion() == 6
     conn = sqlite3.connect(dbPath)
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [(5,)]
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [(6,)]
     conn.close()
     SQLiteDatabase.open(dbPath).close()
-    assert database.schemaVersion() == 5
+    assert database.schemaVersion() == 6
 
 
 def test_fakeCredentialSecretStable(dbPath: Path) -> None:
@@ -1388,7 +1388,7 @@ def test_newerSchemaRefused(dbPath: Path) -> None:
     setSchemaVersion(dbPath, 7)
     with pytest.raises(SchemaVersionError) as e:
         SQLiteDatabase.open(dbPath)
-    assert str(e.value) == "database schema version 7 is newer than this xmppcert supports (5)"
+    assert str(e.value) == "database schema version 7 is newer than this xmppcert supports (6)"
     conn = sqlite3.connect(dbPath)
     assert conn.execute(
         "SELECT value FROM meta WHERE key = 'schema_version'"

@@ -25,10 +25,13 @@ from xmppcert.store.interfaces import (
     IBlockingStore,
     ICertificateStore,
     IOfflineStore,
+    IPrivateStore,
     IRosterStore,
+    IVCardStore,
     NoSuchAccount,
     NoSuchCertificate,
     OfflineMessage,
+    PrivateStorageFull,
     RosterFull,
     RosterItem,
     ScramCredential,
@@ -43,7 +46,9 @@ from xmppcert.store.interfaces import (
 from xmppcert.store.sqlite import (
     checkBlockedJIDs,
     checkOfflineStanza,
+    checkPrivateNamespace,
     checkRosterItem,
+    checkStoredXML,
 )
 
 _T = TypeVar("_T")
@@ -61,11 +66,21 @@ def _checkMechanisms(credentials: Sequence[ScramCredential]) -> None:
         raise ValueError(f"more than one credential for a mechanism: {mechanisms}")
 
 
-@implementer(IAccountStore, ICertificateStore, IAuditLog, IRosterStore, IOfflineStore, IBlockingStore)
+@implementer(
+    IAccountStore,
+    ICertificateStore,
+    IAuditLog,
+    IRosterStore,
+    IOfflineStore,
+    IBlockingStore,
+    IVCardStore,
+    IPrivateStore,
+)
 class InMemoryAccountStore:
     """
     An L{IAccountStore}, L{ICertificateStore}, L{IRosterStore},
-    L{IOfflineStore} and L{IBlockingStore} in dicts, behaving like
+    L{IOfflineStore}, L{IBlockingStore}, L{IVCardStore} and
+    L{IPrivateStore} in dicts, behaving like
     L{xmppcert.store.sqlite.SQLiteStore} (the same results, the same
     errors) but answering at once: every method returns an already-fired
     Deferred.
@@ -83,6 +98,8 @@ class InMemoryAccountStore:
     @ivar rosterVersions: account to its roster version (missing means 0).
     @ivar offline: account to its stored L{OfflineMessage}s, oldest first.
     @ivar blocked: account to the set of JIDs it blocks.
+    @ivar vcards: account to its vCard (serialized XML).
+    @ivar private: account to (namespace to its private XML fragment).
     """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
@@ -110,6 +127,8 @@ class InMemoryAccountStore:
         # Like SQLite's AUTOINCREMENT: ids start at 1 and are never reused.
         self._lastOfflineId = 0
         self.blocked: dict[str, set[str]] = {}
+        self.vcards: dict[str, str] = {}
+        self.private: dict[str, dict[str, str]] = {}
 
     def _check(self) -> None:
         if self.closed:
@@ -222,6 +241,8 @@ class InMemoryAccountStore:
         self.rosterVersions.pop(jid, None)
         self.offline.pop(jid, None)
         self.blocked.pop(jid, None)
+        self.vcards.pop(jid, None)
+        self.private.pop(jid, None)
         # RFC 6121 section 2.5.2: the deleted account leaves every other
         # roster, and those rosters change version.
         for account, roster in self.rosters.items():
@@ -717,6 +738,75 @@ class InMemoryAccountStore:
             return removed
 
         return self._answer(unblock)
+
+    # --- IVCardStore -------------------------------------------------------------
+
+    def getVCard(self, account: str) -> defer.Deferred[str | None]:
+        """
+        See L{IVCardStore.getVCard}.
+        """
+        return self._answer(lambda: self.vcards.get(account))
+
+    def setVCard(self, account: str, xml: str | None) -> defer.Deferred[None]:
+        """
+        See L{IVCardStore.setVCard}.
+
+        @raise ValueError: (in the Deferred) C{xml} is not a string or is
+            absurdly large; see L{xmppcert.store.sqlite.checkStoredXML}.
+        """
+
+        def store() -> None:
+            if xml is None:
+                self.vcards.pop(account, None)
+                return
+            checkStoredXML(xml, "a vCard")
+            if account not in self.accounts:
+                raise NoSuchAccount(account)
+            self.vcards[account] = xml
+
+        return self._answer(store)
+
+    # --- IPrivateStore -----------------------------------------------------------
+
+    def getPrivate(self, account: str, namespace: str) -> defer.Deferred[str | None]:
+        """
+        See L{IPrivateStore.getPrivate}.
+        """
+        return self._answer(lambda: self.private.get(account, {}).get(namespace))
+
+    def setPrivate(
+        self, account: str, namespace: str, xml: str | None, maxBytes: int = 0
+    ) -> defer.Deferred[None]:
+        """
+        See L{IPrivateStore.setPrivate}.
+
+        @raise ValueError: (in the Deferred) a bad namespace or fragment;
+            see L{xmppcert.store.sqlite.checkPrivateNamespace} and
+            L{xmppcert.store.sqlite.checkStoredXML}.
+        """
+
+        def store() -> None:
+            checkPrivateNamespace(namespace)
+            if xml is None:
+                fragments = self.private.get(account)
+                if fragments is not None:
+                    fragments.pop(namespace, None)
+                    if not fragments:
+                        del self.private[account]
+                return
+            size = checkStoredXML(xml, "a private XML fragment")
+            if account not in self.accounts:
+                raise NoSuchAccount(account)
+            fragments = self.private.get(account, {})
+            others = sum(len(v.encode("utf-8")) for k, v in fragments.items() if k != namespace)
+            if maxBytes > 0 and others + size > maxBytes:
+                raise PrivateStorageFull(
+                    f"the private XML storage of {account} holds {others} bytes besides"
+                    f" {namespace!r}; {size} more would exceed {maxBytes}"
+                )
+            self.private.setdefault(account, {})[namespace] = xml
+
+        return self._answer(store)
 
     def fakeCredentialSecret(self) -> bytes:
         """

@@ -1,8 +1,10 @@
 # -*- test-case-name: tests.test_service -*-
 """
 All of instant messaging, installed on one server: rosters and presence
-(RFC 6121), offline messages (XEP-0160), carbons (XEP-0280) and blocking
-(XEP-0191). L{installIM} is what L{xmppcert.service.makeService} calls; an
+(RFC 6121), offline messages (XEP-0160), carbons (XEP-0280), blocking
+(XEP-0191), vCards with the avatar hash (XEP-0054, XEP-0153), private XML
+storage (XEP-0049), software version (XEP-0092) and entity time
+(XEP-0202). L{installIM} is what L{xmppcert.service.makeService} calls; an
 embedding application that wants only some of them installs those
 services itself, the same way.
 """
@@ -22,10 +24,18 @@ from xmppcert.im.carbons import CarbonsService
 from xmppcert.im.entitytime import timeHandlers
 from xmppcert.im.offline import OfflineService
 from xmppcert.im.presence import PresenceService
+from xmppcert.im.private import PrivateService
 from xmppcert.im.roster import RosterService, rosterHandlers, streamFeatures
+from xmppcert.im.vcard import VCardService
 from xmppcert.im.version import versionHandlers
 from xmppcert.sessions import SessionManager
-from xmppcert.store.interfaces import IBlockingStore, IOfflineStore, IRosterStore
+from xmppcert.store.interfaces import (
+    IBlockingStore,
+    IOfflineStore,
+    IPrivateStore,
+    IRosterStore,
+    IVCardStore,
+)
 
 
 @dataclass
@@ -34,7 +44,8 @@ class IMServices:
     The installed services, and what the client streams need of them.
 
     @ivar handlerFactories: per-stream handler factories (roster, carbons,
-        blocking, the offline disco feature, software version, entity time).
+        blocking, the offline disco feature, software version, entity time,
+        vCards, private XML storage).
     @ivar features: stream features announced with bind.
     """
 
@@ -43,6 +54,8 @@ class IMServices:
     offline: OfflineService
     carbons: CarbonsService
     blocking: BlockingService
+    vcard: VCardService
+    private: PrivateService
     handlerFactories: list[HandlerFactory]
     features: list[InformationalFeature]
 
@@ -58,7 +71,7 @@ def installIM(
     @param config: returns the live C{[im]} settings.
     @raise ValueError: the store lacks one of those interfaces.
     """
-    for interface in (IRosterStore, IOfflineStore, IBlockingStore):
+    for interface in (IRosterStore, IOfflineStore, IBlockingStore, IVCardStore, IPrivateStore):
         if not interface.providedBy(store):
             raise ValueError(
                 f"the store {type(store).__name__} does not provide {interface.__name__}, which the IM"
@@ -79,15 +92,21 @@ def installIM(
     offline.install()
     carbons = CarbonsService(sessions)
     carbons.install()
+    vcard = VCardService(sessions, store, config, clock)
+    vcard.install()
+    private = PrivateService(sessions, store, config, clock)
+    private.install()
     return IMServices(
         roster=roster,
         presence=presence,
         offline=offline,
         carbons=carbons,
         blocking=blocking,
+        vcard=vcard,
+        private=private,
         handlerFactories=[
             rosterHandlers(roster), carbons.handlersFor, blocking.handlersFor, offline.handlersFor,
-            versionHandlers, timeHandlers(clock),
+            versionHandlers, timeHandlers(clock), vcard.handlersFor, private.handlersFor,
         ],
         features=streamFeatures(),
     )

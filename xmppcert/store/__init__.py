@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_store -*-
 """
 Where accounts, their credentials and their client certificates are stored,
-and their rosters, offline messages and block lists.
+and their rosters, offline messages, block lists, vCards and private XML.
 """
 
 from xmppcert.store.interfaces import (
@@ -21,10 +21,13 @@ from xmppcert.store.interfaces import (
     IBlockingStore,
     ICertificateStore,
     IOfflineStore,
+    IPrivateStore,
     IRosterStore,
+    IVCardStore,
     NoSuchAccount,
     NoSuchCertificate,
     OfflineMessage,
+    PrivateStorageFull,
     RosterFull,
     RosterItem,
     ScramCredential,
@@ -38,16 +41,20 @@ from xmppcert.store.interfaces import (
 from xmppcert.store.sqlite import (
     MAX_JID_BYTES,
     MAX_OFFLINE_STANZA_BYTES,
+    MAX_PRIVATE_NAMESPACE_BYTES,
     MAX_ROSTER_GROUPS,
     MAX_ROSTER_TEXT_BYTES,
+    MAX_STORED_XML_BYTES,
     SCHEMA_VERSION,
     SchemaVersionError,
     SQLiteDatabase,
     SQLiteStore,
     checkBlockedJIDs,
     checkOfflineStanza,
+    checkPrivateNamespace,
     checkRosterItem,
     checkStoredJID,
+    checkStoredXML,
 )
 
 __all__ = [
@@ -56,8 +63,10 @@ __all__ = [
     "MAX_CERTIFICATE_NAME",
     "MAX_JID_BYTES",
     "MAX_OFFLINE_STANZA_BYTES",
+    "MAX_PRIVATE_NAMESPACE_BYTES",
     "MAX_ROSTER_GROUPS",
     "MAX_ROSTER_TEXT_BYTES",
+    "MAX_STORED_XML_BYTES",
     "SCHEMA_VERSION",
     "SCRAM_MECHANISMS",
     "SUBSCRIPTIONS",
@@ -72,10 +81,13 @@ __all__ = [
     "IBlockingStore",
     "ICertificateStore",
     "IOfflineStore",
+    "IPrivateStore",
     "IRosterStore",
+    "IVCardStore",
     "NoSuchAccount",
     "NoSuchCertificate",
     "OfflineMessage",
+    "PrivateStorageFull",
     "RosterFull",
     "RosterItem",
     "SQLiteDatabase",
@@ -89,7 +101,9 @@ __all__ = [
     "checkCertificateState",
     "checkFingerprint",
     "checkOfflineStanza",
+    "checkPrivateNamespace",
     "checkRosterItem",
     "checkStoredJID",
+    "checkStoredXML",
     "checkTransition",
 ]

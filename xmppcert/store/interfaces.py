@@ -759,8 +759,68 @@ class IBlockingStore(Interface):
         """
 
 
+class PrivateStorageFull(StoreError):
+    """
+    Private XML storage (XEP-0049) of an account would exceed its limit.
+    """
+
+
+class IVCardStore(Interface):
+    """
+    vCards (XEP-0054): one per account, kept as serialized XML.
+    """
+
+    def getVCard(account):  # type: ignore[no-untyped-def]
+        """
+        @param account: bare JID string.
+        @return: Deferred firing with the account's C{<vCard/>} as
+            serialized XML, or C{None} when it has none (or does not
+            exist).
+        """
+
+    def setVCard(account, xml):  # type: ignore[no-untyped-def]
+        """
+        Replace the account's vCard.
+
+        @param xml: the C{<vCard/>}, serialized XML; C{None} removes it.
+        @return: Deferred firing with C{None}.
+        @raise NoSuchAccount: (in the Deferred) C{account} does not exist
+            (not raised when removing).
+        """
+
+
+class IPrivateStore(Interface):
+    """
+    Private XML storage (XEP-0049): per account, one XML fragment per
+    namespace.
+    """
+
+    def getPrivate(account, namespace):  # type: ignore[no-untyped-def]
+        """
+        @return: Deferred firing with the fragment stored under
+            C{namespace} (serialized XML), or C{None}.
+        """
+
+    def setPrivate(account, namespace, xml, maxBytes=0):  # type: ignore[no-untyped-def]
+        """
+        Store (replace) the fragment of C{namespace}; C{None} removes it.
+
+        @param maxBytes: the most bytes (UTF-8 of the fragments) an account
+            may store in all; 0 for no limit.
+        @return: Deferred firing with C{None}.
+        @raise PrivateStorageFull: (in the Deferred) the account's total,
+            with this fragment instead of the one it replaces, would exceed
+            C{maxBytes}; nothing is changed.
+        @raise NoSuchAccount: C{account} does not exist (not raised when
+            removing).
+        """
+
+
 __all__ = [
     "STORE_FAILURES",
+    "IPrivateStore",
+    "IVCardStore",
+    "PrivateStorageFull",
     "SUBSCRIPTIONS",
     "BlockListFull",
     "IBlockingStore",

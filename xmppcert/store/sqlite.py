@@ -22,7 +22,9 @@ enabled certificates of an account only (a partial unique index), a
 fingerprint across the whole table. Version 3: revocations that outlive the
 certificate's record; version 4: account locks and the audit trail; version
 5: rosters with their versions (RFC 6121), offline messages (XEP-0160) and
-block lists (XEP-0191), all deleted with their account.
+block lists (XEP-0191), all deleted with their account; version 6: vCards
+(XEP-0054) and private XML storage (XEP-0049), deleted with their account
+too.
 """
 
 from __future__ import annotations
@@ -55,10 +57,13 @@ from xmppcert.store.interfaces import (
     IBlockingStore,
     ICertificateStore,
     IOfflineStore,
+    IPrivateStore,
     IRosterStore,
+    IVCardStore,
     NoSuchAccount,
     NoSuchCertificate,
     OfflineMessage,
+    PrivateStorageFull,
     RosterFull,
     RosterItem,
     ScramCredential,
@@ -246,6 +251,31 @@ def _migrateTo5(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrateTo6(conn: sqlite3.Connection) -> None:
+    # XEP-0054: one vCard per account, serialized XML.
+    conn.execute(
+        """
+        CREATE TABLE vcards (
+            account TEXT PRIMARY KEY REFERENCES accounts(jid) ON DELETE CASCADE,
+            xml TEXT NOT NULL
+        )
+        """
+    )
+    # XEP-0049: one fragment per account and namespace; 'size' is its
+    # length in UTF-8 bytes, summed for the per-account limit.
+    conn.execute(
+        """
+        CREATE TABLE private_xml (
+            account TEXT NOT NULL REFERENCES accounts(jid) ON DELETE CASCADE,
+            namespace TEXT NOT NULL,
+            xml TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            PRIMARY KEY (account, namespace)
+        )
+        """
+    )
+
+
 #: C{MIGRATIONS[n]} turns a database at schema version C{n} into version
 #: C{n + 1}; version 0 is an empty file. Append to it, never edit an entry.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
@@ -254,6 +284,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migrateTo3,
     _migrateTo4,
     _migrateTo5,
+    _migrateTo6,
 ]
 
 #: The C{ORDER BY} that puts first the certificate a name refers to: the
@@ -458,6 +489,37 @@ def checkOfflineStanza(stanza: str) -> str:
     """
     _utf8Length(stanza, "an offline message", MAX_OFFLINE_STANZA_BYTES)
     return stanza
+
+
+#: The most bytes (UTF-8) of one stored vCard or private XML fragment the
+#: stores accept at all; the features set their own, lower, limits.
+MAX_STORED_XML_BYTES = 16 * 1024 * 1024
+
+#: The most bytes (UTF-8) of a private XML namespace.
+MAX_PRIVATE_NAMESPACE_BYTES = 1023
+
+
+def checkStoredXML(xml: str, what: str = "stored XML") -> int:
+    """
+    Check a vCard or private XML fragment before it is stored: a string of
+    at most L{MAX_STORED_XML_BYTES} bytes in UTF-8. Whether it is
+    well-formed is the caller's matter.
+
+    @return: its length in UTF-8 bytes.
+    @raise ValueError: it is not.
+    """
+    return _utf8Length(xml, what, MAX_STORED_XML_BYTES)
+
+
+def checkPrivateNamespace(namespace: str) -> str:
+    """
+    @return: C{namespace}, if it is a non-empty string of at most
+        L{MAX_PRIVATE_NAMESPACE_BYTES} bytes in UTF-8.
+    @raise ValueError: it is not.
+    """
+    if _utf8Length(namespace, "a private XML namespace", MAX_PRIVATE_NAMESPACE_BYTES) == 0:
+        raise ValueError("a private XML namespace must not be empty")
+    return namespace
 
 
 class SQLiteDatabase:
@@ -665,9 +727,9 @@ class SQLiteDatabase:
     def removeAccount(self, jid: str) -> None:
         """
         Delete an account; its credentials, certificates, roster, offline
-        messages and block list go with it (C{ON DELETE CASCADE}). In the
-        same transaction it leaves every other account's roster, whose
-        version increases (RFC 6121 section 2.5.2).
+        messages, block list, vCard and private XML go with it (C{ON DELETE
+        CASCADE}). In the same transaction it leaves every other account's
+        roster, whose version increases (RFC 6121 section 2.5.2).
 
         @raise NoSuchAccount: C{jid} is not registered.
         """
@@ -1344,6 +1406,87 @@ class SQLiteDatabase:
                 ).rowcount
             )
 
+    # --- vCards (XEP-0054) ----------------------------------------------------------
+
+    def getVCard(self, account: str) -> str | None:
+        """
+        See L{IVCardStore.getVCard}.
+        """
+        row = self._conn.execute("SELECT xml FROM vcards WHERE account = ?", (account,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def setVCard(self, account: str, xml: str | None) -> None:
+        """
+        See L{IVCardStore.setVCard}.
+
+        @raise NoSuchAccount: C{account} is not registered (and C{xml} is
+            not C{None}).
+        @raise ValueError: C{xml} is not a string of at most
+            L{MAX_STORED_XML_BYTES} bytes.
+        """
+        if xml is not None:
+            checkStoredXML(xml, "a vCard")
+        with self._transaction() as conn:
+            if xml is None:
+                conn.execute("DELETE FROM vcards WHERE account = ?", (account,))
+                return
+            if not conn.execute("SELECT 1 FROM accounts WHERE jid = ?", (account,)).fetchone():
+                raise NoSuchAccount(account)
+            conn.execute(
+                "INSERT INTO vcards (account, xml) VALUES (?, ?)"
+                " ON CONFLICT (account) DO UPDATE SET xml = excluded.xml",
+                (account, xml),
+            )
+
+    # --- private XML storage (XEP-0049) -----------------------------------------------
+
+    def getPrivate(self, account: str, namespace: str) -> str | None:
+        """
+        See L{IPrivateStore.getPrivate}.
+        """
+        row = self._conn.execute(
+            "SELECT xml FROM private_xml WHERE account = ? AND namespace = ?", (account, namespace)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def setPrivate(self, account: str, namespace: str, xml: str | None, maxBytes: int = 0) -> None:
+        """
+        See L{IPrivateStore.setPrivate}; the total and the change are one
+        transaction.
+
+        @raise NoSuchAccount: C{account} is not registered (and C{xml} is
+            not C{None}).
+        @raise PrivateStorageFull: C{maxBytes > 0} and the total would
+            exceed it.
+        @raise ValueError: a bad namespace or fragment (see
+            L{checkPrivateNamespace}, L{checkStoredXML}).
+        """
+        checkPrivateNamespace(namespace)
+        size = 0 if xml is None else checkStoredXML(xml, "a private XML fragment")
+        with self._transaction() as conn:
+            if xml is None:
+                conn.execute(
+                    "DELETE FROM private_xml WHERE account = ? AND namespace = ?", (account, namespace)
+                )
+                return
+            if not conn.execute("SELECT 1 FROM accounts WHERE jid = ?", (account,)).fetchone():
+                raise NoSuchAccount(account)
+            if maxBytes > 0:
+                (others,) = conn.execute(
+                    "SELECT coalesce(sum(size), 0) FROM private_xml WHERE account = ? AND namespace != ?",
+                    (account, namespace),
+                ).fetchone()
+                if int(others) + size > maxBytes:
+                    raise PrivateStorageFull(
+                        f"the private XML storage of {account} holds {int(others)} bytes besides"
+                        f" {namespace!r}; {size} more would exceed {maxBytes}"
+                    )
+            conn.execute(
+                "INSERT INTO private_xml (account, namespace, xml, size) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (account, namespace) DO UPDATE SET xml = excluded.xml, size = excluded.size",
+                (account, namespace, xml, size),
+            )
+
     def close(self) -> None:
         """
         Close the connection. Idempotent.
@@ -1423,12 +1566,21 @@ class _Worker:
             pool.stop()
 
 
-@implementer(IAccountStore, ICertificateStore, IAuditLog, IRosterStore, IOfflineStore, IBlockingStore)
+@implementer(
+    IAccountStore,
+    ICertificateStore,
+    IAuditLog,
+    IRosterStore,
+    IOfflineStore,
+    IBlockingStore,
+    IVCardStore,
+    IPrivateStore,
+)
 class SQLiteStore:
     """
     L{IAccountStore}, L{ICertificateStore}, L{IAuditLog}, L{IRosterStore},
-    L{IOfflineStore} and L{IBlockingStore} on an SQLite file, for code
-    running on the reactor.
+    L{IOfflineStore}, L{IBlockingStore}, L{IVCardStore} and
+    L{IPrivateStore} on an SQLite file, for code running on the reactor.
 
     Every call runs the matching L{SQLiteDatabase} method in a worker
     thread, so the reactor never waits for the disk; there are two, each
@@ -1817,6 +1969,43 @@ class SQLiteStore:
             return defer.fail(e)
         return self._run(lambda db: db.unblockJIDs(account, wanted))
 
+    def getVCard(self, account: str) -> defer.Deferred[str | None]:
+        """
+        See L{IVCardStore.getVCard}.
+        """
+        return self._read(lambda db: db.getVCard(account))
+
+    def setVCard(self, account: str, xml: str | None) -> defer.Deferred[None]:
+        """
+        See L{IVCardStore.setVCard} and L{SQLiteDatabase.setVCard}.
+        """
+        try:
+            if xml is not None:
+                checkStoredXML(xml, "a vCard")
+        except ValueError as e:
+            return defer.fail(e)
+        return self._run(lambda db: db.setVCard(account, xml))
+
+    def getPrivate(self, account: str, namespace: str) -> defer.Deferred[str | None]:
+        """
+        See L{IPrivateStore.getPrivate}.
+        """
+        return self._read(lambda db: db.getPrivate(account, namespace))
+
+    def setPrivate(
+        self, account: str, namespace: str, xml: str | None, maxBytes: int = 0
+    ) -> defer.Deferred[None]:
+        """
+        See L{IPrivateStore.setPrivate} and L{SQLiteDatabase.setPrivate}.
+        """
+        try:
+            checkPrivateNamespace(namespace)
+            if xml is not None:
+                checkStoredXML(xml, "a private XML fragment")
+        except ValueError as e:
+            return defer.fail(e)
+        return self._run(lambda db: db.setPrivate(account, namespace, xml, maxBytes))
+
     def fakeCredentialSecret(self) -> bytes:
         """
         See L{IAccountStore.fakeCredentialSecret}: read (or made) with a
@@ -1867,8 +2056,10 @@ __all__ = [
     "BUSY_TIMEOUT",
     "MAX_JID_BYTES",
     "MAX_OFFLINE_STANZA_BYTES",
+    "MAX_PRIVATE_NAMESPACE_BYTES",
     "MAX_ROSTER_GROUPS",
     "MAX_ROSTER_TEXT_BYTES",
+    "MAX_STORED_XML_BYTES",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "SQLiteDatabase",
@@ -1876,6 +2067,8 @@ __all__ = [
     "SchemaVersionError",
     "checkBlockedJIDs",
     "checkOfflineStanza",
+    "checkPrivateNamespace",
     "checkRosterItem",
     "checkStoredJID",
+    "checkStoredXML",
 ]
