@@ -31,11 +31,11 @@ from twisted.words.protocols.jabber import error, jid
 from twisted.words.xish import domish
 from wokkel import disco
 from wokkel.iwokkel import IDisco
-from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import Attribute, Interface, implementer
 
 from xmppcert import _log, x509
 from xmppcert.cred import accountNamingProblem
+from xmppcert.iqhandler import OrderedIQHandler
 from xmppcert.metrics import IMetrics, NullMetrics, countedRequest
 from xmppcert.store.interfaces import STORE_FAILURES as _STORE_FAILURES
 from xmppcert.store.interfaces import (
@@ -526,7 +526,7 @@ class CertificateManager:
 
 
 @implementer(IDisco)
-class SASLCertHandler(XMPPHandler, IQHandlerMixin):
+class SASLCertHandler(OrderedIQHandler):
     """
     The XEP-0257 protocol on one bound client stream.
     """
@@ -539,18 +539,10 @@ class SASLCertHandler(XMPPHandler, IQHandlerMixin):
         """
         @param metrics: told about each request answered.
         """
-        XMPPHandler.__init__(self)
+        OrderedIQHandler.__init__(self)
         self.manager = manager
         self.requester = requester
         self.metrics: IMetrics = metrics if metrics is not None else NullMetrics()
-        # RFC 6120 section 10.1: a stream's requests are handled in the
-        # order they came, each after the one before has been answered
-        # (an append, then a revoke of that name, sent without waiting).
-        self._inOrder = defer.DeferredLock()
-
-    def connectionInitialized(self) -> None:
-        for query in self.iqHandlers:
-            self.xmlstream.addObserver(query, self.handleRequest)
 
     def _payload(self, iq: domish.Element, name: str) -> domish.Element:
         return next(c for c in iq.elements(NS_SASLCERT, name))
@@ -560,22 +552,22 @@ class SASLCertHandler(XMPPHandler, IQHandlerMixin):
         def items() -> defer.Deferred[domish.Element]:
             return self.manager.items(self.requester).addCallback(itemsElement)
 
-        return self._inOrder.run(items)
+        return defer.maybeDeferred(items)
 
     @countedRequest("append")
     def _onAppend(self, iq: domish.Element) -> defer.Deferred[None]:
         request = AppendRequest.fromElement(self._payload(iq, "append"))
-        return self._inOrder.run(self.manager.append, self.requester, request)
+        return defer.maybeDeferred(self.manager.append, self.requester, request)
 
     @countedRequest("disable")
     def _onDisable(self, iq: domish.Element) -> defer.Deferred[None]:
         request = NameRequest.fromElement(self._payload(iq, "disable"))
-        return self._inOrder.run(self.manager.disable, self.requester, request.name)
+        return defer.maybeDeferred(self.manager.disable, self.requester, request.name)
 
     @countedRequest("revoke")
     def _onRevoke(self, iq: domish.Element) -> defer.Deferred[None]:
         request = NameRequest.fromElement(self._payload(iq, "revoke"))
-        return self._inOrder.run(self.manager.revoke, self.requester, request.name)
+        return defer.maybeDeferred(self.manager.revoke, self.requester, request.name)
 
     def getDiscoInfo(self, requestor: jid.JID, target: jid.JID | None, nodeIdentifier: str = "") -> list[Any]:
         """

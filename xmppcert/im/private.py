@@ -43,10 +43,11 @@ from twisted.words.protocols.jabber import error, jid
 from twisted.words.xish import domish
 from wokkel import disco
 from wokkel.iwokkel import IDisco
-from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
+from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 
 from xmppcert import _log
+from xmppcert.iqhandler import OrderedIQHandler
 from xmppcert.routing import INBOUND_BARE, Inbound
 from xmppcert.sessions import Session, SessionManager
 from xmppcert.store.interfaces import STORE_FAILURES, NoSuchAccount, PrivateStorageFull
@@ -267,7 +268,7 @@ class PrivateService:
 
 
 @implementer(IDisco)
-class PrivateHandler(XMPPHandler, IQHandlerMixin):
+class PrivateHandler(OrderedIQHandler):
     """
     C{jabber:iq:private} on one bound client stream.
     """
@@ -275,15 +276,9 @@ class PrivateHandler(XMPPHandler, IQHandlerMixin):
     iqHandlers = {PRIVATE_GET: "_onGet", PRIVATE_SET: "_onSet"}
 
     def __init__(self, service: PrivateService, session: Session) -> None:
-        XMPPHandler.__init__(self)
+        OrderedIQHandler.__init__(self)
         self.service = service
         self.session = session
-        # RFC 6120 section 10.1: requests are answered in order.
-        self._inOrder = defer.DeferredLock()
-
-    def connectionInitialized(self) -> None:
-        for query in self.iqHandlers:
-            self.xmlstream.addObserver(query, self.handleRequest)
 
     def _query(self, iq: domish.Element) -> domish.Element:
         to = iq.getAttribute("to")
@@ -314,12 +309,12 @@ class PrivateHandler(XMPPHandler, IQHandlerMixin):
                     query.addChild(element)
             return query
 
-        return self._inOrder.run(lambda: defer.ensureDeferred(get()))
+        return defer.ensureDeferred(get())
 
     def _onSet(self, iq: domish.Element) -> defer.Deferred[None]:
         elements = list(self._query(iq).elements())
         account = self.session.jid.userhost()
-        return self._inOrder.run(lambda: defer.ensureDeferred(self.service.set(account, elements)))
+        return defer.ensureDeferred(self.service.set(account, elements))
 
     def getDiscoInfo(self, requestor: jid.JID, target: jid.JID | None, nodeIdentifier: str = "") -> list[Any]:
         if nodeIdentifier:

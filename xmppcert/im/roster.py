@@ -32,11 +32,12 @@ from twisted.words.protocols.jabber import error, jid
 from twisted.words.xish import domish
 from wokkel import disco
 from wokkel.iwokkel import IDisco
-from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
+from wokkel.subprotocols import XMPPHandler
 from zope.interface import Interface, implementer
 
 from xmppcert import _log
 from xmppcert.config import IMConfig
+from xmppcert.iqhandler import OrderedIQHandler
 from xmppcert.jids import parseJID
 from xmppcert.routing import INBOUND_BARE, Inbound
 from xmppcert.sessions import Session, SessionManager
@@ -689,7 +690,7 @@ def rosterFullError(limit: int) -> error.StanzaError:
 
 
 @implementer(IDisco)
-class RosterHandler(XMPPHandler, IQHandlerMixin):
+class RosterHandler(OrderedIQHandler):
     """
     C{jabber:iq:roster} on one bound client stream: roster gets and sets
     without C{to} or to the user's own bare JID (RFC 6121 section 2.1.3).
@@ -698,16 +699,9 @@ class RosterHandler(XMPPHandler, IQHandlerMixin):
     iqHandlers = {ROSTER_GET: "_onGet", ROSTER_SET: "_onSet"}
 
     def __init__(self, service: IRosterService, session: Session) -> None:
-        XMPPHandler.__init__(self)
+        OrderedIQHandler.__init__(self)
         self.service = service
         self.session = session
-        # RFC 6120 section 10.1: a stream's requests are handled in order
-        # (a set, then a get sent without waiting, sees the set).
-        self._inOrder = defer.DeferredLock()
-
-    def connectionInitialized(self) -> None:
-        for query in self.iqHandlers:
-            self.xmlstream.addObserver(query, self.handleRequest)
 
     def _query(self, iq: domish.Element) -> domish.Element:
         to = iq.getAttribute("to")
@@ -730,14 +724,14 @@ class RosterHandler(XMPPHandler, IQHandlerMixin):
                 query.addChild(itemElement(item))
             return query
 
-        return self._inOrder.run(self.service.getRoster, self.session, version).addCallback(answer)
+        return defer.maybeDeferred(self.service.getRoster, self.session, version).addCallback(answer)
 
     def _onSet(self, iq: domish.Element) -> defer.Deferred[None]:
         account = self.session.jid.userhostJID()
         request = RosterSet.fromElement(self._query(iq), account)
         if request.remove:
-            return self._inOrder.run(self.service.removeItem, account, request.contact)
-        return self._inOrder.run(self.service.setItem, account, request)
+            return defer.maybeDeferred(self.service.removeItem, account, request.contact)
+        return defer.maybeDeferred(self.service.setItem, account, request)
 
     def getDiscoInfo(self, requestor: jid.JID, target: jid.JID | None, nodeIdentifier: str = "") -> list[Any]:
         if nodeIdentifier:

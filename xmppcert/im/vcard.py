@@ -52,10 +52,11 @@ from twisted.words.protocols.jabber import error, jid, xmlstream
 from twisted.words.xish import domish
 from wokkel import disco
 from wokkel.iwokkel import IDisco
-from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
+from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 
 from xmppcert import _log
+from xmppcert.iqhandler import OrderedIQHandler
 from xmppcert.jids import parseJID
 from xmppcert.routing import INBOUND_BARE, INBOUND_FULL, SESSION_ENDED, Ended, Inbound
 from xmppcert.sessions import Session, SessionManager
@@ -390,7 +391,7 @@ class VCardService:
 
 
 @implementer(IDisco)
-class VCardHandler(XMPPHandler, IQHandlerMixin):
+class VCardHandler(OrderedIQHandler):
     """
     vcard-temp on one bound client stream: the user's own vCard, get and
     set, without C{to} or to the user's own bare JID.
@@ -399,16 +400,9 @@ class VCardHandler(XMPPHandler, IQHandlerMixin):
     iqHandlers = {VCARD_GET: "_onGet", VCARD_SET: "_onSet"}
 
     def __init__(self, service: VCardService, session: Session) -> None:
-        XMPPHandler.__init__(self)
+        OrderedIQHandler.__init__(self)
         self.service = service
         self.session = session
-        # RFC 6120 section 10.1: a set, then a get sent without waiting,
-        # sees the set.
-        self._inOrder = defer.DeferredLock()
-
-    def connectionInitialized(self) -> None:
-        for query in self.iqHandlers:
-            self.xmlstream.addObserver(query, self.handleRequest)
 
     def _vcard(self, iq: domish.Element) -> domish.Element:
         to = iq.getAttribute("to")
@@ -426,12 +420,12 @@ class VCardHandler(XMPPHandler, IQHandlerMixin):
             # XEP-0054 section 3.1: an empty vCard when there is none.
             return vcard if vcard is not None else emptyVCard()
 
-        return self._inOrder.run(lambda: defer.ensureDeferred(get()))
+        return defer.ensureDeferred(get())
 
     def _onSet(self, iq: domish.Element) -> defer.Deferred[None]:
         vcard = self._vcard(iq)
         account = self.session.jid.userhost()
-        return self._inOrder.run(lambda: defer.ensureDeferred(self.service.setVCard(account, vcard)))
+        return defer.ensureDeferred(self.service.setVCard(account, vcard))
 
     def getDiscoInfo(self, requestor: jid.JID, target: jid.JID | None, nodeIdentifier: str = "") -> list[Any]:
         """
