@@ -754,3 +754,19 @@ def test_httpCertificatePaths(tmp_path: Path) -> None:
     )
     assert config.http.certificate == tmp_path / "w.crt"
     assert config.http.key == tmp_path / "w.key"
+
+
+def test_imLimits() -> None:
+    """
+    [im]: the limits of rosters, offline messages, block lists, presence,
+    vCards and private XML, with their defaults; out-of-range values name
+    the key.
+    """
+    from xmppcert.config import IMConfig
+
+    assert build().im == IMConfig()
+    im = build(im={"max_vcard_bytes": 2048, "max_private_bytes": 4096, "max_offline_messages": 0}).im
+    assert (im.max_vcard_bytes, im.max_private_bytes, im.max_offline_messages) == (2048, 4096, 0)
+    assertNames("im.max_vcard_bytes", im={"max_vcard_bytes": 10})
+    assertNames("im.presence_rate", im={"presence_rate": 0})
+    assertNames("im.colour", im={"colour": 1})

@@ -592,3 +592,18 @@ def test_imFeatureReplaceable(tmp_path: Path) -> None:
     assert offline.storeIfOffline not in sessions.hooks.handlers(INBOUND_BARE)
     assert offline.presenceChanged not in sessions.hooks.handlers(PRESENCE_BROADCAST)
     assert offline.handlersFor not in server.c2s.handlerFactories
+
+
+def test_imLimitsReachTheServices(tmp_path: Path) -> None:
+    """
+    [im] limits are what the IM services read (live: through the server's
+    configuration, which reload replaces).
+    """
+    root = makeService(
+        makeTestConfig(tmp_path, im={"max_vcard_bytes": 2048, "max_private_bytes": 4096}),
+        store=InMemoryAccountStore(),
+        reactor=task.Clock(),
+    )
+    im = cast(Any, root).im
+    assert im.vcard.config().max_vcard_bytes == 2048
+    assert im.private.config().max_private_bytes == 4096

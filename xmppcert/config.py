@@ -295,6 +295,10 @@ class IMConfig:
         on average; more are dropped (a flood does not reach contacts).
     @ivar presence_burst: presence stanzas a session may send at once
         before L{presence_rate} applies.
+    @ivar max_vcard_bytes: bytes of one vCard (XEP-0054).
+    @ivar max_private_fragment_bytes: bytes of one namespace's private XML
+        (XEP-0049).
+    @ivar max_private_bytes: bytes of an account's private XML together.
     """
 
     max_roster_items: int = 1000
@@ -302,6 +306,9 @@ class IMConfig:
     max_blocked: int = 1000
     presence_rate: float = 5.0
     presence_burst: int = 30
+    max_vcard_bytes: int = 64 * 1024
+    max_private_fragment_bytes: int = 64 * 1024
+    max_private_bytes: int = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -833,7 +840,10 @@ def _httpConfig(data: Mapping[str, Any], path: Callable[[str], Path]) -> HTTPCon
 def _imConfig(data: Mapping[str, Any]) -> IMConfig:
     _noUnknownKeys(
         data,
-        {"max_roster_items", "max_offline_messages", "max_blocked", "presence_rate", "presence_burst"},
+        {
+            "max_roster_items", "max_offline_messages", "max_blocked", "presence_rate", "presence_burst",
+            "max_vcard_bytes", "max_private_fragment_bytes", "max_private_bytes",
+        },
         "im.",
     )
     defaults = IMConfig()
@@ -847,6 +857,11 @@ def _imConfig(data: Mapping[str, Any]) -> IMConfig:
         max_blocked=number("max_blocked", int, 1, 100_000, "an integer from 1 to 100000"),
         presence_rate=float(number("presence_rate", (int, float), 0.1, 1000, "a number from 0.1 to 1000")),
         presence_burst=number("presence_burst", int, 1, 10_000, "an integer from 1 to 10000"),
+        max_vcard_bytes=number("max_vcard_bytes", int, 1024, 16 * 1024 * 1024, "bytes from 1024 to 16777216"),
+        max_private_fragment_bytes=number(
+            "max_private_fragment_bytes", int, 1024, 16 * 1024 * 1024, "bytes from 1024 to 16777216"
+        ),
+        max_private_bytes=number("max_private_bytes", int, 1024, 256 * 1024 * 1024, "bytes from 1024 to 268435456"),
     )
 
 
@@ -988,6 +1003,11 @@ max_offline_messages = {im.max_offline_messages}
 max_blocked = {im.max_blocked}
 presence_rate = {im.presence_rate:g}
 presence_burst = {im.presence_burst}
+# Bytes of a vCard, of one namespace of private XML, and of an account's
+# private XML together.
+max_vcard_bytes = {im.max_vcard_bytes}
+max_private_fragment_bytes = {im.max_private_fragment_bytes}
+max_private_bytes = {im.max_private_bytes}
 
 [control]
 # The UNIX socket (mode 0600; relative to data_dir) through which the
