@@ -334,7 +334,7 @@ def test_bugDoesNotJamTheStream(monkeypatch: pytest.MonkeyPatch) -> None:
     answers = iqs(alice.received())
     assert [(a["id"], a["type"]) for a in answers] == [("l1", "error"), ("b1", "result")]
     assert stanzaErrorCondition(answers[0]) == "internal-server-error"
-    assert [e["log_level"] for e in events if e.get("log_namespace") == "xmppcert.im.blocking"] == [LogLevel.critical]
+    assert [e["log_level"] for e in events if e.get("log_namespace") == "xmppcert.handlers"] == [LogLevel.critical]
 
 
 def test_unblock() -> None:

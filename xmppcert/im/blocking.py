@@ -43,7 +43,7 @@ they send their current presence (section 3.3, 3.4).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 from weakref import WeakSet
@@ -51,7 +51,7 @@ from weakref import WeakSet
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger, LogLevel
-from twisted.words.protocols.jabber import error, jid, xmlstream
+from twisted.words.protocols.jabber import error, jid
 from twisted.words.xish import domish
 from wokkel import disco
 from wokkel.iwokkel import IDisco
@@ -62,6 +62,7 @@ from xmppcert import _log
 from xmppcert.config import IMConfig
 from xmppcert.im.offline import IOfflineFilter
 from xmppcert.im.roster import SUBSCRIPTION_TYPES, UNSUBSCRIBE, UNSUBSCRIBED
+from xmppcert.iqhandler import OrderedIQHandler
 from xmppcert.jids import parseJID
 from xmppcert.routing import (
     INBOUND_BARE,
@@ -251,57 +252,27 @@ class IBlockList(Interface):
 
 
 @implementer(IDisco)
-class BlockingHandler(XMPPHandler):
+class BlockingHandler(OrderedIQHandler):
     """
-    XEP-0191 on one bound client stream.
+    XEP-0191 on one bound client stream, its requests answered in order
+    (L{OrderedIQHandler}).
+    """
 
-    Requests are answered one after the other, in the order they came
-    (RFC 6120 section 10.1), each once the one before it has been
-    answered: a refusal never overtakes an answer that waits for the store.
-    """
+    iqHandlers = {BLOCKLIST: "_blockList", BLOCK: "_block", UNBLOCK: "_unblock"}
 
     def __init__(self, service: BlockingService, session: Session) -> None:
-        XMPPHandler.__init__(self)
+        OrderedIQHandler.__init__(self)
         self.service = service
         self.session = session
-        self._answered: defer.Deferred[None] = defer.succeed(None)
 
-    def connectionInitialized(self) -> None:
-        requests: dict[str, Callable[[domish.Element], Awaitable[domish.Element | None]]] = {
-            BLOCKLIST: self._blockList,
-            BLOCK: self._block,
-            UNBLOCK: self._unblock,
-        }
-        for query, handler in requests.items():
-            self.xmlstream.addObserver(query, self._onRequest, handler=handler)
-
-    def _onRequest(
-        self, iq: domish.Element, handler: Callable[[domish.Element], Awaitable[domish.Element | None]]
-    ) -> None:
+    def handleRequest(self, iq: domish.Element) -> None:
         # Sections 3.2 to 3.5: the requests have no 'to' ("handled by the
         # user's server"); the user's own bare JID is the same (RFC 6120
         # section 10.3.3). Others are left for the stream to refuse.
         to = iq.getAttribute("to")
         if to is not None and to != self.session.jid.userhost():
             return
-        iq.handled = True  # type: ignore[attr-defined]
-        self._answered.addCallback(lambda _: defer.ensureDeferred(self._answer(iq, handler)))
-
-    async def _answer(
-        self, iq: domish.Element, handler: Callable[[domish.Element], Awaitable[domish.Element | None]]
-    ) -> None:
-        try:
-            payload = await handler(iq)
-        except error.StanzaError as e:
-            response = e.toResponse(iq)
-        except Exception:
-            log.failure("A XEP-0191 request of {jid} failed", jid=self.session.jid.full())
-            response = error.StanzaError("internal-server-error").toResponse(iq)
-        else:
-            response = xmlstream.toResponse(iq, "result")
-            if payload is not None:
-                response.addChild(payload)
-        self.send(response)
+        super().handleRequest(iq)
 
     def _payload(self, iq: domish.Element, name: str) -> domish.Element:
         return next(iter(iq.elements(NS_BLOCKING, name)))
