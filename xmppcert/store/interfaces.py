@@ -11,9 +11,10 @@ checked against the same values.
 
 from __future__ import annotations
 
+import datetime
 import sqlite3
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from zope.interface import Interface
@@ -816,7 +817,162 @@ class IPrivateStore(Interface):
         """
 
 
+class PEPNodeLimitReached(StoreError):
+    """
+    Creating a PEP node would exceed the account's limit of nodes.
+    """
+
+
+class NoSuchPEPNode(StoreError):
+    """
+    The account has no PEP node of that name.
+    """
+
+
+class PEPNodeExists(StoreError):
+    """
+    The account already has a PEP node of that name.
+    """
+
+
+@dataclass(frozen=True)
+class PEPNode:
+    """
+    A node of an account's personal eventing service (XEP-0163).
+
+    @ivar node: the node identifier (at most L{MAX_PEP_NODE_NAME} characters).
+    @ivar config: the node configuration, XEP-0060 field variables
+        (C{pubsub#access_model}, C{pubsub#max_items}, ...) to their values
+        as strings; a multi-valued field's values are joined by newlines.
+        The store keeps it as given, it does not interpret it.
+    """
+
+    node: str
+    config: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class PEPItem:
+    """
+    A published item.
+
+    @ivar id: the item id (at most L{MAX_PEP_ITEM_ID} characters).
+    @ivar payload: the item's payload, serialized XML (the child of
+        C{<item/>}), or C{""} for an item without payload.
+    @ivar publisher: the full JID that published it.
+    @ivar published: when it was published (UTC, aware).
+    """
+
+    id: str
+    payload: str
+    publisher: str
+    published: datetime.datetime
+
+
+#: The longest PEP node identifier and item id the store keeps.
+MAX_PEP_NODE_NAME = 1023
+MAX_PEP_ITEM_ID = 1023
+
+
+class IPEPStore(Interface):
+    """
+    Personal eventing (XEP-0163): per account, nodes with their
+    configuration, and each node's items, newest first. Deleted with the
+    account.
+    """
+
+    def listPEPNodes(account):  # type: ignore[no-untyped-def]
+        """
+        @return: Deferred firing with the account's L{PEPNode}s, by node
+            identifier (none for an account that does not exist).
+        """
+
+    def getPEPNode(account, node):  # type: ignore[no-untyped-def]
+        """
+        @return: Deferred firing with the L{PEPNode}, or C{None}.
+        """
+
+    def createPEPNode(account, node, config, maxNodes=0):  # type: ignore[no-untyped-def]
+        """
+        Create a node without items.
+
+        @param config: see L{PEPNode.config}.
+        @param maxNodes: the most nodes the account may have; 0 for no limit.
+        @return: Deferred firing with C{None}.
+        @raise PEPNodeExists: (in the Deferred) it exists.
+        @raise PEPNodeLimitReached: the account has C{maxNodes} nodes.
+        @raise NoSuchAccount: C{account} does not exist.
+        """
+
+    def configurePEPNode(account, node, config, maxItems=0):  # type: ignore[no-untyped-def]
+        """
+        Replace a node's configuration, and keep only its C{maxItems} newest
+        items (0: keep them all), in one transaction.
+
+        @return: Deferred firing with C{None}.
+        @raise NoSuchPEPNode: (in the Deferred) there is no such node.
+        """
+
+    def deletePEPNode(account, node):  # type: ignore[no-untyped-def]
+        """
+        Delete a node and its items.
+
+        @return: Deferred firing with C{True}, or C{False} when there was
+            no such node.
+        """
+
+    def publishPEPItem(account, node, item, maxItems=0, createConfig=None, maxNodes=0):  # type: ignore[no-untyped-def]
+        """
+        Publish an item to a node, in one transaction: an item with the same
+        id is replaced (and becomes the newest); then only the C{maxItems}
+        newest items are kept (0: all).
+
+        @param item: a L{PEPItem}.
+        @param createConfig: when not C{None} and the node does not exist,
+            it is created with this configuration first (XEP-0163 section
+            4.3: auto-create), subject to C{maxNodes}.
+        @return: Deferred firing with C{True} when the node was created by
+            this call, else C{False}.
+        @raise NoSuchPEPNode: (in the Deferred) no such node and
+            C{createConfig} is C{None}.
+        @raise PEPNodeLimitReached: creating it would exceed C{maxNodes}.
+        @raise NoSuchAccount: C{account} does not exist.
+        """
+
+    def getPEPItems(account, node, itemIds=None, maxItems=0):  # type: ignore[no-untyped-def]
+        """
+        @param itemIds: only these items (those that exist), or C{None} for
+            all.
+        @param maxItems: at most this many, the newest; 0 for no limit.
+        @return: Deferred firing with a list of L{PEPItem}, newest first.
+        @raise NoSuchPEPNode: (in the Deferred) there is no such node.
+        """
+
+    def retractPEPItem(account, node, itemId):  # type: ignore[no-untyped-def]
+        """
+        @return: Deferred firing with C{True}, or C{False} when the node
+            had no such item.
+        @raise NoSuchPEPNode: (in the Deferred) there is no such node.
+        """
+
+    def purgePEPNode(account, node):  # type: ignore[no-untyped-def]
+        """
+        Remove every item of a node, keeping the node.
+
+        @return: Deferred firing with C{None}.
+        @raise NoSuchPEPNode: (in the Deferred) there is no such node.
+        """
+
+
 __all__ = [
+    "IPEPStore",
+    "MAX_PEP_ITEM_ID",
+    "MAX_PEP_NODE_NAME",
+    "NoSuchPEPNode",
+    "PEPItem",
+    "PEPNode",
+    "PEPNodeExists",
+    "PEPNodeLimitReached",
     "STORE_FAILURES",
     "IPrivateStore",
     "IVCardStore",
