@@ -24,7 +24,7 @@ from xmppcert.config import (
     loadConfig,
 )
 
-TOP_LEVEL_SCALARS = {"domains", "data_dir", "log_level", "keepalive_interval", "log_format"}
+TOP_LEVEL_SCALARS = {"domains", "data_dir", "log_level", "keepalive_interval", "log_format", "admins"}
 #: Every table of the file, from the Config dataclass itself.
 TABLES = [f.name for f in dataclasses.fields(Config) if f.name not in TOP_LEVEL_SCALARS]
 
@@ -770,3 +770,33 @@ def test_imLimits() -> None:
     assertNames("im.max_vcard_bytes", im={"max_vcard_bytes": 10})
     assertNames("im.presence_rate", im={"presence_rate": 0})
     assertNames("im.colour", im={"colour": 1})
+
+
+
+def test_adminsPreparedBareJIDsOnServedDomains() -> None:
+    """
+    XEP-0133 administrators are configured as bare JIDs of served domains,
+    prepared (RFC 7622), duplicates dropped; none by default.
+    """
+    assert build().admins == ()
+    config = build(domains=["example.org"], admins=["Admin@example.org", "admin@example.org", "ops@example.org"])
+    assert config.admins == ("admin@example.org", "ops@example.org")
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (["admin@example.org/phone"], "not a bare JID"),
+        (["example.org"], "not a bare JID"),
+        (["admin@elsewhere.example"], "not on a served domain"),
+        (["a@b@c"], "not a JID"),
+        ("admin@example.org", "must be a list"),
+        ([""], "non-empty strings"),
+    ],
+)
+def test_adminsRefused(value: Any, message: str) -> None:
+    """
+    An administrator that is not a bare JID of a served domain is a
+    configuration error naming the key.
+    """
+    assert message in assertNames("admins", domains=["example.org"], admins=value)

@@ -345,6 +345,9 @@ class Config:
         on every bound client stream; 0 turns them off.
     @ivar log_format: C{"text"} or C{"json"} (one object a line on stdout,
         see L{xmppcert.logging}).
+    @ivar admins: bare JIDs (prepared) of the accounts that may administer
+        the server from a client (XEP-0133 ad-hoc commands, certificates of
+        any account).
     """
 
     domains: tuple[str, ...]
@@ -362,6 +365,7 @@ class Config:
     log_level: str = "info"
     keepalive_interval: float = 0.0
     log_format: str = "text"
+    admins: tuple[str, ...] = ()
 
     def replace(self, **changes: Any) -> Config:
         """
@@ -541,7 +545,7 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
         {
             "domains", "data_dir", "log_level", "keepalive_interval", "log_format",
             "tls", "listen", "store", "sasl", "limits", "certificates", "metrics",
-            "control", "http", "im",
+            "control", "http", "im", "admins",
         },
         "",
     )
@@ -768,6 +772,8 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
         lambda v: v == 0 or 5 <= v <= 3600, "0 or a number of seconds from 5 to 3600",
     ))
 
+    admins = tuple(dict.fromkeys(_admin(a, domains) for a in _stringList(data, "admins", "", [])))
+
     return Config(
         domains=domains,
         data_dir=dataDir,
@@ -784,7 +790,22 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
         log_level=logLevel,
         keepalive_interval=keepalive,
         log_format=logFormat,
+        admins=admins,
     )
+
+
+def _admin(value: str, domains: tuple[str, ...]) -> str:
+    try:
+        parsed = parseJID(value)
+    except jid.InvalidFormat as e:
+        raise ConfigError(f"admins: {value!r} is not a JID: {e}") from None
+    _check(
+        parsed.user is not None and parsed.resource is None,
+        "admins",
+        f"{value!r} is not a bare JID such as admin@{domains[0]}",
+    )
+    _check(parsed.host in domains, "admins", f"{value!r} is not on a served domain ({', '.join(domains)})")
+    return parsed.userhost()
 
 
 def _origin(value: str) -> str:
@@ -921,6 +942,9 @@ log_level = "info"
 # "text", or "json": one JSON object a line on stdout (journal, log shippers).
 log_format = "text"
 keepalive_interval = 0
+# Accounts that may administer the server from a client (XEP-0133 ad-hoc
+# commands, certificates of any account), e.g. ["admin@{domain}"].
+admins = []
 
 [tls]
 # Relative to data_dir.
