@@ -20,6 +20,7 @@ from twisted.internet.interfaces import IReactorTime
 from xmppcert.c2s.server import HandlerFactory, InformationalFeature
 from xmppcert.config import IMConfig
 from xmppcert.im.blocking import BlockingService
+from xmppcert.im.caps import CapsService
 from xmppcert.im.carbons import CarbonsService
 from xmppcert.im.entitytime import timeHandlers
 from xmppcert.im.offline import OfflineService
@@ -56,6 +57,7 @@ class IMServices:
     blocking: BlockingService
     vcard: VCardService
     private: PrivateService
+    caps: CapsService
     handlerFactories: list[HandlerFactory]
     features: list[InformationalFeature]
 
@@ -96,6 +98,9 @@ def installIM(
     vcard.install()
     private = PrivateService(sessions, store, config, clock)
     private.install()
+    # What each client wants notifications of (XEP-0115, for PEP).
+    caps = CapsService(sessions, clock, config)
+    caps.install()
     return IMServices(
         roster=roster,
         presence=presence,
@@ -104,9 +109,11 @@ def installIM(
         blocking=blocking,
         vcard=vcard,
         private=private,
+        caps=caps,
         handlerFactories=[
             rosterHandlers(roster), carbons.handlersFor, blocking.handlersFor, offline.handlersFor,
             versionHandlers, timeHandlers(clock), vcard.handlersFor, private.handlersFor,
+            caps.handlersFor,
         ],
         features=streamFeatures(),
     )
