@@ -1438,7 +1438,7 @@ def test_checkFine(dataDir: Path, run) -> None:  # type: ignore[no-untyped-def]
     assert result.code == 0, result.out
     lines = result.out.splitlines()
     assert lines[-1] == "no problems found"
-    assert "ok    store.sqlite: " + str(dataDir.resolve() / "xmppcert.sqlite") + " is readable and writable (schema version 6)" in lines
+    assert "ok    store.sqlite: " + str(dataDir.resolve() / "xmppcert.sqlite") + " is readable and writable (schema version 7)" in lines
     assert "info  tls: TLS 1.2 and 1.3 (tls.min_version = '1.2')" in lines
     assert "info  sasl: without a client certificate: SCRAM-SHA-256, SCRAM-SHA-1, PLAIN" in lines
     assert (

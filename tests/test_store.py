@@ -1308,16 +1308,16 @@ def database(dbPath: Path) -> Any:
 
 def test_schemaVersionRecorded(database: SQLiteDatabase, dbPath: Path) -> None:
     """
-    A new database records schema_version 6 in the meta table, and opening
+    A new database records schema_version 7 in the meta table, and opening
     it again keeps it.
     """
-    assert SCHEMA_VERSION == 6
-    assert database.schemaVersion() == 6
+    assert SCHEMA_VERSION == 7
+    assert database.schemaVersion() == 7
     conn = sqlite3.connect(dbPath)
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [(6,)]
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [(7,)]
     conn.close()
     SQLiteDatabase.open(dbPath).close()
-    assert database.schemaVersion() == 6
+    assert database.schemaVersion() == 7
 
 
 def test_fakeCredentialSecretStable(dbPath: Path) -> None:
@@ -1385,14 +1385,14 @@ def test_newerSchemaRefused(dbPath: Path) -> None:
     SchemaVersionError and leaves the file alone.
     """
     SQLiteDatabase.open(dbPath).close()
-    setSchemaVersion(dbPath, 7)
+    setSchemaVersion(dbPath, 8)
     with pytest.raises(SchemaVersionError) as e:
         SQLiteDatabase.open(dbPath)
-    assert str(e.value) == "database schema version 7 is newer than this xmppcert supports (6)"
+    assert str(e.value) == "database schema version 8 is newer than this xmppcert supports (7)"
     conn = sqlite3.connect(dbPath)
     assert conn.execute(
         "SELECT value FROM meta WHERE key = 'schema_version'"
-    ).fetchall() == [(7,)]
+    ).fetchall() == [(8,)]
     conn.close()
 
 

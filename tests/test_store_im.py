@@ -602,10 +602,10 @@ def _schema(path: Path) -> list[tuple[str, str, str]]:
 def test_schemaVersion5(database: SQLiteDatabase) -> None:
     """
     A new database has the IM tables of schema version 5 (it is at version
-    6 now, with the vCard and private XML tables).
+    7 now, with the vCard, private XML and PEP tables).
     """
-    assert SCHEMA_VERSION == 6
-    assert database.schemaVersion() == 6
+    assert SCHEMA_VERSION == 7
+    assert database.schemaVersion() == 7
     tables = {
         name
         for (name,) in database._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
@@ -720,14 +720,14 @@ def _makeVersion4(path: Path) -> None:
 def test_migrateFromVersion4(dbPath: Path) -> None:
     """
     Opening a version 4 database migrates it in place to version 5 (and on
-    to the current version, 6): the
+    to the current version, 7): the
     accounts, credentials, lock, certificates, revocation, change counter
     and audit trail are kept, and the IM tables work, cascade included.
     """
     _makeVersion4(dbPath)
     database = SQLiteDatabase.open(dbPath)
     try:
-        assert database.schemaVersion() == SCHEMA_VERSION == 6
+        assert database.schemaVersion() == SCHEMA_VERSION == 7
         assert database.listAccounts() == [ALICE, BOB]
         assert database.accountCreatedAt(ALICE) == 17.0
         assert database.getScramCredential(ALICE, "SCRAM-SHA-256") == SHA256
@@ -760,7 +760,7 @@ def test_migrateFromVersion4(dbPath: Path) -> None:
 
 def test_reopenVersion5(dbPath: Path) -> None:
     """
-    Opening a current (version 6) database again is a no-op: the schema and the data
+    Opening a current (version 7) database again is a no-op: the schema and the data
     are unchanged, and nothing is migrated twice.
     """
     _makeVersion4(dbPath)
@@ -773,7 +773,7 @@ def test_reopenVersion5(dbPath: Path) -> None:
     before = _schema(dbPath)
     database = SQLiteDatabase.open(dbPath)
     try:
-        assert database.schemaVersion() == SCHEMA_VERSION == 6
+        assert database.schemaVersion() == SCHEMA_VERSION == 7
         assert database.getRoster(BOB) == (1, [RosterItem(ALICE, groups=("Family",))])
         assert database.countOfflineMessages(BOB) == 1
     finally:

@@ -264,13 +264,13 @@ def dbPath(tmp_path: Path) -> Path:
 
 def test_schemaVersion6(dbPath: Path) -> None:
     """
-    A new database is at schema version 6, with the vcards and private_xml
-    tables.
+    A new database has the vcards and private_xml tables of schema version
+    6 (it is at version 7 now, with the PEP tables).
     """
     database = SQLiteDatabase.open(dbPath)
     try:
-        assert SCHEMA_VERSION == len(MIGRATIONS) == 6
-        assert database.schemaVersion() == 6
+        assert SCHEMA_VERSION == len(MIGRATIONS) == 7
+        assert database.schemaVersion() == 7
         tables = {
             name
             for (name,) in database._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
@@ -302,14 +302,14 @@ def _makeVersion5(path: Path) -> None:
 
 def test_migrateFromVersion5(dbPath: Path) -> None:
     """
-    Opening a version 5 database migrates it in place to version 6: the
-    accounts and the IM rows are kept, and the new tables work, cascade
-    included.
+    Opening a version 5 database migrates it in place to version 6 (and on
+    to the current version, 7): the accounts and the IM rows are kept, and
+    the new tables work, cascade included.
     """
     _makeVersion5(dbPath)
     database = SQLiteDatabase.open(dbPath)
     try:
-        assert database.schemaVersion() == SCHEMA_VERSION == 6
+        assert database.schemaVersion() == SCHEMA_VERSION == 7
         assert database.listAccounts() == [ALICE, BOB]
         assert database.getRoster(ALICE) == (1, [RosterItem(BOB, subscription="both")])
         database.setVCard(ALICE, VCARD)
@@ -327,7 +327,7 @@ def test_migrateFromVersion5(dbPath: Path) -> None:
     SQLiteDatabase.open(dbPath).close()
     conn = sqlite3.connect(dbPath)
     try:
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [(6,)]
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [(7,)]
     finally:
         conn.close()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
@@ -25,12 +25,18 @@ from xmppcert.store.interfaces import (
     IBlockingStore,
     ICertificateStore,
     IOfflineStore,
+    IPEPStore,
     IPrivateStore,
     IRosterStore,
     IVCardStore,
     NoSuchAccount,
     NoSuchCertificate,
+    NoSuchPEPNode,
     OfflineMessage,
+    PEPItem,
+    PEPNode,
+    PEPNodeExists,
+    PEPNodeLimitReached,
     PrivateStorageFull,
     RosterFull,
     RosterItem,
@@ -46,6 +52,10 @@ from xmppcert.store.interfaces import (
 from xmppcert.store.sqlite import (
     checkBlockedJIDs,
     checkOfflineStanza,
+    checkPEPConfig,
+    checkPEPItem,
+    checkPEPItemIds,
+    checkPEPNodeName,
     checkPrivateNamespace,
     checkRosterItem,
     checkStoredXML,
@@ -75,12 +85,13 @@ def _checkMechanisms(credentials: Sequence[ScramCredential]) -> None:
     IBlockingStore,
     IVCardStore,
     IPrivateStore,
+    IPEPStore,
 )
 class InMemoryAccountStore:
     """
     An L{IAccountStore}, L{ICertificateStore}, L{IRosterStore},
-    L{IOfflineStore}, L{IBlockingStore}, L{IVCardStore} and
-    L{IPrivateStore} in dicts, behaving like
+    L{IOfflineStore}, L{IBlockingStore}, L{IVCardStore}, L{IPrivateStore}
+    and L{IPEPStore} in dicts, behaving like
     L{xmppcert.store.sqlite.SQLiteStore} (the same results, the same
     errors) but answering at once: every method returns an already-fired
     Deferred.
@@ -100,6 +111,9 @@ class InMemoryAccountStore:
     @ivar blocked: account to the set of JIDs it blocks.
     @ivar vcards: account to its vCard (serialized XML).
     @ivar private: account to (namespace to its private XML fragment).
+    @ivar pepNodes: account to (PEP node identifier to its configuration).
+    @ivar pepItems: C{(account, node)} to (item id to L{PEPItem}), oldest
+        first; a node without items may have no entry.
     """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
@@ -129,6 +143,8 @@ class InMemoryAccountStore:
         self.blocked: dict[str, set[str]] = {}
         self.vcards: dict[str, str] = {}
         self.private: dict[str, dict[str, str]] = {}
+        self.pepNodes: dict[str, dict[str, dict[str, str]]] = {}
+        self.pepItems: dict[tuple[str, str], dict[str, PEPItem]] = {}
 
     def _check(self) -> None:
         if self.closed:
@@ -243,6 +259,8 @@ class InMemoryAccountStore:
         self.blocked.pop(jid, None)
         self.vcards.pop(jid, None)
         self.private.pop(jid, None)
+        for node in self.pepNodes.pop(jid, {}):
+            self.pepItems.pop((jid, node), None)
         # RFC 6121 section 2.5.2: the deleted account leaves every other
         # roster, and those rosters change version.
         for account, roster in self.rosters.items():
@@ -807,6 +825,195 @@ class InMemoryAccountStore:
             self.private.setdefault(account, {})[namespace] = xml
 
         return self._answer(store)
+
+    # --- IPEPStore --------------------------------------------------------------
+
+    def _pepNodeConfig(self, account: str, node: str) -> dict[str, str]:
+        config = self.pepNodes.get(account, {}).get(node)
+        if config is None:
+            raise NoSuchPEPNode(f"{account} has no PEP node {node!r}")
+        return config
+
+    def _checkNewPEPNode(self, account: str, maxNodes: int) -> None:
+        """
+        Check that C{account} exists and may have one more node; the caller
+        creates it once every other check passed too.
+        """
+        if account not in self.accounts:
+            raise NoSuchAccount(account)
+        count = len(self.pepNodes.get(account, {}))
+        if maxNodes > 0 and count >= maxNodes:
+            raise PEPNodeLimitReached(f"{account} has {count} PEP nodes, the most it may have")
+
+    def _trimPEPItems(self, account: str, node: str, maxItems: int) -> None:
+        items = self.pepItems.get((account, node), {})
+        if maxItems > 0:
+            for itemId in list(items)[: max(len(items) - maxItems, 0)]:
+                del items[itemId]
+
+    def listPEPNodes(self, account: str) -> defer.Deferred[list[PEPNode]]:
+        """
+        See L{IPEPStore.listPEPNodes}: sorted by identifier, empty for an
+        unknown account.
+        """
+
+        def list_() -> list[PEPNode]:
+            nodes = self.pepNodes.get(account, {})
+            return [PEPNode(node, dict(nodes[node])) for node in sorted(nodes)]
+
+        return self._answer(list_)
+
+    def getPEPNode(self, account: str, node: str) -> defer.Deferred[PEPNode | None]:
+        """
+        See L{IPEPStore.getPEPNode}.
+        """
+
+        def get() -> PEPNode | None:
+            config = self.pepNodes.get(account, {}).get(node)
+            return None if config is None else PEPNode(node, dict(config))
+
+        return self._answer(get)
+
+    def createPEPNode(
+        self, account: str, node: str, config: Mapping[str, str], maxNodes: int = 0
+    ) -> defer.Deferred[None]:
+        """
+        See L{IPEPStore.createPEPNode}.
+
+        @raise ValueError: (in the Deferred) a bad node identifier or
+            configuration; see L{xmppcert.store.sqlite.checkPEPNodeName} and
+            L{xmppcert.store.sqlite.checkPEPConfig}.
+        """
+
+        def create() -> None:
+            checkPEPNodeName(node)
+            checked = checkPEPConfig(config)
+            if node in self.pepNodes.get(account, {}):
+                raise PEPNodeExists(f"{account} has a PEP node {node!r} already")
+            self._checkNewPEPNode(account, maxNodes)
+            self.pepNodes.setdefault(account, {})[node] = checked
+
+        return self._answer(create)
+
+    def configurePEPNode(
+        self, account: str, node: str, config: Mapping[str, str], maxItems: int = 0
+    ) -> defer.Deferred[None]:
+        """
+        See L{IPEPStore.configurePEPNode}.
+
+        @raise ValueError: (in the Deferred) a bad configuration; see
+            L{xmppcert.store.sqlite.checkPEPConfig}.
+        """
+
+        def configure() -> None:
+            checked = checkPEPConfig(config)
+            self._pepNodeConfig(account, node)
+            self.pepNodes[account][node] = checked
+            self._trimPEPItems(account, node, maxItems)
+
+        return self._answer(configure)
+
+    def deletePEPNode(self, account: str, node: str) -> defer.Deferred[bool]:
+        """
+        See L{IPEPStore.deletePEPNode}.
+        """
+
+        def delete() -> bool:
+            nodes = self.pepNodes.get(account, {})
+            if node not in nodes:
+                return False
+            del nodes[node]
+            if not nodes:
+                del self.pepNodes[account]
+            self.pepItems.pop((account, node), None)
+            return True
+
+        return self._answer(delete)
+
+    def publishPEPItem(
+        self,
+        account: str,
+        node: str,
+        item: PEPItem,
+        maxItems: int = 0,
+        createConfig: Mapping[str, str] | None = None,
+        maxNodes: int = 0,
+    ) -> defer.Deferred[bool]:
+        """
+        See L{IPEPStore.publishPEPItem} and
+        L{xmppcert.store.sqlite.SQLiteDatabase.publishPEPItem}: every check
+        comes before the change, so a failing publish changes nothing.
+
+        @raise ValueError: (in the Deferred) a bad node identifier, item or
+            configuration; see L{xmppcert.store.sqlite.checkPEPItem}.
+        """
+
+        def publish() -> bool:
+            checkPEPNodeName(node)
+            checked = checkPEPItem(item)
+            config = None if createConfig is None else checkPEPConfig(createConfig)
+            created = node not in self.pepNodes.get(account, {})
+            if created:
+                if config is None:
+                    raise NoSuchPEPNode(f"{account} has no PEP node {node!r}")
+                self._checkNewPEPNode(account, maxNodes)
+                self.pepNodes.setdefault(account, {})[node] = config
+            items = self.pepItems.setdefault((account, node), {})
+            # Removed first, so that the new item goes last: the newest.
+            items.pop(checked.id, None)
+            items[checked.id] = checked
+            self._trimPEPItems(account, node, maxItems)
+            return created
+
+        return self._answer(publish)
+
+    def getPEPItems(
+        self,
+        account: str,
+        node: str,
+        itemIds: Sequence[str] | None = None,
+        maxItems: int = 0,
+    ) -> defer.Deferred[list[PEPItem]]:
+        """
+        See L{IPEPStore.getPEPItems}.
+
+        @raise ValueError: (in the Deferred) a bad item id; see
+            L{xmppcert.store.sqlite.checkPEPItemIds}.
+        """
+
+        def get() -> list[PEPItem]:
+            wanted = None if itemIds is None else set(checkPEPItemIds(itemIds))
+            self._pepNodeConfig(account, node)
+            newestFirst = [
+                item
+                for item in reversed(self.pepItems.get((account, node), {}).values())
+                if wanted is None or item.id in wanted
+            ]
+            return newestFirst[:maxItems] if maxItems > 0 else newestFirst
+
+        return self._answer(get)
+
+    def retractPEPItem(self, account: str, node: str, itemId: str) -> defer.Deferred[bool]:
+        """
+        See L{IPEPStore.retractPEPItem}.
+        """
+
+        def retract() -> bool:
+            self._pepNodeConfig(account, node)
+            return self.pepItems.get((account, node), {}).pop(itemId, None) is not None
+
+        return self._answer(retract)
+
+    def purgePEPNode(self, account: str, node: str) -> defer.Deferred[None]:
+        """
+        See L{IPEPStore.purgePEPNode}.
+        """
+
+        def purge() -> None:
+            self._pepNodeConfig(account, node)
+            self.pepItems.pop((account, node), None)
+
+        return self._answer(purge)
 
     def fakeCredentialSecret(self) -> bytes:
         """

@@ -241,7 +241,8 @@ class IAccountStore(Interface):
     def removeAccount(jid):  # type: ignore[no-untyped-def]
         """
         Delete an account and everything stored for it: credentials,
-        certificates, roster, offline messages, block list; and remove it
+        certificates, roster, offline messages, block list, vCard, private
+        XML, personal eventing nodes and items; and remove it
         from every other account's roster (RFC 6121 section 2.5.2).
 
         @return: Deferred firing with C{None}, or failing with L{NoSuchAccount}.

@@ -3,10 +3,11 @@
 Accounts and their client certificates in an SQLite database file.
 
 L{SQLiteDatabase} is the synchronous layer, used directly by the command
-line tool. L{SQLiteStore} provides L{IAccountStore} and L{ICertificateStore}
-for the server by running every L{SQLiteDatabase} call in a worker thread:
-writes in one dedicated thread, reads in another with a connection of its
-own, so that a write waiting for a lock never holds up a login.
+line tool. L{SQLiteStore} provides L{IAccountStore}, L{ICertificateStore}
+and the other store interfaces for the server by running every
+L{SQLiteDatabase} call in a worker thread: writes in one dedicated thread,
+reads in another with a connection of its own, so that a write waiting for
+a lock never holds up a login.
 
 The server and C{xmppcert user ...} may use the same file at the same time,
 so the database runs in WAL mode (readers do not block the writer) with a
@@ -24,16 +25,18 @@ certificate's record; version 4: account locks and the audit trail; version
 5: rosters with their versions (RFC 6121), offline messages (XEP-0160) and
 block lists (XEP-0191), all deleted with their account; version 6: vCards
 (XEP-0054) and private XML storage (XEP-0049), deleted with their account
-too.
+too; version 7: personal eventing (XEP-0163), the PEP nodes of accounts
+with their configuration and items, deleted with their node and account.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -46,6 +49,8 @@ from zope.interface import implementer
 
 from xmppcert.store.interfaces import (
     CERTIFICATE_STATES,
+    MAX_PEP_ITEM_ID,
+    MAX_PEP_NODE_NAME,
     SUBSCRIPTIONS,
     AccountExists,
     AuditEntry,
@@ -57,12 +62,18 @@ from xmppcert.store.interfaces import (
     IBlockingStore,
     ICertificateStore,
     IOfflineStore,
+    IPEPStore,
     IPrivateStore,
     IRosterStore,
     IVCardStore,
     NoSuchAccount,
     NoSuchCertificate,
+    NoSuchPEPNode,
     OfflineMessage,
+    PEPItem,
+    PEPNode,
+    PEPNodeExists,
+    PEPNodeLimitReached,
     PrivateStorageFull,
     RosterFull,
     RosterItem,
@@ -276,6 +287,48 @@ def _migrateTo6(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrateTo7(conn: sqlite3.Connection) -> None:
+    # XEP-0163: an account's PEP nodes, each with its configuration (a JSON
+    # object of XEP-0060 field variables to strings, kept as given).
+    conn.execute(
+        """
+        CREATE TABLE pep_nodes (
+            account TEXT NOT NULL REFERENCES accounts(jid) ON DELETE CASCADE,
+            node TEXT NOT NULL,
+            config_json TEXT NOT NULL,
+            PRIMARY KEY (account, node)
+        )
+        """
+    )
+    # A node's items go with the node, and so with the account (the
+    # cascade carries on through pep_nodes). 'seq' orders the items of one
+    # node: a publish gives its item the node's highest seq plus one, so
+    # the newest item has the highest, also when it replaces an older item
+    # with its id. 'published' is in microseconds since the epoch (UTC), so
+    # the time is given back exactly. Not WITHOUT ROWID: a payload may be
+    # far larger than a page.
+    conn.execute(
+        """
+        CREATE TABLE pep_items (
+            account TEXT NOT NULL,
+            node TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            payload TEXT NOT NULL,
+            publisher TEXT NOT NULL,
+            published INTEGER NOT NULL,
+            PRIMARY KEY (account, node, item_id),
+            FOREIGN KEY (account, node) REFERENCES pep_nodes (account, node) ON DELETE CASCADE
+        )
+        """
+    )
+    # The newest N items of a node, the next seq and the trimming to
+    # pubsub#max_items walk this index from its end; one item by id is
+    # found through the primary key. Neither depends on the size of the
+    # table or of the node.
+    conn.execute("CREATE UNIQUE INDEX pep_items_seq ON pep_items (account, node, seq)")
+
+
 #: C{MIGRATIONS[n]} turns a database at schema version C{n} into version
 #: C{n + 1}; version 0 is an empty file. Append to it, never edit an entry.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
@@ -285,6 +338,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migrateTo4,
     _migrateTo5,
     _migrateTo6,
+    _migrateTo7,
 ]
 
 #: The C{ORDER BY} that puts first the certificate a name refers to: the
@@ -522,6 +576,125 @@ def checkPrivateNamespace(namespace: str) -> str:
     return namespace
 
 
+# --- personal eventing (XEP-0163): checks shared with the in-memory store ---------
+
+#: The most bytes (UTF-8) of the field variables and values of one PEP
+#: node's configuration together (a sanity bound).
+MAX_PEP_CONFIG_BYTES = 1024 * 1024
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_MICROSECOND = datetime.timedelta(microseconds=1)
+
+
+def _checkPEPName(value: object, what: str, limit: int) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string, not {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    if len(value) > limit:
+        raise ValueError(f"{what} must have at most {limit} characters, not {len(value)}")
+    # Refuses lone surrogates, which SQLite cannot store as text.
+    _utf8Length(value, what, 4 * limit)
+    return value
+
+
+def checkPEPNodeName(node: str) -> str:
+    """
+    @return: C{node}, if it is a non-empty string of at most
+        L{MAX_PEP_NODE_NAME} characters.
+    @raise ValueError: it is not.
+    """
+    return _checkPEPName(node, "a PEP node identifier", MAX_PEP_NODE_NAME)
+
+
+def checkPEPItemId(itemId: str) -> str:
+    """
+    @return: C{itemId}, if it is a non-empty string of at most
+        L{MAX_PEP_ITEM_ID} characters.
+    @raise ValueError: it is not.
+    """
+    return _checkPEPName(itemId, "a PEP item id", MAX_PEP_ITEM_ID)
+
+
+def checkPEPItemIds(itemIds: Sequence[str]) -> list[str]:
+    """
+    Check the item ids asked for by L{IPEPStore.getPEPItems}.
+
+    @return: the ids, each once, in the order given.
+    @raise ValueError: one is not a valid item id (see L{checkPEPItemId}),
+        or C{itemIds} is a single string (which would be read as its
+        letters).
+    """
+    if isinstance(itemIds, str):
+        raise ValueError(f"itemIds must be a sequence of item ids, not the string {itemIds!r}")
+    return list(dict.fromkeys(checkPEPItemId(itemId) for itemId in itemIds))
+
+
+def checkPEPConfig(config: Mapping[str, str]) -> dict[str, str]:
+    """
+    Check the configuration of a PEP node before it is stored (see
+    L{PEPNode.config}): field variables are non-empty strings, values are
+    strings; together at most L{MAX_PEP_CONFIG_BYTES} bytes in UTF-8.
+    What the fields mean is the caller's matter.
+
+    @return: a copy of C{config} as a C{dict}.
+    @raise ValueError: it is not such a mapping.
+    """
+    if not isinstance(config, Mapping):
+        raise ValueError(f"a PEP node configuration must be a mapping, not {type(config).__name__}")
+    copy = dict(config)
+    total = 0
+    for field, value in copy.items():
+        if _utf8Length(field, "a PEP node configuration field", MAX_PEP_CONFIG_BYTES) == 0:
+            raise ValueError("a PEP node configuration field must not be empty")
+        total += len(field.encode("utf-8"))
+        total += _utf8Length(value, f"the value of {field!r}", MAX_PEP_CONFIG_BYTES)
+    if total > MAX_PEP_CONFIG_BYTES:
+        raise ValueError(
+            f"a PEP node configuration must have at most {MAX_PEP_CONFIG_BYTES} bytes in UTF-8,"
+            f" not {total}"
+        )
+    return copy
+
+
+def checkPEPItem(item: PEPItem) -> PEPItem:
+    """
+    Check an item before it is published: a valid id (see
+    L{checkPEPItemId}), a payload of at most L{MAX_STORED_XML_BYTES}
+    bytes (whether it is well-formed is the caller's matter), a valid
+    stored JID as publisher (see L{checkStoredJID}) and an aware
+    C{published} time.
+
+    @return: C{item} with C{published} in UTC, as the stores give it back
+        (the same instant, so equal to the original).
+    @raise ValueError: it is not such an item.
+    """
+    if not isinstance(item, PEPItem):
+        raise ValueError(f"not a PEPItem: {item!r}")
+    checkPEPItemId(item.id)
+    checkStoredXML(item.payload, "a PEP item payload")
+    checkStoredJID(item.publisher, "a PEP item publisher")
+    published = item.published
+    if not isinstance(published, datetime.datetime):
+        raise ValueError(f"published must be a datetime, not {type(published).__name__}")
+    if published.tzinfo is None or published.utcoffset() is None:
+        raise ValueError(f"published must be an aware datetime, not {published!r}")
+    try:
+        published = published.astimezone(datetime.UTC)
+    except OverflowError:
+        raise ValueError(f"published is out of range in UTC: {published!r}") from None
+    return replace(item, published=published)
+
+
+def _publishedToMicroseconds(published: datetime.datetime) -> int:
+    # Exact: timedelta arithmetic, no float in between.
+    return (published - _EPOCH) // _MICROSECOND
+
+
+def _publishedFromMicroseconds(microseconds: int) -> datetime.datetime:
+    return _EPOCH + datetime.timedelta(microseconds=microseconds)
+
+
 class SQLiteDatabase:
     """
     Synchronous access to the account database; one connection.
@@ -727,8 +900,8 @@ class SQLiteDatabase:
     def removeAccount(self, jid: str) -> None:
         """
         Delete an account; its credentials, certificates, roster, offline
-        messages, block list, vCard and private XML go with it (C{ON DELETE
-        CASCADE}). In the same transaction it leaves every other account's
+        messages, block list, vCard, private XML and PEP nodes with their
+        items go with it (C{ON DELETE CASCADE}). In the same transaction it leaves every other account's
         roster, whose version increases (RFC 6121 section 2.5.2).
 
         @raise NoSuchAccount: C{jid} is not registered.
@@ -1487,11 +1660,290 @@ class SQLiteDatabase:
                 (account, namespace, xml, size),
             )
 
+    # --- personal eventing (XEP-0163) -------------------------------------------------
+
+    def listPEPNodes(self, account: str) -> list[PEPNode]:
+        """
+        See L{IPEPStore.listPEPNodes}.
+
+        @return: the nodes of C{account}, sorted by identifier (code
+            point order); empty for an unknown account.
+        """
+        rows = self._conn.execute(
+            "SELECT node, config_json FROM pep_nodes WHERE account = ? ORDER BY node", (account,)
+        ).fetchall()
+        return [_pepNodeFromRow(row) for row in rows]
+
+    def getPEPNode(self, account: str, node: str) -> PEPNode | None:
+        """
+        See L{IPEPStore.getPEPNode}.
+        """
+        row = self._conn.execute(
+            "SELECT node, config_json FROM pep_nodes WHERE account = ? AND node = ?", (account, node)
+        ).fetchone()
+        return None if row is None else _pepNodeFromRow(row)
+
+    def _createPEPNode(
+        self, conn: sqlite3.Connection, account: str, node: str, config: dict[str, str], maxNodes: int
+    ) -> None:
+        """
+        Create a node, inside the caller's write transaction, which has
+        found it missing.
+        """
+        if not conn.execute("SELECT 1 FROM accounts WHERE jid = ?", (account,)).fetchone():
+            raise NoSuchAccount(account)
+        if maxNodes > 0:
+            (count,) = conn.execute(
+                "SELECT count(*) FROM pep_nodes WHERE account = ?", (account,)
+            ).fetchone()
+            if count >= maxNodes:
+                raise PEPNodeLimitReached(f"{account} has {count} PEP nodes, the most it may have")
+        conn.execute(
+            "INSERT INTO pep_nodes (account, node, config_json) VALUES (?, ?, ?)",
+            (account, node, _configJSON(config)),
+        )
+
+    def createPEPNode(
+        self, account: str, node: str, config: Mapping[str, str], maxNodes: int = 0
+    ) -> None:
+        """
+        See L{IPEPStore.createPEPNode}; the checks and the insert are one
+        transaction.
+
+        @raise NoSuchAccount: C{account} is not registered.
+        @raise PEPNodeExists: it has a node C{node} (whatever C{maxNodes}).
+        @raise PEPNodeLimitReached: C{maxNodes > 0} and it has that many.
+        @raise ValueError: a bad node identifier or configuration (see
+            L{checkPEPNodeName}, L{checkPEPConfig}).
+        """
+        checkPEPNodeName(node)
+        checked = checkPEPConfig(config)
+        with self._transaction() as conn:
+            if _pepNodeExists(conn, account, node):
+                raise PEPNodeExists(f"{account} has a PEP node {node!r} already")
+            self._createPEPNode(conn, account, node, checked, maxNodes)
+
+    def configurePEPNode(
+        self, account: str, node: str, config: Mapping[str, str], maxItems: int = 0
+    ) -> None:
+        """
+        See L{IPEPStore.configurePEPNode}: the new configuration and the
+        trimming are one transaction.
+
+        @raise NoSuchPEPNode: C{account} has no node C{node}.
+        @raise ValueError: a bad configuration (see L{checkPEPConfig}).
+        """
+        checked = checkPEPConfig(config)
+        with self._transaction() as conn:
+            updated = conn.execute(
+                "UPDATE pep_nodes SET config_json = ? WHERE account = ? AND node = ?",
+                (_configJSON(checked), account, node),
+            ).rowcount
+            if updated == 0:
+                raise _noSuchNode(account, node)
+            _trimPEPItems(conn, account, node, maxItems)
+
+    def deletePEPNode(self, account: str, node: str) -> bool:
+        """
+        See L{IPEPStore.deletePEPNode}: its items go with it (C{ON DELETE
+        CASCADE}).
+
+        @return: whether there was such a node.
+        """
+        with self._transaction() as conn:
+            deleted = conn.execute(
+                "DELETE FROM pep_nodes WHERE account = ? AND node = ?", (account, node)
+            ).rowcount
+        return deleted > 0
+
+    def publishPEPItem(
+        self,
+        account: str,
+        node: str,
+        item: PEPItem,
+        maxItems: int = 0,
+        createConfig: Mapping[str, str] | None = None,
+        maxNodes: int = 0,
+    ) -> bool:
+        """
+        See L{IPEPStore.publishPEPItem}. Creating the node, replacing an
+        item of the same id, inserting and trimming to C{maxItems} are one
+        transaction: a failure in any of them leaves the node as it was
+        (and not created).
+
+        The item gets the node's highest C{seq} plus one, so it is the
+        newest, also when it replaces an item with its id.
+
+        @return: whether the node was created by this call.
+        @raise NoSuchPEPNode: no node C{node} and C{createConfig} is
+            C{None} (also for an unknown account).
+        @raise NoSuchAccount: no node C{node}, C{createConfig} is given and
+            C{account} is not registered.
+        @raise PEPNodeLimitReached: the node would be created and
+            C{maxNodes > 0} nodes exist already.
+        @raise ValueError: a bad node identifier, item or configuration
+            (see L{checkPEPNodeName}, L{checkPEPItem}, L{checkPEPConfig}).
+        """
+        checkPEPNodeName(node)
+        item = checkPEPItem(item)
+        checkedConfig = None if createConfig is None else checkPEPConfig(createConfig)
+        with self._transaction() as conn:
+            created = False
+            if not _pepNodeExists(conn, account, node):
+                if checkedConfig is None:
+                    raise _noSuchNode(account, node)
+                self._createPEPNode(conn, account, node, checkedConfig, maxNodes)
+                created = True
+            (last,) = conn.execute(
+                "SELECT max(seq) FROM pep_items WHERE account = ? AND node = ?", (account, node)
+            ).fetchone()
+            conn.execute(
+                "INSERT INTO pep_items (account, node, item_id, seq, payload, publisher, published)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (account, node, item_id) DO UPDATE SET seq = excluded.seq,"
+                " payload = excluded.payload, publisher = excluded.publisher,"
+                " published = excluded.published",
+                (
+                    account,
+                    node,
+                    item.id,
+                    (last or 0) + 1,
+                    item.payload,
+                    item.publisher,
+                    _publishedToMicroseconds(item.published),
+                ),
+            )
+            _trimPEPItems(conn, account, node, maxItems)
+        return created
+
+    def getPEPItems(
+        self,
+        account: str,
+        node: str,
+        itemIds: Sequence[str] | None = None,
+        maxItems: int = 0,
+    ) -> list[PEPItem]:
+        """
+        See L{IPEPStore.getPEPItems}; the node and its items come from one
+        snapshot. The newest C{maxItems} are read from the end of the index
+        C{pep_items_seq}, items by id through the primary key: neither
+        reads the other items of the node.
+
+        @return: the items, newest first.
+        @raise NoSuchPEPNode: C{account} has no node C{node}.
+        @raise ValueError: a bad item id in C{itemIds} (see
+            L{checkPEPItemIds}).
+        """
+        wanted = None if itemIds is None else checkPEPItemIds(itemIds)
+        with self._readTransaction() as conn:
+            if not _pepNodeExists(conn, account, node):
+                raise _noSuchNode(account, node)
+            if wanted is None:
+                rows = conn.execute(
+                    f"SELECT {_PEP_ITEM_COLUMNS} FROM pep_items WHERE account = ? AND node = ?"
+                    " ORDER BY seq DESC LIMIT ?",
+                    (account, node, maxItems if maxItems > 0 else -1),
+                ).fetchall()
+            else:
+                # One statement per id: a list of any length, with no limit
+                # on the number of SQL parameters to worry about.
+                found = []
+                for itemId in wanted:
+                    row = conn.execute(
+                        f"SELECT {_PEP_ITEM_COLUMNS} FROM pep_items"
+                        " WHERE account = ? AND node = ? AND item_id = ?",
+                        (account, node, itemId),
+                    ).fetchone()
+                    if row is not None:
+                        found.append(row)
+                found.sort(key=lambda row: row[0], reverse=True)
+                rows = found[:maxItems] if maxItems > 0 else found
+        return [_pepItemFromRow(row) for row in rows]
+
+    def retractPEPItem(self, account: str, node: str, itemId: str) -> bool:
+        """
+        See L{IPEPStore.retractPEPItem}.
+
+        @return: whether the node had such an item.
+        @raise NoSuchPEPNode: C{account} has no node C{node}.
+        """
+        with self._transaction() as conn:
+            if not _pepNodeExists(conn, account, node):
+                raise _noSuchNode(account, node)
+            deleted = conn.execute(
+                "DELETE FROM pep_items WHERE account = ? AND node = ? AND item_id = ?",
+                (account, node, itemId),
+            ).rowcount
+        return deleted > 0
+
+    def purgePEPNode(self, account: str, node: str) -> None:
+        """
+        See L{IPEPStore.purgePEPNode}.
+
+        @raise NoSuchPEPNode: C{account} has no node C{node}.
+        """
+        with self._transaction() as conn:
+            if not _pepNodeExists(conn, account, node):
+                raise _noSuchNode(account, node)
+            conn.execute("DELETE FROM pep_items WHERE account = ? AND node = ?", (account, node))
+
     def close(self) -> None:
         """
         Close the connection. Idempotent.
         """
         self._conn.close()
+
+
+#: The columns of C{pep_items} that L{_pepItemFromRow} reads, in order
+#: (C{seq} first, for sorting; it is not part of the item).
+_PEP_ITEM_COLUMNS = "seq, item_id, payload, publisher, published"
+
+
+def _pepItemFromRow(row: Sequence[Any]) -> PEPItem:
+    _seq, itemId, payload, publisher, published = row
+    return PEPItem(
+        id=itemId,
+        payload=payload,
+        publisher=publisher,
+        published=_publishedFromMicroseconds(int(published)),
+    )
+
+
+def _pepNodeFromRow(row: Sequence[Any]) -> PEPNode:
+    node, configJSON = row
+    return PEPNode(node=node, config=json.loads(configJSON))
+
+
+def _configJSON(config: Mapping[str, str]) -> str:
+    return json.dumps(dict(config), ensure_ascii=False, sort_keys=True)
+
+
+def _pepNodeExists(conn: sqlite3.Connection, account: str, node: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM pep_nodes WHERE account = ? AND node = ?", (account, node)
+    ).fetchone()
+    return row is not None
+
+
+def _noSuchNode(account: str, node: str) -> NoSuchPEPNode:
+    return NoSuchPEPNode(f"{account} has no PEP node {node!r}")
+
+
+def _trimPEPItems(conn: sqlite3.Connection, account: str, node: str, maxItems: int) -> None:
+    """
+    Keep only the C{maxItems} newest items of a node (all for 0 or less),
+    inside the caller's write transaction. The oldest item kept is found
+    by walking C{pep_items_seq} back from the newest; the older ones are
+    deleted through the same index.
+    """
+    if maxItems <= 0:
+        return
+    conn.execute(
+        "DELETE FROM pep_items WHERE account = ? AND node = ? AND seq < ("
+        "SELECT seq FROM pep_items WHERE account = ? AND node = ?"
+        " ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+        (account, node, account, node, maxItems - 1),
+    )
 
 
 def _lookupName(name: str) -> str:
@@ -1575,12 +2027,13 @@ class _Worker:
     IBlockingStore,
     IVCardStore,
     IPrivateStore,
+    IPEPStore,
 )
 class SQLiteStore:
     """
     L{IAccountStore}, L{ICertificateStore}, L{IAuditLog}, L{IRosterStore},
-    L{IOfflineStore}, L{IBlockingStore}, L{IVCardStore} and
-    L{IPrivateStore} on an SQLite file, for code running on the reactor.
+    L{IOfflineStore}, L{IBlockingStore}, L{IVCardStore}, L{IPrivateStore}
+    and L{IPEPStore} on an SQLite file, for code running on the reactor.
 
     Every call runs the matching L{SQLiteDatabase} method in a worker
     thread, so the reactor never waits for the disk; there are two, each
@@ -2006,6 +2459,102 @@ class SQLiteStore:
             return defer.fail(e)
         return self._run(lambda db: db.setPrivate(account, namespace, xml, maxBytes))
 
+    def listPEPNodes(self, account: str) -> defer.Deferred[list[PEPNode]]:
+        """
+        See L{IPEPStore.listPEPNodes}.
+        """
+        return self._read(lambda db: db.listPEPNodes(account))
+
+    def getPEPNode(self, account: str, node: str) -> defer.Deferred[PEPNode | None]:
+        """
+        See L{IPEPStore.getPEPNode}.
+        """
+        return self._read(lambda db: db.getPEPNode(account, node))
+
+    def createPEPNode(
+        self, account: str, node: str, config: Mapping[str, str], maxNodes: int = 0
+    ) -> defer.Deferred[None]:
+        """
+        See L{IPEPStore.createPEPNode} and L{SQLiteDatabase.createPEPNode}.
+        """
+        try:
+            # Checked and copied here: the caller may change its mapping
+            # while the thread works.
+            checkPEPNodeName(node)
+            checked = checkPEPConfig(config)
+        except ValueError as e:
+            return defer.fail(e)
+        return self._run(lambda db: db.createPEPNode(account, node, checked, maxNodes))
+
+    def configurePEPNode(
+        self, account: str, node: str, config: Mapping[str, str], maxItems: int = 0
+    ) -> defer.Deferred[None]:
+        """
+        See L{IPEPStore.configurePEPNode} and
+        L{SQLiteDatabase.configurePEPNode}.
+        """
+        try:
+            checked = checkPEPConfig(config)
+        except ValueError as e:
+            return defer.fail(e)
+        return self._run(lambda db: db.configurePEPNode(account, node, checked, maxItems))
+
+    def deletePEPNode(self, account: str, node: str) -> defer.Deferred[bool]:
+        """
+        See L{IPEPStore.deletePEPNode}.
+        """
+        return self._run(lambda db: db.deletePEPNode(account, node))
+
+    def publishPEPItem(
+        self,
+        account: str,
+        node: str,
+        item: PEPItem,
+        maxItems: int = 0,
+        createConfig: Mapping[str, str] | None = None,
+        maxNodes: int = 0,
+    ) -> defer.Deferred[bool]:
+        """
+        See L{IPEPStore.publishPEPItem} and L{SQLiteDatabase.publishPEPItem}.
+        """
+        try:
+            checkPEPNodeName(node)
+            checked = checkPEPItem(item)
+            config = None if createConfig is None else checkPEPConfig(createConfig)
+        except ValueError as e:
+            return defer.fail(e)
+        return self._run(
+            lambda db: db.publishPEPItem(account, node, checked, maxItems, config, maxNodes)
+        )
+
+    def getPEPItems(
+        self,
+        account: str,
+        node: str,
+        itemIds: Sequence[str] | None = None,
+        maxItems: int = 0,
+    ) -> defer.Deferred[list[PEPItem]]:
+        """
+        See L{IPEPStore.getPEPItems} and L{SQLiteDatabase.getPEPItems}.
+        """
+        try:
+            wanted = None if itemIds is None else checkPEPItemIds(itemIds)
+        except ValueError as e:
+            return defer.fail(e)
+        return self._read(lambda db: db.getPEPItems(account, node, wanted, maxItems))
+
+    def retractPEPItem(self, account: str, node: str, itemId: str) -> defer.Deferred[bool]:
+        """
+        See L{IPEPStore.retractPEPItem}.
+        """
+        return self._run(lambda db: db.retractPEPItem(account, node, itemId))
+
+    def purgePEPNode(self, account: str, node: str) -> defer.Deferred[None]:
+        """
+        See L{IPEPStore.purgePEPNode}.
+        """
+        return self._run(lambda db: db.purgePEPNode(account, node))
+
     def fakeCredentialSecret(self) -> bytes:
         """
         See L{IAccountStore.fakeCredentialSecret}: read (or made) with a
@@ -2056,6 +2605,7 @@ __all__ = [
     "BUSY_TIMEOUT",
     "MAX_JID_BYTES",
     "MAX_OFFLINE_STANZA_BYTES",
+    "MAX_PEP_CONFIG_BYTES",
     "MAX_PRIVATE_NAMESPACE_BYTES",
     "MAX_ROSTER_GROUPS",
     "MAX_ROSTER_TEXT_BYTES",
@@ -2067,6 +2617,11 @@ __all__ = [
     "SchemaVersionError",
     "checkBlockedJIDs",
     "checkOfflineStanza",
+    "checkPEPConfig",
+    "checkPEPItem",
+    "checkPEPItemId",
+    "checkPEPItemIds",
+    "checkPEPNodeName",
     "checkPrivateNamespace",
     "checkRosterItem",
     "checkStoredJID",
