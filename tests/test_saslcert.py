@@ -49,7 +49,7 @@ from xmppcert.saslcert import (
     AppendRequest,
     CertificateItem,
     CertificateManager,
-    ICertificateManager,
+    ISASLCertBackend,
     NameRequest,
     Requester,
     SASLCertHandler,
@@ -459,6 +459,22 @@ class Env:
     manager: CertificateManager
 
 
+def clockAndStore(
+    storeClass: type[InMemoryAccountStore] = InMemoryAccountStore,
+) -> tuple[task.Clock, InMemoryAccountStore]:
+    """
+    A clock at L{NOW}, and a store on it holding ALICE and BOB.
+
+    @param storeClass: the store's class, called with the clock.
+    """
+    clock = task.Clock()
+    clock.advance(NOW.timestamp())
+    store = storeClass(clock=clock.seconds)
+    for account in (ALICE, BOB):
+        addAccount(store, account)
+    return clock, store
+
+
 def makeEnv(
     requireXmppAddr: bool = True,
     maxPerAccount: int = 0,
@@ -470,11 +486,7 @@ def makeEnv(
 
     @param storeClass: the store's class, called with the clock.
     """
-    clock = task.Clock()
-    clock.advance(NOW.timestamp())
-    store = storeClass(clock=clock.seconds)
-    for account in (ALICE, BOB):
-        addAccount(store, account)
+    clock, store = clockAndStore(storeClass)
     sessions = FakeSessions()
     manager = CertificateManager(store, sessions, clock, requireXmppAddr, maxPerAccount)
     return Env(clock, store, sessions, manager)
@@ -539,10 +551,10 @@ def stepped(env: Env) -> SteppedStore:
 
 def test_managerInterface() -> None:
     """
-    CertificateManager provides ICertificateManager, the backend interface
+    CertificateManager provides ISASLCertBackend, the backend interface
     of SASLCertHandler.
     """
-    assert verifyObject(ICertificateManager, makeEnv(maxPerAccount=3).manager)
+    assert verifyObject(ISASLCertBackend, makeEnv(maxPerAccount=3).manager)
 
 
 def test_fakeSessionsMatchSessionManager() -> None:

@@ -9,7 +9,10 @@ L{CertificateRevoked}) are the one schema both sides use. On the server,
 L{ControlChannel} answers them over the session registry (every look-up of
 where a JID is online goes through it), the session notifier
 (L{xmppcert.sessions.ISessionNotifier}: kicks and locks reach sessions the
-way revocations do) and the store, which also keeps the audit trail;
+way revocations do), the certificate manager
+(L{xmppcert.certificates.CertificateManager}, which ends the sessions of a
+revoked certificate as for any revocation) and the store, which also keeps
+the audit trail;
 L{ControlProtocol} is the AMP protocol and L{ControlService} the listener.
 
 Who may connect: the socket file has mode 0600 (in the data directory by
@@ -53,6 +56,13 @@ from twisted.python import failure
 from twisted.words.protocols.jabber import jid as jabberJID
 
 from xmppcert import _log, version
+from xmppcert.certificates import (
+    AuditTrail,
+    CertificateManager,
+    CertificateNotRevoked,
+    ICertificateManager,
+    StoreUnavailable,
+)
 from xmppcert.jids import parseJID
 from xmppcert.sessions import (
     ISessionNotifier,
@@ -288,6 +298,9 @@ class ControlChannel:
         itself in one process.
     @ivar store: the account store (L{xmppcert.store.interfaces.IAccountStore},
         C{ICertificateStore}, and C{IAuditLog} where it has one).
+    @ivar certificates: the certificate manager
+        (L{xmppcert.certificates.ICertificateManager}), through which
+        revocations end sessions.
     @ivar listeners: C{(kind, description)} of each listener, for L{status}.
     @ivar startedAt: when the server started (POSIX timestamp).
     @ivar version: the server's version, for L{status}.
@@ -306,13 +319,22 @@ class ControlChannel:
         clock: IReactorTime,
         listeners: Sequence[tuple[str, str]] = (),
         notifier: ISessionNotifier | None = None,
+        certificates: ICertificateManager | None = None,
     ) -> None:
+        """
+        @param certificates: the server's certificate manager; one of the
+            channel's own, over C{store} and C{notifier}, when C{None}.
+        """
         self.sessions = sessions
         self.notifier: Any = notifier if notifier is not None else sessions
         self.store = store
+        self.certificates: ICertificateManager = (
+            certificates if certificates is not None
+            else CertificateManager(store, clock, sessions, notifier=self.notifier)
+        )
         self.clock = clock
         self.listeners = list(listeners)
-        self._auditFailureLog = _log.RateLimitedLog(log, LogLevel.warn, clock, FAILURE_LOG_INTERVAL)
+        self.auditTrail = AuditTrail(store, clock, interval=FAILURE_LOG_INTERVAL)
         self._refusalLog = _log.RateLimitedLog(log, LogLevel.warn, clock, FAILURE_LOG_INTERVAL)
         self.started()
 
@@ -473,15 +495,16 @@ class ControlChannel:
         @return: how many ended.
         @raise NotRevoked: the store does not say so.
         """
-        fingerprint = fingerprint.strip().lower()
-        stored = await self.store.certificateByFingerprint(fingerprint)
-        revoked = stored.state == "revoked" if stored is not None else False
-        if not revoked and not await self.store.isCertificateRevoked(fingerprint):
-            raise NotRevoked(f"the store does not say that certificate {fingerprint} is revoked")
-        closed = int(self.notifier.closeSessionsWithCertificate(fingerprint))
+        try:
+            closed = int(await self.certificates.endRevokedSessions(fingerprint))
+        except CertificateNotRevoked as e:
+            raise NotRevoked(str(e)) from None
+        except StoreUnavailable as e:
+            # Answered as any store failure of the channel.
+            raise e.cause from None
         log.info(
             "{actor} revoked certificate {fingerprint}: {count} ended",
-            actor=actor, fingerprint=fingerprint, count=_plural(closed, "session"),
+            actor=actor, fingerprint=fingerprint.strip().lower(), count=_plural(closed, "session"),
         )
         return closed
 
@@ -491,16 +514,7 @@ class ControlChannel:
         failure here does not fail the command, which took effect: it is
         logged at warn (at most once every L{FAILURE_LOG_INTERVAL} seconds).
         """
-        record = getattr(self.store, "recordAudit", None)
-        if record is None:
-            return
-        try:
-            await record(actor, action, target, detail)
-        except Exception as e:
-            self._auditFailureLog.emit(
-                "Could not record {action} of {target} by {actor} in the audit trail: {error}",
-                action=action, target=target, actor=actor, error=f"{type(e).__name__}: {e}",
-            )
+        await self.auditTrail.record(actor, action, target, detail)
 
 
 class ControlProtocol(amp.AMP):

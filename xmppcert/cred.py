@@ -33,8 +33,9 @@ from twisted.logger import Logger, LogLevel
 from twisted.words.protocols.jabber import jid as jidmod
 from zope.interface import Attribute, Interface, implementer
 
-from xmppcert import _log, passwords
+from xmppcert import _log, certificates, passwords
 from xmppcert import x509 as x509facts
+from xmppcert.certificates import accountNamingProblem
 from xmppcert.jids import parseJID
 from xmppcert.store.interfaces import IAccountStore
 
@@ -456,27 +457,6 @@ def checkStoredCertificate(
     )
 
 
-def accountNamingProblem(addrs: Sequence[jidmod.JID], account: str, requireXmppAddr: bool) -> str | None:
-    """
-    Whether a certificate naming C{addrs} may belong to C{account}: when it
-    names JIDs, one of them must be the account (certificates are public,
-    so nobody may claim one that names someone else); one that names no JID
-    belongs to whichever account registers it, unless C{requireXmppAddr}.
-    The one rule for registering (XEP-0257 append, C{cert add}) and for
-    logging in with a stored certificate.
-
-    @return: why not, or C{None}.
-    """
-    if any(a.userhost() == account for a in addrs):
-        return None
-    if addrs:
-        named = ", ".join(sorted({a.userhost() for a in addrs}))
-        return f"the certificate names {named}, not {account}"
-    if requireXmppAddr:
-        return f"no id-on-xmppAddr names {account} (certificates.require_xmppaddr is on)"
-    return None
-
-
 def _turnedOff(state: str) -> SASLAuthFailure:
     # Unknown, disabled and revoked look the same to the client. Final: no
     # other checker (a CA, a custom one) may let a certificate its owner
@@ -500,6 +480,22 @@ def checkIdentityOfTrustedCertificate(
     return CertificateIdentity(selectIdentity(addrs, authzid, domains), x509facts.fingerprint(leaf), True)
 
 
+def _refusal(e: certificates.CertificateNotAcceptable) -> SASLAuthFailure:
+    """
+    The login's answer to a certificate that breaks the rules registration
+    applies too (L{certificates.certificateIdentities}): C{not-authorized},
+    saying little to the client; the reason is the detail, for the log.
+    """
+    if e.problem in (certificates.Problem.EXPIRED, certificates.Problem.NOT_YET_VALID):
+        return SASLAuthFailure("not-authorized", f"the certificate is {e.problem.value}", closeStream=True)
+    if e.problem is certificates.Problem.NOT_CLIENT:
+        return SASLAuthFailure(
+            "not-authorized", "the certificate is not for client authentication", closeStream=True,
+            detail=e.reason,
+        )
+    return SASLAuthFailure("not-authorized", e.reason, closeStream=True)
+
+
 def _certificateFacts(leaf: x509.Certificate, now: datetime.datetime) -> list[jidmod.JID]:
     """
     The checks every certificate login shares: in its validity window,
@@ -507,19 +503,10 @@ def _certificateFacts(leaf: x509.Certificate, now: datetime.datetime) -> list[ji
 
     @return: its xmppAddrs.
     """
-    state = x509facts.validity(leaf, now)
-    if state is not x509facts.Validity.VALID:
-        raise SASLAuthFailure("not-authorized", f"the certificate is {state.value}", closeStream=True)
-    problem = x509facts.clientCertificateProblem(leaf)
-    if problem is not None:
-        raise SASLAuthFailure(
-            "not-authorized", "the certificate is not for client authentication", closeStream=True,
-            detail=problem,
-        )
     try:
-        return x509facts.xmppAddrs(leaf)
-    except x509facts.CertificateError as e:
-        raise SASLAuthFailure("not-authorized", str(e), closeStream=True) from None
+        return list(certificates.certificateIdentities(leaf, now))
+    except certificates.CertificateNotAcceptable as e:
+        raise _refusal(e) from None
 
 
 @implementer(checkers.ICredentialsChecker)
@@ -785,15 +772,10 @@ class CertificateCheckerChain:
         leaf = creds.chain[0]
         # Whatever checker would decide: only a client certificate in its
         # validity period (a custom checker may not look).
-        state = x509facts.validity(leaf, _now(self.clock))
-        if state is not x509facts.Validity.VALID:
-            raise SASLAuthFailure("not-authorized", f"the certificate is {state.value}", closeStream=True)
-        problem = x509facts.clientCertificateProblem(leaf)
-        if problem is not None:
-            raise SASLAuthFailure(
-                "not-authorized", "the certificate is not for client authentication", closeStream=True,
-                detail=problem,
-            )
+        try:
+            certificates.checkClientCertificate(leaf, _now(self.clock))
+        except certificates.CertificateNotAcceptable as e:
+            raise _refusal(e) from None
         if self.store is None:
             return creds, None
         fingerprint = x509facts.fingerprint(creds.chain[0])

@@ -7,8 +7,10 @@ certificates their devices log in with.
 The shape is wokkel's C{PubSubService} over C{IPubSubResource}:
 L{SASLCertHandler} parses requests into small value objects
 (L{AppendRequest}, L{NameRequest}) and renders L{CertificateItem}s; a backend
-providing L{ICertificateManager} (L{CertificateManager}) decides, and raises
-C{StanzaError}s with the conditions documented in docs/xep-0257.md.
+providing L{ISASLCertBackend} (L{SASLCertBackend}) has the
+L{xmppcert.certificates.CertificateManager} decide, with the requester
+acting on its own account, and says its refusals as the stanza errors
+documented in docs/xep-0257.md (L{stanzaErrorFor}).
 
 The handler is attached only to bound streams, which are always protected
 by TLS and SASL (XEP-0257 section 5.1).
@@ -18,57 +20,30 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from cryptography.hazmat.primitives import serialization
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger, LogLevel
+from twisted.python import failure
 from twisted.words.protocols.jabber import error, jid
 from twisted.words.xish import domish
 from wokkel import disco
 from wokkel.iwokkel import IDisco
-from zope.interface import Attribute, Interface, implementer
+from zope.interface import Interface, implementer
 
-from xmppcert import _log, x509
-from xmppcert.cred import accountNamingProblem
+from xmppcert import _log, certificates, x509
 from xmppcert.iqhandler import OrderedIQHandler
 from xmppcert.metrics import IMetrics, NullMetrics, countedRequest
-from xmppcert.store.interfaces import STORE_FAILURES as _STORE_FAILURES
-from xmppcert.store.interfaces import (
-    AccountExists,
-    CertificateExists,
-    CertificateLimitReached,
-    CertificateRevoked,
-    NoSuchAccount,
-    NoSuchCertificate,
-    StoredCertificate,
-    checkCertificateName,
-)
+from xmppcert.store.interfaces import checkCertificateName
 
 log = Logger(observer=_log.observer)
-
-#: What L{ICertificateStore.setCertificateStateByFingerprint} raises when the
-#: certificate is no longer one whose state a request may change: removed,
-#: or revoked (final, XEP-0257 §2.5). Both are races with another change,
-#: not server failures.
-_GONE = (NoSuchCertificate, CertificateRevoked)
-
-#: The store's answers about accounts and certificates: each is mapped to
-#: its stanza error where it can occur, never taken for a broken store.
-_ANSWERS = (AccountExists, NoSuchAccount, CertificateExists, NoSuchCertificate, CertificateLimitReached, CertificateRevoked)
-
-#: What a store raises when it cannot do its work (a lock held too long, a
-#: full disk, a read-only file, a closed store): not the peer's doing.
-STORE_FAILURES = _STORE_FAILURES
 
 #: The text of the stanza error a request gets when the store failed.
 STORE_UNAVAILABLE = "The certificate store is not available; try again later"
 
-#: Seconds between two log lines about store failures (or audit failures).
+#: Seconds between two log lines about store failures.
 STORE_FAILURE_LOG_INTERVAL = 60.0
 
 _T = TypeVar("_T")
@@ -229,20 +204,18 @@ class Requester:
     session: jid.JID | None = None
 
     @property
-    def actor(self) -> str:
+    def actor(self) -> certificates.Actor:
         """
-        Who made a change, for the audit trail: the session's full JID.
+        The account acting for itself, as the certificate manager knows it.
         """
-        return (self.session or self.account).full()
+        return certificates.Actor.ofAccount(self.account, self.session, self.canManage)
 
 
-class ICertificateManager(Interface):
+class ISASLCertBackend(Interface):
     """
     The backend of L{SASLCertHandler}. Every method returns a Deferred and
     fails with C{error.StanzaError} to refuse.
     """
-
-    maxPerAccount = Attribute("How many enabled certificates an account may have (0: no limit).")
 
     def items(requester):  # type: ignore[no-untyped-def]
         """
@@ -266,11 +239,149 @@ class ICertificateManager(Interface):
         """
 
 
-@implementer(ICertificateManager)
-class CertificateManager:
+def _notAcceptable(e: certificates.CertificateNotAcceptable) -> error.StanzaError:
+    problem = e.problem
+    if problem is certificates.Problem.UNREADABLE:
+        return _badRequest(f"not an X.509 certificate: {e.reason}")
+    if problem is certificates.Problem.NOT_CANONICAL:
+        return _badRequest(e.reason)
+    if problem in (certificates.Problem.EXPIRED, certificates.Problem.NOT_YET_VALID):
+        text = f"The certificate is {problem.value}"
+    elif problem is certificates.Problem.NOT_CLIENT:
+        text = f"The certificate is not a client certificate: {e.reason}"
+    elif problem is certificates.Problem.BAD_XMPPADDR:
+        text = e.reason
+    else:
+        # Certificates are public: nobody may claim one naming another user
+        # (their key would then log in to this account).
+        text = f"The certificate cannot be registered here: {e.reason}"
+    return error.StanzaError("not-acceptable", type="modify", text=text)
+
+
+def stanzaErrorFor(e: certificates.CertificateManagementError) -> error.StanzaError:
     """
-    The certificate store and the live sessions behind XEP-0257.
+    The stanza error (condition, type and text) that XEP-0257 answers a
+    refusal of the certificate manager with; see docs/xep-0257.md.
     """
+    if isinstance(e, certificates.NotAllowed):
+        return error.StanzaError(
+            "forbidden", type="auth", text="This session's certificate may not manage certificates"
+        )
+    if isinstance(e, certificates.NoSuchAccount):
+        return error.StanzaError("forbidden", type="auth")
+    if isinstance(e, certificates.CertificateNotAcceptable):
+        return _notAcceptable(e)
+    if isinstance(e, certificates.InvalidCertificateName):
+        return _badRequest(str(e))
+    if isinstance(e, certificates.CertificateNameTaken):
+        # XEP-0257 section 2.1: a name already used MUST be an error.
+        return error.StanzaError("conflict", type="cancel", text=f"A certificate named {e.name!r} exists")
+    if isinstance(e, certificates.CertificateAlreadyRegistered):
+        # Whose, or whether revoked, is not the requester's business.
+        return error.StanzaError("conflict", type="cancel", text="This certificate is already registered")
+    if isinstance(e, certificates.CertificateLimitReached):
+        # resource-constraint rather than RFC 6120's policy-violation:
+        # clients with the RFC 3920 condition list (slixmpp among them)
+        # cannot parse the latter and never see the answer.
+        return error.StanzaError(
+            "resource-constraint", type="wait",
+            text=f"An account may have at most {e.limit} enabled certificates; disable or revoke one first",
+        )
+    if isinstance(e, certificates.NoSuchCertificate | certificates.RevocationIsFinal):
+        # Prosody answers success here; the client must learn the name is
+        # wrong. A certificate revoked meanwhile is no longer one it can
+        # change.
+        return error.StanzaError("item-not-found", type="cancel", text=f"No certificate named {e.name!r}")
+    if isinstance(e, certificates.StoreUnavailable):
+        return error.StanzaError("internal-server-error", type="wait", text=STORE_UNAVAILABLE)
+    return error.StanzaError("internal-server-error")
+
+
+@implementer(ISASLCertBackend)
+class SASLCertBackend:
+    """
+    XEP-0257 over a L{certificates.ICertificateManager}: the requester acts
+    on its own account, and the manager's refusals become the stanza errors
+    of L{stanzaErrorFor}.
+
+    A store failure is answered C{internal-server-error} (type C{wait})
+    with L{STORE_UNAVAILABLE}, and logged as one line at error level, at
+    most one every L{STORE_FAILURE_LOG_INTERVAL} seconds (a peer can repeat
+    its request at will), never with a traceback. Share one backend among
+    the streams, so that the limit holds for them all.
+    """
+
+    def __init__(self, manager: certificates.ICertificateManager, clock: IReactorTime | None = None) -> None:
+        """
+        @param clock: for the rate limit of the log; the manager's when
+            C{None}.
+        """
+        self.manager = manager
+        # A broken store is an operator's matter (error), but each request
+        # meeting it would be a line: at most one a minute.
+        self._storeFailureLog = _log.RateLimitedLog(
+            log, LogLevel.error, clock if clock is not None else manager.clock, STORE_FAILURE_LOG_INTERVAL
+        )
+
+    def _answer(self, verb: str, requester: Requester, d: defer.Deferred[_T]) -> defer.Deferred[_T]:
+        def refused(f: failure.Failure) -> failure.Failure:
+            e = f.value
+            if not isinstance(e, certificates.CertificateManagementError):
+                return f
+            if isinstance(e, certificates.StoreUnavailable):
+                self._storeFailureLog.emit(
+                    "The certificate store failed; refused XEP-0257 {verb} of {account}: {error}",
+                    verb=verb, account=requester.account.userhost(), error=str(e),
+                )
+            return failure.Failure(stanzaErrorFor(e))
+
+        return d.addErrback(refused)
+
+    def items(self, requester: Requester) -> defer.Deferred[list[CertificateItem]]:
+        # XEP-0257 section 2.2: those that can log in.
+        d = self.manager.list(requester.actor, requester.account.userhost(), states=["enabled"])
+        d.addCallback(lambda listed: [CertificateItem(c.name, c.der, c.resources) for c in listed])
+        return self._answer("items", requester, d)
+
+    def append(self, requester: Requester, request: AppendRequest) -> defer.Deferred[None]:
+        d = self.manager.add(
+            requester.actor, requester.account.userhost(), request.name, request.der,
+            mayManage=request.canManage, strictDER=True,
+        )
+        return self._answer("append", requester, d.addCallback(lambda _: None))
+
+    def disable(self, requester: Requester, name: str) -> defer.Deferred[None]:
+        d = self.manager.disable(requester.actor, requester.account.userhost(), [name])
+        return self._answer("disable", requester, d.addCallback(lambda _: None))
+
+    def revoke(self, requester: Requester, name: str) -> defer.Deferred[None]:
+        d = self.manager.revoke(requester.actor, requester.account.userhost(), [name])
+        return self._answer("revoke", requester, d.addCallback(lambda _: None))
+
+
+def _forwarded(name: str) -> Any:
+    def get(self: CertificateManager) -> Any:
+        return getattr(self.manager, name)
+
+    def set(self: CertificateManager, value: Any) -> None:
+        setattr(self.manager, name, value)
+
+    return property(get, set, doc=f"The certificate manager's C{{{name}}}.")
+
+
+class CertificateManager(SASLCertBackend):
+    """
+    A L{SASLCertBackend} over a certificate manager of its own, built from
+    the store and the sessions, for callers that build the XEP-0257 backend
+    that way. The manager's settings read and write through.
+    """
+
+    store = _forwarded("store")
+    sessions = _forwarded("sessions")
+    clock = _forwarded("clock")
+    metrics = _forwarded("metrics")
+    requireXmppAddr = _forwarded("requireXmppAddr")
+    maxPerAccount = _forwarded("maxPerAccount")
 
     def __init__(
         self,
@@ -286,243 +397,12 @@ class CertificateManager:
         @param sessions: the L{xmppcert.sessions.SessionManager}.
         @param metrics: told how many sessions a revocation closed.
         """
-        self.metrics: IMetrics = metrics if metrics is not None else NullMetrics()
-        self.store = store
-        self.sessions = sessions
-        self.clock = clock
-        self.requireXmppAddr = requireXmppAddr
-        self.maxPerAccount = maxPerAccount
-        # A broken store is an operator's matter (error), but each request
-        # meeting it would be a line: at most one a minute.
-        self._storeFailureLog = _log.RateLimitedLog(log, LogLevel.error, clock, STORE_FAILURE_LOG_INTERVAL)
-        self._auditFailureLog = _log.RateLimitedLog(log, LogLevel.warn, clock, STORE_FAILURE_LOG_INTERVAL)
-
-    def _now(self) -> datetime.datetime:
-        return datetime.datetime.fromtimestamp(self.clock.seconds(), datetime.UTC)
-
-    @staticmethod
-    def _mayManage(requester: Requester) -> None:
-        if not requester.canManage:
-            raise error.StanzaError(
-                "forbidden", type="auth", text="This session's certificate may not manage certificates"
+        super().__init__(
+            certificates.CertificateManager(
+                store, clock, sessions,
+                requireXmppAddr=requireXmppAddr, maxPerAccount=maxPerAccount, metrics=metrics,
             )
-
-    async def _guarded(self, verb: str, requester: Requester, work: Coroutine[Any, Any, _T]) -> _T:
-        """
-        Run a request; a store failure (L{STORE_FAILURES}, other than the
-        store's answers) becomes C{internal-server-error} of type C{wait}
-        with L{STORE_UNAVAILABLE}, and one line at error level (at most one
-        every L{STORE_FAILURE_LOG_INTERVAL} seconds: a peer can repeat its
-        request at will) instead of a traceback.
-        """
-        try:
-            return await work
-        except _ANSWERS:
-            raise
-        except STORE_FAILURES as e:
-            self._storeFailureLog.emit(
-                "The certificate store failed; refused XEP-0257 {verb} of {account}: {error}",
-                verb=verb,
-                account=requester.account.userhost(),
-                error=f"{type(e).__name__}: {e}",
-            )
-            raise error.StanzaError("internal-server-error", type="wait", text=STORE_UNAVAILABLE) from None
-
-    def _audit(self, requester: Requester, action: str, name: str, detail: str) -> None:
-        """
-        Record a change in the audit trail (if the store keeps one), without
-        waiting for it: the change is made, and neither its answer nor the
-        end of a revoked certificate's sessions may wait for a write that
-        another process holds up. A failure is logged at warn (at most once
-        every L{STORE_FAILURE_LOG_INTERVAL} seconds).
-        """
-        defer.ensureDeferred(self._recordAudit(requester, action, name, detail))
-
-    async def _recordAudit(self, requester: Requester, action: str, name: str, detail: str) -> None:
-        recordAudit = getattr(self.store, "recordAudit", None)
-        if recordAudit is None:
-            return
-        target = f"{requester.account.userhost()}/{name.strip()}"
-        try:
-            await recordAudit(requester.actor, action, target, detail)
-        except Exception as e:
-            self._auditFailureLog.emit(
-                "Could not record {action} of {target} by {actor} in the audit trail: {error}",
-                action=action,
-                target=target,
-                actor=requester.actor,
-                error=f"{type(e).__name__}: {e}",
-            )
-
-    def items(self, requester: Requester) -> defer.Deferred[list[CertificateItem]]:
-        return defer.ensureDeferred(self._guarded("items", requester, self._items(requester)))
-
-    async def _items(self, requester: Requester) -> list[CertificateItem]:
-        stored = await self.store.listCertificates(requester.account.userhost(), states=["enabled"])
-        return [
-            CertificateItem(
-                c.name, c.der, tuple(self.sessions.resourcesWithCertificate(requester.account, c.fingerprint))
-            )
-            for c in stored
-        ]
-
-    def append(self, requester: Requester, request: AppendRequest) -> defer.Deferred[None]:
-        return defer.ensureDeferred(self._guarded("append", requester, self._append(requester, request)))
-
-    def _checkCertificate(self, requester: Requester, request: AppendRequest) -> tuple[str, float]:
-        try:
-            certificate = x509.loadCertificate(request.der)
-        except x509.CertificateError as e:
-            raise _badRequest(f"not an X.509 certificate: {e}") from None
-        facts = x509.certificateFacts(certificate)
-        state = x509.validity(certificate, self._now())
-        if state is not x509.Validity.VALID:
-            raise error.StanzaError("not-acceptable", type="modify", text=f"The certificate is {state.value}")
-        if facts.clientProblem is not None:
-            raise error.StanzaError(
-                "not-acceptable", type="modify",
-                text=f"The certificate is not a client certificate: {facts.clientProblem}",
-            )
-        if facts.xmppAddrError is not None:
-            raise error.StanzaError("not-acceptable", type="modify", text=facts.xmppAddrError)
-        account = requester.account.userhost()
-        problem = accountNamingProblem(facts.xmppAddrs, account, self.requireXmppAddr)
-        if problem is not None:
-            # Certificates are public: nobody may claim one naming another
-            # user (their key would then log in to this account).
-            raise error.StanzaError(
-                "not-acceptable", type="modify", text=f"The certificate cannot be registered here: {problem}"
-            )
-        canonical = certificate.public_bytes(serialization.Encoding.DER)
-        if canonical != request.der:
-            raise _badRequest("trailing or non-canonical data around the certificate")
-        return facts.fingerprint, facts.notAfter.timestamp()
-
-    @staticmethod
-    def _nameTaken(name: str) -> error.StanzaError:
-        # XEP-0257 §2.1: a name already used MUST be an error.
-        return error.StanzaError("conflict", type="cancel", text=f"A certificate named {name!r} exists")
-
-    def _limitReached(self) -> error.StanzaError:
-        # resource-constraint rather than RFC 6120's policy-violation:
-        # clients with the RFC 3920 condition list (slixmpp among them)
-        # cannot parse the latter and never see the answer.
-        return error.StanzaError(
-            "resource-constraint", type="wait",
-            text=f"An account may have at most {self.maxPerAccount} enabled certificates;"
-            " disable or revoke one first",
         )
-
-    async def _append(self, requester: Requester, request: AppendRequest) -> None:
-        self._mayManage(requester)
-        fingerprint, notAfter = self._checkCertificate(requester, request)
-        account = requester.account.userhost()
-        try:
-            # Appending a certificate the user disabled earlier brings it
-            # back (XEP-0257 §2.3): the old record is history, not a
-            # conflict. The store decides that in the add's own transaction,
-            # so a revocation that lands meanwhile (command line, another
-            # node or stream) is never undone, and a refused add keeps the
-            # disabled record.
-            await self.store.addCertificate(
-                account, request.name, request.der, fingerprint, notAfter,
-                canManage=request.canManage, maxPerAccount=self.maxPerAccount,
-                replaceDisabled=True,
-            )
-        except CertificateExists as e:
-            if await self._appendedBefore(account, request, fingerprint):
-                # A retry of an append that was stored but whose answer
-                # was lost (the server stopped in between): it succeeded.
-                log.info(
-                    "{account} appended certificate {name!r} ({fingerprint}) again; it is registered already",
-                    account=account, name=request.name, fingerprint=fingerprint,
-                )
-                self._audit(requester, "cert.append", request.name, f"{fingerprint} (repeated)")
-                return
-            if e.field == "name":
-                raise self._nameTaken(request.name) from None
-            raise error.StanzaError(
-                "conflict", type="cancel", text="This certificate is already registered"
-            ) from None
-        except CertificateLimitReached:
-            raise self._limitReached() from None
-        except NoSuchAccount:
-            raise error.StanzaError("forbidden", type="auth") from None
-        log.info(
-            "{account} added certificate {name!r} ({fingerprint})",
-            account=account, name=request.name, fingerprint=fingerprint,
-        )
-        self._audit(requester, "cert.append", request.name, fingerprint)
-
-    async def _appendedBefore(self, account: str, request: AppendRequest, fingerprint: str) -> bool:
-        """
-        Whether this very append was stored already: the certificate is
-        enabled in the account under the requested name, with the requested
-        C{<no-cert-management/>}. Repeating an append is then harmless and
-        answered with success (an append is safe to retry).
-        """
-        stored = await self.store.certificateByFingerprint(fingerprint)
-        return (
-            stored is not None
-            and stored.account == account
-            and stored.name == request.name.strip()
-            and stored.state == "enabled"
-            and stored.canManage == request.canManage
-        )
-
-    async def _named(self, requester: Requester, name: str, states: tuple[str, ...]) -> StoredCertificate:
-        """
-        The certificate of the requester's account that C{name} refers to
-        among those in C{states}: the enabled one first, else the most
-        recently changed.
-        """
-        name = name.strip()
-        candidates = [
-            c for c in await self.store.listCertificates(requester.account.userhost(), states=list(states))
-            if c.name == name
-        ]
-        if not candidates:
-            # Prosody answers success here; the client must learn the name is wrong.
-            raise error.StanzaError(
-                "item-not-found", type="cancel", text=f"No certificate named {name!r}"
-            )
-        return max(candidates, key=lambda c: (c.state == "enabled", c.changedAt))
-
-    def disable(self, requester: Requester, name: str) -> defer.Deferred[None]:
-        return defer.ensureDeferred(self._guarded("disable", requester, self._setState(requester, name, "disabled")))
-
-    def revoke(self, requester: Requester, name: str) -> defer.Deferred[None]:
-        return defer.ensureDeferred(self._guarded("revoke", requester, self._setState(requester, name, "revoked")))
-
-    async def _setState(self, requester: Requester, name: str, state: str) -> None:
-        self._mayManage(requester)
-        # A disabled certificate can still be revoked: disabling leaves its
-        # sessions up (a thief's among them), revoking ends them.
-        reachable = ("enabled",) if state == "disabled" else ("enabled", "disabled")
-        stored = await self._named(requester, name, reachable)
-        try:
-            await self.store.setCertificateStateByFingerprint(stored.fingerprint, state)
-        except _GONE:
-            # Removed or revoked since _named looked (another stream, node
-            # or the command line): from here, no enabled certificate has
-            # that name any more, just as if the lookup had found none.
-            raise error.StanzaError(
-                "item-not-found", type="cancel", text=f"No certificate named {name!r}"
-            ) from None
-        log.info(
-            "{account} {verb} certificate {name!r} ({fingerprint})",
-            account=requester.account.userhost(), verb=state, name=name, fingerprint=stored.fingerprint,
-        )
-        self._audit(
-            requester, "cert.disable" if state == "disabled" else "cert.revoke", stored.name, stored.fingerprint
-        )
-        if state == "revoked":
-            # XEP-0257 §2.4: close the streams that logged in with it, once
-            # the answer has gone out (the requester may be one of them).
-            self.clock.callLater(0, self._closeRevoked, stored.fingerprint)
-
-    def _closeRevoked(self, fingerprint: str) -> None:
-        self.metrics.sessionsClosedByRevocation(self.sessions.closeSessionsWithCertificate(fingerprint))
 
 
 @implementer(IDisco)
@@ -534,13 +414,14 @@ class SASLCertHandler(OrderedIQHandler):
     iqHandlers = {ITEMS: "_onItems", APPEND: "_onAppend", DISABLE: "_onDisable", REVOKE: "_onRevoke"}
 
     def __init__(
-        self, manager: ICertificateManager, requester: Requester, metrics: IMetrics | None = None
+        self, backend: ISASLCertBackend, requester: Requester, metrics: IMetrics | None = None
     ) -> None:
         """
+        @param backend: decides; one L{SASLCertBackend} for all streams.
         @param metrics: told about each request answered.
         """
         OrderedIQHandler.__init__(self)
-        self.manager = manager
+        self.backend = backend
         self.requester = requester
         self.metrics: IMetrics = metrics if metrics is not None else NullMetrics()
 
@@ -550,24 +431,24 @@ class SASLCertHandler(OrderedIQHandler):
     @countedRequest("items")
     def _onItems(self, iq: domish.Element) -> defer.Deferred[domish.Element]:
         def items() -> defer.Deferred[domish.Element]:
-            return self.manager.items(self.requester).addCallback(itemsElement)
+            return self.backend.items(self.requester).addCallback(itemsElement)
 
         return defer.maybeDeferred(items)
 
     @countedRequest("append")
     def _onAppend(self, iq: domish.Element) -> defer.Deferred[None]:
         request = AppendRequest.fromElement(self._payload(iq, "append"))
-        return defer.maybeDeferred(self.manager.append, self.requester, request)
+        return defer.maybeDeferred(self.backend.append, self.requester, request)
 
     @countedRequest("disable")
     def _onDisable(self, iq: domish.Element) -> defer.Deferred[None]:
         request = NameRequest.fromElement(self._payload(iq, "disable"))
-        return defer.maybeDeferred(self.manager.disable, self.requester, request.name)
+        return defer.maybeDeferred(self.backend.disable, self.requester, request.name)
 
     @countedRequest("revoke")
     def _onRevoke(self, iq: domish.Element) -> defer.Deferred[None]:
         request = NameRequest.fromElement(self._payload(iq, "revoke"))
-        return defer.maybeDeferred(self.manager.revoke, self.requester, request.name)
+        return defer.maybeDeferred(self.backend.revoke, self.requester, request.name)
 
     def getDiscoInfo(self, requestor: jid.JID, target: jid.JID | None, nodeIdentifier: str = "") -> list[Any]:
         """
@@ -591,9 +472,13 @@ __all__ = [
     "AppendRequest",
     "CertificateItem",
     "CertificateManager",
-    "ICertificateManager",
+    "ISASLCertBackend",
     "NameRequest",
     "Requester",
+    "STORE_FAILURE_LOG_INTERVAL",
+    "STORE_UNAVAILABLE",
+    "SASLCertBackend",
     "SASLCertHandler",
     "itemsElement",
+    "stanzaErrorFor",
 ]

@@ -14,15 +14,19 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from cryptography.hazmat.primitives import serialization
+from twisted.internet import defer, task
+from twisted.python import failure
 from twisted.words.protocols.jabber import jid as jabberJID
 
-from xmppcert import control, cred, x509
+from xmppcert import certificates, control, cred, x509
+from xmppcert.certificates import Problem
 from xmppcert.cli import common
 from xmppcert.cli.common import (
     CommandError,
+    cliActor,
     formatTime,
     loadConfigOf,
     notifyServer,
@@ -31,19 +35,13 @@ from xmppcert.cli.common import (
     parseUserJID,
     positiveInt,
     readLine,
-    recordAudit,
 )
 from xmppcert.config import Config
 from xmppcert.jids import parseJID
-from xmppcert.store.interfaces import (
-    CertificateExists,
-    CertificateRevoked,
-    NoSuchAccount,
-    NoSuchCertificate,
-    StoredCertificate,
-    checkCertificateName,
-)
+from xmppcert.store.interfaces import checkCertificateName
 from xmppcert.store.sqlite import SQLiteDatabase
+
+_T = TypeVar("_T")
 
 
 def _readPassphrase(args: argparse.Namespace, stdin: TextIO, target: Path) -> bytes | None:
@@ -193,6 +191,112 @@ def _gencert(args: argparse.Namespace, out: TextIO) -> None:
     )
 
 
+class _Immediately:
+    """
+    The command line's database as the certificate manager's store: each
+    method runs at once and returns a Deferred that has fired, so a
+    manager operation over it is done when the call returns.
+    """
+
+    def __init__(self, database: SQLiteDatabase) -> None:
+        self._database = database
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._database, name)
+
+        def call(*args: Any, **kwargs: Any) -> defer.Deferred[Any]:
+            return defer.maybeDeferred(method, *args, **kwargs)
+
+        return call
+
+
+def _auditFailed(action: str, target: str, actor: str, e: Exception) -> None:
+    # The change is made: a warning, not an error of the command.
+    print(
+        f"xmppcert: warning: the change was made but not recorded in the audit trail: {e}",
+        file=sys.stderr,
+    )
+
+
+def _manager(database: SQLiteDatabase, config: Config) -> certificates.CertificateManager:
+    """
+    The certificate manager over C{database}, at the command line's time,
+    with no sessions: a revocation is told to a running server through the
+    control channel instead.
+    """
+    clock = task.Clock()
+    clock.advance(common.now().timestamp())
+    return certificates.CertificateManager(
+        _Immediately(database),
+        clock,
+        requireXmppAddr=config.certificates.require_xmppaddr,
+        auditFailed=_auditFailed,
+    )
+
+
+def _done(d: defer.Deferred[_T]) -> _T:
+    """
+    The result of a manager operation over L{_Immediately}, or its error
+    raised.
+    """
+    results: list[Any] = []
+    d.addBoth(results.append)
+    if not results:
+        raise RuntimeError("the certificate manager did not finish at once")
+    if isinstance(results[0], failure.Failure):
+        results[0].raiseException()
+    result: _T = results[0]
+    return result
+
+
+def _refusal(e: certificates.CertificateManagementError, account: str, certificate: Any = None) -> Exception:
+    """
+    What the command line says for a refusal of the certificate manager.
+
+    @param certificate: the certificate being added, for its dates.
+    """
+    if isinstance(e, certificates.StoreUnavailable) and isinstance(e.cause, Exception):
+        # Reported as any other database error.
+        return e.cause
+    if isinstance(e, certificates.NoSuchAccount):
+        return CommandError(f"no account {account}")
+    if isinstance(e, certificates.NoSuchCertificate):
+        return CommandError(f"no certificate named {e.name!r} for {account}")
+    if isinstance(e, certificates.RevocationIsFinal):
+        return CommandError(
+            f"certificate {e.name!r} of {account} is revoked, which is final; add a new certificate instead"
+        )
+    if isinstance(e, certificates.CertificateAlreadyRegistered):
+        if e.revoked:
+            return CommandError("this certificate was revoked, which is final: it can never be registered again")
+        if e.name is not None:
+            return CommandError(f"this certificate is already registered for {account} as {e.name!r}")
+        return CommandError("this certificate is already registered")
+    if isinstance(e, certificates.CertificateNotAcceptable):
+        return CommandError(_notAcceptable(e, account, certificate))
+    return CommandError(str(e))
+
+
+def _notAcceptable(e: certificates.CertificateNotAcceptable, account: str, certificate: Any) -> str:
+    if e.problem is Problem.EXPIRED:
+        return f"the certificate expired on {formatTime(certificate.not_valid_after_utc)}"
+    if e.problem is Problem.NOT_YET_VALID:
+        return f"the certificate is not valid before {formatTime(certificate.not_valid_before_utc)}"
+    if e.problem is Problem.BAD_XMPPADDR:
+        # XEP-0178: a certificate whose JIDs cannot be read is unusable.
+        return f"the certificate is not usable: {e.reason}"
+    if e.problem is Problem.NOT_CLIENT:
+        return f"not a client certificate: {e.reason}"
+    if e.problem is Problem.NAMES_NO_JID:
+        return (
+            f"the certificate names no JID, so nothing in it says it is {account}'s;"
+            " give --allow-no-xmppaddr to add it anyway"
+        )
+    # Never, whatever the options, for one naming others: it would let the
+    # key of the user the certificate names log in to this account.
+    return e.reason
+
+
 def _certAdd(args: argparse.Namespace, out: TextIO) -> None:
     """
     Register a certificate for an account (XEP-0257 section 2.1), after the
@@ -204,71 +308,33 @@ def _certAdd(args: argparse.Namespace, out: TextIO) -> None:
     name = checkCertificateName(args.name)
     database = openDatabase(config)
     try:
+        # Before the file is read: the account is the first thing wrong.
         if not database.accountExists(account):
             raise CommandError(f"no account {account}")
         certificate = x509.loadCertificateFile(Path(args.file))
-        facts = x509.certificateFacts(certificate)
-        state = x509.validity(certificate, common.now())
-        if state is x509.Validity.EXPIRED:
-            raise CommandError(f"the certificate expired on {formatTime(facts.notAfter)}")
-        if state is x509.Validity.NOT_YET_VALID:
-            raise CommandError(
-                f"the certificate is not valid before {formatTime(facts.notBefore)}"
-            )
-        if facts.xmppAddrError is not None:
-            # XEP-0178: a certificate whose JIDs cannot be read is unusable.
-            raise CommandError(f"the certificate is not usable: {facts.xmppAddrError}")
-        if facts.clientProblem is not None:
-            raise CommandError(f"not a client certificate: {facts.clientProblem}")
-        problem = cred.accountNamingProblem(facts.xmppAddrs, account, requireXmppAddr=False)
-        if problem is not None:
-            # Never, whatever the options: it would let the key of the user
-            # the certificate names log in to this account.
-            raise CommandError(problem)
-        if not facts.xmppAddrs and not args.allow_no_xmppaddr:
-            raise CommandError(
-                f"the certificate names no JID, so nothing in it says it is {account}'s;"
-                " give --allow-no-xmppaddr to add it anyway"
-            )
-        der = certificate.public_bytes(serialization.Encoding.DER)
         try:
-            database.addCertificate(
-                account,
-                name,
-                der,
-                facts.fingerprint,
-                facts.notAfter.timestamp(),
-                canManage=not args.no_cert_management,
+            added = _done(
+                _manager(database, config).add(
+                    certificates.Actor.operator(cliActor()),
+                    account,
+                    name,
+                    certificate.public_bytes(serialization.Encoding.DER),
+                    mayManage=not args.no_cert_management,
+                    allowNoXmppAddr=args.allow_no_xmppaddr,
+                )
             )
-        except NoSuchAccount:
-            raise CommandError(f"no account {account}") from None
-        except CertificateExists as e:
-            if e.field == "fingerprint" and database.isCertificateRevoked(facts.fingerprint):
-                raise CommandError(
-                    "this certificate was revoked, which is final: it can never be registered again"
-                ) from None
-            if e.field == "fingerprint":
-                owner = database.certificateByFingerprint(facts.fingerprint)
-                # Another account's registration is not this one's business.
-                if owner is not None and owner.account == account:
-                    raise CommandError(
-                        f"this certificate is already registered for {account}"
-                        f" as {owner.name!r}"
-                    ) from None
-                raise CommandError("this certificate is already registered") from None
-            raise CommandError(
-                f"a certificate named {name!r} is already registered for {account}"
-            ) from None
-        recordAudit(database, "cert.add", f"{account}/{name}", facts.fingerprint)
+        except certificates.CertificateNameTaken:
+            raise CommandError(f"a certificate named {name!r} is already registered for {account}") from None
+        except certificates.CertificateManagementError as e:
+            raise _refusal(e, account, certificate) from None
     finally:
         database.close()
     print(f"added certificate {name!r} for {account}", file=out)
-    print(f"fingerprint: {x509.displayFingerprint(facts.fingerprint)}", file=out)
+    print(f"fingerprint: {x509.displayFingerprint(added.fingerprint)}", file=out)
     if args.no_cert_management:
         print("note: sessions logged in with it cannot manage certificates", file=out)
-    if not any(a.userhost() == account for a in facts.xmppAddrs) and (
-        config.certificates.require_xmppaddr
-    ):
+    addrs = x509.certificateFacts(certificate).xmppAddrs
+    if certificates.accountNamingProblem(addrs, account, config.certificates.require_xmppaddr) is not None:
         print(
             f"note: it does not name {account}, and certificates.require_xmppaddr is on:"
             " it cannot log in until that is turned off",
@@ -443,7 +509,7 @@ def _shortFingerprint(fingerprint: str, full: bool) -> str:
     return display if full else display[:23] + "..."
 
 
-def _certificateTable(certificates: Sequence[StoredCertificate], full: bool) -> list[str]:
+def _certificateTable(listed: Sequence[certificates.CertificateInfo], full: bool) -> list[str]:
     header = ("NAME", "STATE", "FINGERPRINT", "NOT AFTER", "LAST USED", "MANAGE")
     rows = [header] + [
         (
@@ -452,9 +518,9 @@ def _certificateTable(certificates: Sequence[StoredCertificate], full: bool) -> 
             _shortFingerprint(c.fingerprint, full),
             formatTime(c.notAfter),
             formatTime(c.lastUsedAt),
-            "yes" if c.canManage else "no",
+            "yes" if c.mayManage else "no",
         )
-        for c in certificates
+        for c in listed
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return [
@@ -468,24 +534,45 @@ def _certList(args: argparse.Namespace, out: TextIO) -> None:
     account = parseAccountJID(args.jid, config)
     database = openDatabase(config)
     try:
-        if not database.accountExists(account):
-            raise CommandError(f"no account {account}")
-        certificates = database.listCertificates(account)
+        listed = _done(_manager(database, config).list(certificates.Actor.operator(cliActor()), account))
+    except certificates.CertificateManagementError as e:
+        raise _refusal(e, account) from None
     finally:
         database.close()
-    if not certificates:
+    if not listed:
         print(f"no certificates for {account}", file=out)
         return
-    for line in _certificateTable(certificates, args.full):
+    for line in _certificateTable(listed, args.full):
         print(line, file=out)
 
 
-def _noSuchCertificate(name: str, account: str) -> CommandError:
-    return CommandError(f"no certificate named {name!r} for {account}")
+def _changeOne(
+    args: argparse.Namespace, action: str
+) -> tuple[Config, str, str, certificates.CertificateChange]:
+    """
+    Apply one change (a method of the manager, by the state it sets, or
+    C{"removed"}) to the certificate C{args.name} of C{args.jid}.
 
-
-#: The audit trail's action for each state C{cert enable|disable|revoke} sets.
-_STATE_ACTIONS = {"enabled": "cert.enable", "disabled": "cert.disable", "revoked": "cert.revoke"}
+    @return: the configuration, the account, the name and the change.
+    """
+    config = loadConfigOf(args)
+    account = parseAccountJID(args.jid, config)
+    name = args.name.strip()
+    database = openDatabase(config)
+    try:
+        manager = _manager(database, config)
+        method = {
+            "enabled": manager.enable, "disabled": manager.disable,
+            "revoked": manager.revoke, "removed": manager.remove,
+        }[action]
+        [change] = _done(method(certificates.Actor.operator(cliActor()), account, [name]))
+    except certificates.CertificateNameTaken:
+        raise CommandError(f"another certificate of {account} named {name!r} is enabled") from None
+    except certificates.CertificateManagementError as e:
+        raise _refusal(e, account) from None
+    finally:
+        database.close()
+    return config, account, name, change
 
 
 def _certSetState(state: str) -> Callable[[argparse.Namespace, TextIO], None]:
@@ -495,40 +582,14 @@ def _certSetState(state: str) -> Callable[[argparse.Namespace, TextIO], None]:
     """
 
     def command(args: argparse.Namespace, out: TextIO) -> None:
-        config = loadConfigOf(args)
-        account = parseAccountJID(args.jid, config)
-        name = args.name.strip()
-        database = openDatabase(config)
-        try:
-            current = database.getCertificate(account, name)
-            if current is None:
-                raise _noSuchCertificate(name, account)
-            if current.state == state:
-                print(f"certificate {name!r} of {account} is already {state}", file=out)
-                return
-            try:
-                # Exactly the certificate looked up above: disabled and
-                # revoked certificates may share its name, and another
-                # process may change them meanwhile.
-                database.setCertificateStateByFingerprint(current.fingerprint, state)
-            except NoSuchCertificate:
-                raise _noSuchCertificate(name, account) from None
-            except CertificateExists:
-                raise CommandError(
-                    f"another certificate of {account} named {name!r} is enabled"
-                ) from None
-            except CertificateRevoked:
-                raise CommandError(
-                    f"certificate {name!r} of {account} is revoked, which is final;"
-                    " add a new certificate instead"
-                ) from None
-            recordAudit(database, _STATE_ACTIONS[state], f"{account}/{current.name}", current.fingerprint)
-        finally:
-            database.close()
+        config, account, name, change = _changeOne(args, state)
+        if not change.changed:
+            print(f"certificate {name!r} of {account} is already {state}", file=out)
+            return
         print(f"{state} certificate {name!r} of {account}", file=out)
         if state == "revoked":
             # A running server ends its sessions now, not at its next poll.
-            ended = notifyServer(config, control.CertificateRevoked, fingerprint=current.fingerprint)
+            ended = notifyServer(config, control.CertificateRevoked, fingerprint=change.certificate.fingerprint)
             if ended:
                 print(f"ended {ended} session{'' if ended == 1 else 's'} that logged in with it", file=out)
 
@@ -537,20 +598,9 @@ def _certSetState(state: str) -> Callable[[argparse.Namespace, TextIO], None]:
 
 
 def _certRemove(args: argparse.Namespace, out: TextIO) -> None:
-    config = loadConfigOf(args)
-    account = parseAccountJID(args.jid, config)
-    name = args.name.strip()
-    database = openDatabase(config)
-    try:
-        current = database.getCertificate(account, name)
-        database.removeCertificate(account, name)
-        recordAudit(database, "cert.remove", f"{account}/{name}", current.fingerprint if current else "")
-    except NoSuchCertificate:
-        raise _noSuchCertificate(name, account) from None
-    finally:
-        database.close()
+    _, account, name, change = _changeOne(args, "removed")
     print(f"removed certificate {name!r} of {account}", file=out)
-    if current is not None and current.state == "revoked":
+    if change.previousState == "revoked":
         print(
             "note: its revocation stays in force: it can never log in or be registered again",
             file=out,
