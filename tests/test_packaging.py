@@ -107,3 +107,17 @@ def test_everyRequirementHasLowerBound() -> None:
         assert re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*\s*>=\s*[0-9]", line), line
     script = ROOT / "scripts" / "check-minimum-versions"
     assert os.access(script, os.X_OK)
+
+
+def test_everyPackageIsListed() -> None:
+    """
+    setup.cfg lists packages one by one: every directory of xmppcert with an
+    __init__.py must be there, or an installed server lacks it.
+    """
+    listed = set(setupConfig()["options"]["packages"].split())
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for init in (ROOT / "xmppcert").rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    assert found <= listed, sorted(found - listed)

@@ -114,7 +114,8 @@ def test_makeServiceDefaultStore(tmp_path: Path) -> None:
 def test_makeServiceHandlersAndRegistry(tmp_path: Path) -> None:
     """
     Extra handler factories come after the default ones (core handlers,
-    XEP-0257, then the IM features: roster, carbons, blocking, offline); a
+    XEP-0257, the IM features: roster, carbons, blocking, offline, ...,
+    then ad-hoc commands); a
     given registry is used; the IM stream features are announced with bind.
     """
     from xmppcert.handlers import defaultHandlers
@@ -135,8 +136,9 @@ def test_makeServiceHandlersAndRegistry(tmp_path: Path) -> None:
     assert server.handlerFactories[0] is defaultHandlers
     assert server.handlerFactories[-1] is extra
     im = cast(Any, root).im
-    assert server.handlerFactories[2:-1] == im.handlerFactories
-    assert len(server.handlerFactories) == 3 + len(im.handlerFactories)
+    assert server.handlerFactories[2:-2] == im.handlerFactories
+    assert server.handlerFactories[-2] == cast(Any, root).commands.handlerFactory
+    assert len(server.handlerFactories) == 4 + len(im.handlerFactories)
     assert [(f.namespace, f.name) for f in server.informationalFeatures] == [
         ("urn:xmpp:features:rosterver", "ver"),
         ("urn:xmpp:features:pre-approval", "sub"),

@@ -30,7 +30,10 @@ from twisted.logger import Logger
 from twisted.words.protocols.jabber import error
 
 from xmppcert import _log, checks
+from xmppcert.adhoc.admin import AdminCommands
+from xmppcert.adhoc.framework import CommandService
 from xmppcert.c2s import C2SServer, HandlerFactory, StreamContext
+from xmppcert.certificates import CertificateManager
 from xmppcert.config import Config
 from xmppcert.control import ControlChannel, ControlService
 from xmppcert.cred import (
@@ -44,7 +47,7 @@ from xmppcert.im.services import installIM
 from xmppcert.metrics import IMetrics, MetricsSite, NullMetrics, ServerMetrics
 from xmppcert.reload import Reloader, ReloadResult
 from xmppcert.sasl import MechanismRegistry, defaultRegistry
-from xmppcert.saslcert import CertificateManager, Requester, SASLCertHandler
+from xmppcert.saslcert import Requester, SASLCertBackend, SASLCertHandler
 from xmppcert.sessions import SessionManager
 from xmppcert.store.interfaces import IAccountStore
 from xmppcert.store.sqlite import SQLiteStore
@@ -201,6 +204,12 @@ class ServerService(service.MultiService):
     web: Any = None
     #: The instant messaging services (L{xmppcert.im.services.IMServices}).
     im: Any = None
+    #: The ad-hoc commands (L{xmppcert.adhoc.framework.CommandService}),
+    #: to which an embedding application may add its own.
+    commands: Any = None
+    #: What the control channel and the administrators' commands act
+    #: through (L{xmppcert.control.ControlChannel}).
+    control: Any = None
     #: Run by L{startService} before anything starts, after twistd dropped
     #: privileges: findings (L{xmppcert.checks}) whose errors stop the start.
     startupChecks: Callable[[], list[checks.Finding]] | None = None
@@ -441,17 +450,28 @@ def makeService(
         log.info(
             "Certificate logins: {rule}", rule=certificateCheckers.describe(certs.checkers)
         )
+    # The one certificate manager: XEP-0257, the ad-hoc commands and the
+    # control channel act through it.
     manager = CertificateManager(
-        store, sessions, clock, certs.require_xmppaddr, certs.max_per_account, metrics=tracked
+        store,
+        clock,
+        sessions,
+        requireXmppAddr=certs.require_xmppaddr,
+        maxPerAccount=certs.max_per_account,
+        metrics=tracked,
     )
+    saslcert = SASLCertBackend(manager)
 
     def saslcertHandlers(context: StreamContext) -> list[Any]:
         account = context.account
         # The session's full JID is the actor in the audit trail.
         requester = Requester(account.jid, account.canManageCertificates, context.session.jid)
-        return [SASLCertHandler(manager, requester, tracked)]
+        return [SASLCertHandler(saslcert, requester, tracked)]
 
     im = installIM(sessions, store, clock, lambda: server.config.im)
+    # Ad-hoc commands (XEP-0050); commands are added once the control
+    # channel they act through exists.
+    commands = CommandService(clock)
     portal = makePortal(store, [certificateCheckers], config.sasl.scram_iterations, fakeSecret)
     for checker in checkers:
         _registerExtra(portal, checker, store, config, clock)
@@ -463,7 +483,9 @@ def makeService(
         tlsFactory=tlsFactory,
         registry=registry or defaultRegistry(),
         clock=clock,
-        handlerFactories=[defaultHandlers, saslcertHandlers, *im.handlerFactories, *handlerFactories],
+        handlerFactories=[
+            defaultHandlers, saslcertHandlers, *im.handlerFactories, commands.handlerFactory, *handlerFactories,
+        ],
         fakeCredentialSecret=fakeSecret,
         metrics=tracked,
     )
@@ -496,17 +518,29 @@ def makeService(
         RevocationListService(crls).setServiceParent(root)
     if certs.prune_expired_after:
         ExpiredCertificatePruner(store, clock, certs.prune_expired_after * 86400).setServiceParent(root)
+    listeners = [("starttls", d) for d in config.listen.starttls]
+    listeners += [("direct_tls", d) for d in config.listen.direct_tls]
+    listeners += [("https", d) for d in config.listen.https]
+    listeners += [("metrics", d) for d in (config.metrics.listen if metrics is not None else ())]
     if config.control.socket is not None:
-        listeners = [("starttls", d) for d in config.listen.starttls]
-        listeners += [("direct_tls", d) for d in config.listen.direct_tls]
-        listeners += [("https", d) for d in config.listen.https]
-        listeners += [("metrics", d) for d in (config.metrics.listen if metrics is not None else ())]
         listeners.append(("control", str(config.control.socket)))
-        channel = ControlChannel(sessions, store, clock, listeners)
+    # What the control socket and the administrators' commands do, with
+    # immediate effect, whether or not the socket listens.
+    channel = ControlChannel(sessions, store, clock, listeners, certificates=manager)
+    if config.control.socket is not None:
         ControlService(config.control.socket, channel, reactor).setServiceParent(root)
+    AdminCommands(
+        store,
+        channel,
+        isAdmin=lambda who: who.userhost() in server.config.admins,
+        clock=clock,
+        scramIterations=config.sasl.scram_iterations,
+    ).install(commands)
     C2SService(server).setServiceParent(root)
     root.c2s = server
     root.im = im
+    root.commands = commands
+    root.control = channel
     root.metrics = tracked
     root.reactor = reactor
     root.reloader = Reloader(

@@ -318,7 +318,8 @@ async def imLogin(
     certfile: Path | None = None,
     keyfile: Path | None = None,
     timeout: float = 15,
-) -> IMClient:
+    clientClass: type[IMClient] | None = None,
+) -> Any:
     """
     Log in over STARTTLS: with a certificate (SASL EXTERNAL) when given,
     else with the password.
@@ -326,7 +327,7 @@ async def imLogin(
     kwargs: dict[str, Any] = {}
     if certfile is not None:
         kwargs = {"sasl_mech": "EXTERNAL", "certfile": str(certfile), "keyfile": str(keyfile)}
-    client = IMClient(jid, password, server.caFile, **kwargs)
+    client = (clientClass or IMClient)(jid, password, server.caFile, **kwargs)
     client.enable_plaintext = False
     client.enable_direct_tls = False
     client.enable_starttls = True

@@ -4,7 +4,8 @@ All of instant messaging, installed on one server: rosters and presence
 (RFC 6121), offline messages (XEP-0160), carbons (XEP-0280), blocking
 (XEP-0191), vCards with the avatar hash (XEP-0054, XEP-0153), private XML
 storage (XEP-0049), software version (XEP-0092) and entity time
-(XEP-0202). L{installIM} is what L{xmppcert.service.makeService} calls; an
+(XEP-0202), entity capabilities (XEP-0115) and personal eventing
+(XEP-0163). L{installIM} is what L{xmppcert.service.makeService} calls; an
 embedding application that wants only some of them installs those
 services itself, the same way.
 """
@@ -24,6 +25,7 @@ from xmppcert.im.caps import CapsService
 from xmppcert.im.carbons import CarbonsService
 from xmppcert.im.entitytime import timeHandlers
 from xmppcert.im.offline import OfflineService
+from xmppcert.im.pep import PEPService
 from xmppcert.im.presence import PresenceService
 from xmppcert.im.private import PrivateService
 from xmppcert.im.roster import RosterService, rosterHandlers, streamFeatures
@@ -33,6 +35,7 @@ from xmppcert.sessions import SessionManager
 from xmppcert.store.interfaces import (
     IBlockingStore,
     IOfflineStore,
+    IPEPStore,
     IPrivateStore,
     IRosterStore,
     IVCardStore,
@@ -58,6 +61,7 @@ class IMServices:
     vcard: VCardService
     private: PrivateService
     caps: CapsService
+    pep: PEPService
     handlerFactories: list[HandlerFactory]
     features: list[InformationalFeature]
 
@@ -73,7 +77,7 @@ def installIM(
     @param config: returns the live C{[im]} settings.
     @raise ValueError: the store lacks one of those interfaces.
     """
-    for interface in (IRosterStore, IOfflineStore, IBlockingStore, IVCardStore, IPrivateStore):
+    for interface in (IRosterStore, IOfflineStore, IBlockingStore, IVCardStore, IPrivateStore, IPEPStore):
         if not interface.providedBy(store):
             raise ValueError(
                 f"the store {type(store).__name__} does not provide {interface.__name__}, which the IM"
@@ -101,6 +105,8 @@ def installIM(
     # What each client wants notifications of (XEP-0115, for PEP).
     caps = CapsService(sessions, clock, config)
     caps.install()
+    pep = PEPService(sessions, store, roster, caps, clock, config)
+    pep.install()
     return IMServices(
         roster=roster,
         presence=presence,
@@ -110,10 +116,11 @@ def installIM(
         vcard=vcard,
         private=private,
         caps=caps,
+        pep=pep,
         handlerFactories=[
             rosterHandlers(roster), carbons.handlersFor, blocking.handlersFor, offline.handlersFor,
             versionHandlers, timeHandlers(clock), vcard.handlersFor, private.handlersFor,
-            caps.handlersFor,
+            caps.handlersFor, pep.handlersFor,
         ],
         features=streamFeatures(),
     )
