@@ -44,7 +44,7 @@ from twisted.words.xish import domish
 from wokkel import disco
 from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import XMPPHandler
-from zope.interface import implementer
+from zope.interface import Interface, implementer
 
 from xmppcert import _log
 from xmppcert.iqhandler import OrderedIQHandler
@@ -87,6 +87,33 @@ STORE_UNAVAILABLE = "The private XML store is not available; try again later"
 
 #: Seconds between two log lines about store failures.
 STORE_FAILURE_LOG_INTERVAL = 60.0
+
+
+class IPrivateView(Interface):
+    """
+    A namespace of private XML storage whose content is kept elsewhere (as
+    XEP-0402 section 5 keeps XEP-0048 bookmarks in personal eventing):
+    installed with L{PrivateService.addView}, it turns what is stored into
+    what a client reads, and what a client writes into what is stored.
+    """
+
+    def read(account, stored):  # type: ignore[no-untyped-def]
+        """
+        @param account: the account's bare JID (a C{jid.JID}).
+        @param stored: the elements stored under the namespace in private
+            XML storage, C{None} for none.
+        @return: Deferred firing with the elements a client reads, C{None}
+            for none.
+        """
+
+    def write(account, elements, publisher):  # type: ignore[no-untyped-def]
+        """
+        @param elements: the elements a client sets under the namespace.
+        @param publisher: the full JID of the session that sets them.
+        @return: Deferred firing with the elements still to store in
+            private XML storage (an empty list: none).
+        @raise error.StanzaError: (in the Deferred) they are refused.
+        """
 
 
 def isReserved(namespace: str | None) -> bool:
@@ -148,7 +175,17 @@ class PrivateService:
         self.sessions = sessions
         self.store = store
         self.config = config
+        self._views: dict[str, IPrivateView] = {}
         self._storeFailureLog = _log.RateLimitedLog(log, LogLevel.error, clock, STORE_FAILURE_LOG_INTERVAL)
+
+    def addView(self, namespace: str, view: IPrivateView) -> None:
+        """
+        Let C{view} translate what is read and written under C{namespace}.
+        """
+        self._views[namespace] = view
+
+    def removeView(self, namespace: str) -> None:
+        self._views.pop(namespace, None)
 
     def install(self) -> None:
         """
@@ -200,8 +237,17 @@ class PrivateService:
 
     async def get(self, account: str, namespace: str) -> list[domish.Element] | None:
         """
-        @return: the elements stored under C{namespace}, C{None} for none.
+        @return: the elements stored under C{namespace} (as its view, if
+            it has one, shows them), C{None} for none.
         """
+        stored = await self._stored(account, namespace)
+        view = self._views.get(namespace)
+        if view is None:
+            return stored
+        shown: list[domish.Element] | None = await view.read(jid.internJID(account), stored)
+        return shown
+
+    async def _stored(self, account: str, namespace: str) -> list[domish.Element] | None:
         text = await self._guarded("read", account, self.store.getPrivate(account, namespace))
         if text is None:
             return None
@@ -216,10 +262,14 @@ class PrivateService:
             )
             return None
 
-    async def set(self, account: str, elements: list[domish.Element]) -> None:
+    async def set(self, account: str, elements: list[domish.Element], publisher: jid.JID | None = None) -> None:
         """
         Store C{elements}, grouped by namespace, each group replacing what
-        was stored under its namespace.
+        was stored under its namespace (a namespace with a view: what its
+        view leaves to store).
+
+        @param publisher: the full JID of the session that sets them (the
+            account's bare JID when not given), for views.
 
         @raise error.StanzaError: C{not-acceptable} for no element, a
             reserved namespace or a fragment too large;
@@ -244,7 +294,12 @@ class PrivateService:
         # Sections are stored one after the other; with several, one that
         # does not fit leaves those before it stored.
         for namespace, xml in fragments.items():
-            await self._guarded("store", account, self.store.setPrivate(account, namespace, xml, total))
+            view = self._views.get(namespace)
+            stored: str | None = xml
+            if view is not None:
+                remaining = await view.write(jid.internJID(account), groups[namespace], publisher or jid.internJID(account))
+                stored = "".join(element.toXml() for element in remaining) or None
+            await self._guarded("store", account, self.store.setPrivate(account, namespace, stored, total))
 
     def refuseForeignRequest(self, event: Inbound) -> bool:
         """
@@ -314,7 +369,7 @@ class PrivateHandler(OrderedIQHandler):
     def _onSet(self, iq: domish.Element) -> defer.Deferred[None]:
         elements = list(self._query(iq).elements())
         account = self.session.jid.userhost()
-        return defer.ensureDeferred(self.service.set(account, elements))
+        return defer.ensureDeferred(self.service.set(account, elements, self.session.jid))
 
     def getDiscoInfo(self, requestor: jid.JID, target: jid.JID | None, nodeIdentifier: str = "") -> list[Any]:
         if nodeIdentifier:
@@ -332,6 +387,7 @@ __all__ = [
     "PRIVATE_GET",
     "PRIVATE_PRIORITY",
     "PRIVATE_SET",
+    "IPrivateView",
     "RESERVED_NAMESPACES",
     "RESERVED_PREFIXES",
     "PrivateHandler",

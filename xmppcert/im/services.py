@@ -5,7 +5,8 @@ All of instant messaging, installed on one server: rosters and presence
 (XEP-0191), vCards with the avatar hash (XEP-0054, XEP-0153), private XML
 storage (XEP-0049), software version (XEP-0092) and entity time
 (XEP-0202), entity capabilities (XEP-0115) and personal eventing
-(XEP-0163). L{installIM} is what L{xmppcert.service.makeService} calls; an
+(XEP-0163) with bookmarks seen from private XML storage too (XEP-0402
+section 5). L{installIM} is what L{xmppcert.service.makeService} calls; an
 embedding application that wants only some of them installs those
 services itself, the same way.
 """
@@ -21,6 +22,7 @@ from twisted.internet.interfaces import IReactorTime
 from xmppcert.c2s.server import HandlerFactory, InformationalFeature
 from xmppcert.config import IMConfig
 from xmppcert.im.blocking import BlockingService
+from xmppcert.im.bookmarks import BookmarksView
 from xmppcert.im.caps import CapsService
 from xmppcert.im.carbons import CarbonsService
 from xmppcert.im.entitytime import timeHandlers
@@ -62,6 +64,7 @@ class IMServices:
     private: PrivateService
     caps: CapsService
     pep: PEPService
+    bookmarks: BookmarksView
     handlerFactories: list[HandlerFactory]
     features: list[InformationalFeature]
 
@@ -107,6 +110,9 @@ def installIM(
     caps.install()
     pep = PEPService(sessions, store, roster, caps, clock, config)
     pep.install()
+    # XEP-0402 section 5: bookmarks in private XML storage are the PEP ones.
+    bookmarks = BookmarksView(pep, private)
+    bookmarks.install()
     return IMServices(
         roster=roster,
         presence=presence,
@@ -117,10 +123,11 @@ def installIM(
         private=private,
         caps=caps,
         pep=pep,
+        bookmarks=bookmarks,
         handlerFactories=[
             rosterHandlers(roster), carbons.handlersFor, blocking.handlersFor, offline.handlersFor,
             versionHandlers, timeHandlers(clock), vcard.handlersFor, private.handlersFor,
-            caps.handlersFor, pep.handlersFor,
+            caps.handlersFor, pep.handlersFor, bookmarks.handlersFor,
         ],
         features=streamFeatures(),
     )
