@@ -249,10 +249,11 @@ def test_bookmarksSurviveReconnect(server: RunningServer) -> None:
         assert iqError(refused.value) == ("not-allowed", "closed-node")
         await kim.inMessages.absent(isEvent(jo.bare, NS_BOOKMARKS), within=0.3, what="someone else's bookmarks")
 
-        storage = await privateGet(jo, NS_LEGACY_BOOKMARKS, "storage")
-        legacy = storage.find(f"{{{NS_LEGACY_BOOKMARKS}}}conference")
-        assert legacy is not None and legacy.get("jid") == room and legacy.get("name") == "The Lounge"
-        assert legacy.findtext(f"{{{NS_LEGACY_BOOKMARKS}}}nick") == "jo"
+        # slixmpp's own XEP-0048 plugin, on private storage.
+        jo.register_plugin("xep_0048")
+        result = await jo.plugin["xep_0048"].get_bookmarks(method="xep_0049", timeout=10)
+        (legacy,) = result["private"]["bookmarks"]["conferences"]
+        assert (str(legacy["jid"]), legacy["name"], legacy["nick"], legacy["autojoin"]) == (room, "The Lounge", "jo", True)
 
         # XEP-0402 §5.2: a XEP-0048 client replaces the list: the new room
         # is published (PEP clients are notified), the removed one
