@@ -27,6 +27,7 @@ from twisted.logger import Logger, LogLevel, capturedLogs
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from twisted.trial import unittest
+from twisted.words.protocols.jabber import jid
 
 from tests.helpers import DOMAIN, OTHER_DOMAIN, bindSession
 from tests.test_checks import writeCA, writeCertificate
@@ -41,12 +42,13 @@ from xmppcert.x509 import fingerprint, generateServerCertificate
 
 def configText(
     domains: tuple[str, ...] = (DOMAIN,), logLevel: str = "info", extra: str = "",
-    starttls: str = "tcp:0:interface=127.0.0.1", https: bool = False,
+    starttls: str = "tcp:0:interface=127.0.0.1", https: bool = False, admins: tuple[str, ...] = (),
 ) -> str:
     return f"""\
 domains = {json.dumps(list(domains))}
 data_dir = "."
 log_level = "{logLevel}"
+admins = {json.dumps(list(admins))}
 
 [listen]
 starttls = ["{starttls}"]
@@ -260,10 +262,12 @@ def test_limitsAndLogLevel(tmp_path: Path) -> None:
         extra=(
             "[limits]\nhandshake_timeout = 3\nauth_timeout = 7\nmax_unauthenticated_per_address = 2\n"
             "login_failure_max_delay = 1\nlockout_time = 60\nmax_failures_per_account = 9\n"
+            "command_session_timeout = 42\n"
             "[sasl]\nscram_iterations = 8192\n"
         ),
     )
     assert env.reload().ok
+    assert env.root.commands.sessionTimeout == 42.0
     limits = env.server.config.limits
     assert (limits.handshake_timeout, limits.auth_timeout) == (3.0, 7.0)
     assert env.server.addressLimiter.maxPerAddress == 2
@@ -276,6 +280,27 @@ def test_limitsAndLogLevel(tmp_path: Path) -> None:
         Logger(observer=_log.observer).info("quiet now")
         Logger(observer=_log.observer).warn("still heard")
     assert [e["log_format"] for e in events] == ["still heard"]
+
+
+def test_admins(tmp_path: Path) -> None:
+    """
+    Reload: admins change live; the next command an account runs sees its
+    new right (the XEP-0133 commands are listed for it, or no longer).
+    """
+    from xmppcert.adhoc.framework import Requester
+
+    env = Env(tmp_path)
+    commands = env.root.commands
+    alice = Requester(jid.JID(f"alice@{DOMAIN}/phone"), None, DOMAIN, "PLAIN")
+    before = {c.node for c in commands.commandsFor(alice)}
+    env.write(admins=(f"alice@{DOMAIN}",))
+    result = env.reload()
+    assert result.ok and f"admins = alice@{DOMAIN}" in result.reloaded
+    after = {c.node for c in commands.commandsFor(alice)}
+    assert "http://jabber.org/protocol/admin#add-user" in after - before
+    env.write()
+    assert env.reload().ok
+    assert {c.node for c in commands.commandsFor(alice)} == before
 
 
 def test_clientCAsAndCRLs(tmp_path: Path) -> None:

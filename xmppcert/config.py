@@ -123,6 +123,8 @@ class LimitsConfig:
     @ivar max_failures_per_account: recent failed logins of one account from
         anywhere that lock its password logins for C{lockout_time}; 0 for
         no such lockout.
+    @ivar command_session_timeout: seconds an ad-hoc command session
+        (XEP-0050) may stay idle before it expires.
     @ivar lockout_time: seconds a lockout lasts; also the half-life of the
         failure counts.
     """
@@ -137,6 +139,7 @@ class LimitsConfig:
     max_failures_per_account_address: int = 5
     max_failures_per_account: int = 20
     lockout_time: float = 300.0
+    command_session_timeout: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -627,6 +630,7 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
             "max_stanza_size", "max_stanza_elements", "handshake_timeout", "auth_timeout",
             "max_unauthenticated_per_address", "listen_backlog", "login_failure_max_delay",
             "max_failures_per_account_address", "max_failures_per_account", "lockout_time",
+            "command_session_timeout",
         },
         "limits.",
     )
@@ -661,6 +665,9 @@ def configFromDict(data: Mapping[str, Any], baseDir: Path) -> Config:
             "max_failures_per_account", int, 0, 1_000_000, "an integer from 0 (no lockout) to 1000000"
         ),
         lockout_time=limit("lockout_time", number, 1, 86400, "a number of seconds from 1 to 86400"),
+        command_session_timeout=limit(
+            "command_session_timeout", number, 1, 86400, "a number of seconds from 1 to 86400"
+        ),
     )
 
     certData = _table(data, "certificates", "")
@@ -1009,6 +1016,8 @@ login_failure_max_delay = {limits.login_failure_max_delay:g}
 max_failures_per_account_address = {limits.max_failures_per_account_address}
 max_failures_per_account = {limits.max_failures_per_account}
 lockout_time = {limits.lockout_time:g}
+# Seconds an ad-hoc command (XEP-0050) may wait for the next step.
+command_session_timeout = {limits.command_session_timeout:g}
 
 [metrics]
 # Prometheus metrics at /metrics over HTTP, served on these endpoints;

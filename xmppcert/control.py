@@ -432,15 +432,18 @@ class ControlChannel:
             "boundAt": float(boundAt) if boundAt is not None else None,
         }
 
-    async def kick(self, jid: str, actor: str) -> int:
+    async def kick(self, jid: str, actor: str, byUser: bool = False) -> int:
         """
         End the sessions of C{jid} with L{kickedError}; recorded as
         C{session.kick}.
 
+        @param byUser: the account's user ends them (from another of its
+            sessions), not an administrator: the client is told so.
         @return: how many ended.
         """
         target = _target(jid)
-        closed = self.notifier.closeSessionsOf(target, kickedError())
+        why = kickedError("Ended from another session of this account") if byUser else kickedError()
+        closed = self.notifier.closeSessionsOf(target, why)
         log.info("{actor} ended {count} of {jid}", actor=actor, count=_plural(closed, "session"), jid=target.full())
         await self._audit(actor, "session.kick", target.userhost(), f"{target.full()}: {_plural(closed, 'session')} ended")
         return int(closed)

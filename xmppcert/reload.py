@@ -64,7 +64,7 @@ log = Logger(observer=_log.observer)
 #: paths derived from it, which are compared themselves.
 LIVE = frozenset({
     "domains", "data_dir", "tls", "certificates", "limits", "sasl", "log_level", "keepalive_interval",
-    "http", "im",
+    "http", "im", "admins",
 })
 
 #: Settings inside live sections that still need a restart.
@@ -433,6 +433,9 @@ class Reloader:
         self.server.addressLimiter.maxPerAddress = effective.limits.max_unauthenticated_per_address
         self.manager.requireXmppAddr = effective.certificates.require_xmppaddr
         self.manager.maxPerAccount = effective.certificates.max_per_account
+        commands = getattr(self.root, "commands", None)
+        if commands is not None:
+            commands.sessionTimeout = effective.limits.command_session_timeout
         passwords = self.portal.checkers.get(IUsernamePassword)
         if isinstance(passwords, StoredPasswordChecker):
             passwords.iterations = effective.sasl.scram_iterations
@@ -450,6 +453,8 @@ class Reloader:
             reloaded.extend(prepared.caChanges)
         if effective.domains != old.domains:
             reloaded.append(_domainChange(old, effective))
+        if effective.admins != old.admins:
+            reloaded.append(f"admins = {', '.join(effective.admins) or 'none'}")
         for name in ("certificates", "limits", "sasl", "http", "im", "log_level", "keepalive_interval"):
             if getattr(effective, name) != getattr(old, name):
                 value = getattr(effective, name)

@@ -31,6 +31,7 @@ from twisted.words.protocols.jabber import error
 
 from xmppcert import _log, checks
 from xmppcert.adhoc.admin import AdminCommands
+from xmppcert.adhoc.certificates import CertificateCommands
 from xmppcert.adhoc.framework import CommandService
 from xmppcert.c2s import C2SServer, HandlerFactory, StreamContext
 from xmppcert.certificates import CertificateManager
@@ -471,7 +472,7 @@ def makeService(
     im = installIM(sessions, store, clock, lambda: server.config.im)
     # Ad-hoc commands (XEP-0050); commands are added once the control
     # channel they act through exists.
-    commands = CommandService(clock)
+    commands = CommandService(clock, sessionTimeout=config.limits.command_session_timeout)
     portal = makePortal(store, [certificateCheckers], config.sasl.scram_iterations, fakeSecret)
     for checker in checkers:
         _registerExtra(portal, checker, store, config, clock)
@@ -529,13 +530,19 @@ def makeService(
     channel = ControlChannel(sessions, store, clock, listeners, certificates=manager)
     if config.control.socket is not None:
         ControlService(config.control.socket, channel, reactor).setServiceParent(root)
+
+    def isAdmin(who: Any) -> bool:
+        # The configuration's, live: a reload changes who is one.
+        return who.userhost() in server.config.admins
+
     AdminCommands(
         store,
         channel,
-        isAdmin=lambda who: who.userhost() in server.config.admins,
+        isAdmin=isAdmin,
         clock=clock,
         scramIterations=config.sasl.scram_iterations,
     ).install(commands)
+    CertificateCommands(manager, channel, isAdmin).install(commands)
     C2SService(server).setServiceParent(root)
     root.c2s = server
     root.im = im

@@ -107,15 +107,15 @@ def accountLockedError() -> error.StreamError:
     return error.StreamError("not-authorized", text="This account was locked by an administrator")
 
 
-def kickedError() -> error.StreamError:
+def kickedError(text: str = "Ended by an administrator") -> error.StreamError:
     """
-    The stream error that ends a session an administrator ended (C{xmppcert
-    kick}): C{policy-violation} (RFC 6120 section 4.9.3.14), the local
-    service's policy, and not C{reset} (section 4.9.3.16), which is about
-    the stream's security context and invites the client to reconnect at
-    once.
+    The stream error that ends a session an administrator (C{xmppcert
+    kick}) or the account's user from another session ended:
+    C{policy-violation} (RFC 6120 section 4.9.3.14), the local service's
+    policy, and not C{reset} (section 4.9.3.16), which is about the
+    stream's security context and invites the client to reconnect at once.
     """
-    return error.StreamError("policy-violation", text="Ended by an administrator")
+    return error.StreamError("policy-violation", text=text)
 
 
 def passwordChangedError() -> error.StreamError:

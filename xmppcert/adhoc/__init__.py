@@ -2,12 +2,15 @@
 """
 Ad-hoc commands (XEP-0050) on the server's side: a framework other
 features add commands to (L{xmppcert.adhoc.framework}), the data forms
-they show (L{xmppcert.adhoc.forms}), and the service administration
-commands of XEP-0133 (L{xmppcert.adhoc.admin}).
+they show (L{xmppcert.adhoc.forms}), the service administration
+commands of XEP-0133 (L{xmppcert.adhoc.admin}), and certificate
+management for every account and for administrators
+(L{xmppcert.adhoc.certificates}).
 """
 
 from __future__ import annotations
 
+from xmppcert.adhoc.certificates import NS_CERTS, NS_CERTS_ADMIN, CertificateCommands, ReportForm
 from xmppcert.adhoc.forms import (
     InvalidInput,
     PayloadError,
@@ -44,7 +47,10 @@ from xmppcert.adhoc.framework import (
 )
 
 __all__ = [
+    "NS_CERTS",
+    "NS_CERTS_ADMIN",
     "NS_COMMANDS",
+    "CertificateCommands",
     "Command",
     "CommandHandler",
     "CommandRequest",
@@ -54,6 +60,7 @@ __all__ = [
     "InvalidInput",
     "Note",
     "PayloadError",
+    "ReportForm",
     "Requester",
     "Show",
     "Stage",

@@ -29,7 +29,7 @@ from typing import Any
 
 from twisted.internet import threads
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger, LogLevel
+from twisted.logger import Logger
 from twisted.words.protocols.jabber import error, jid
 
 # wokkel 18 imports only once xmppcert has installed its compatibility shim.
@@ -49,6 +49,7 @@ from xmppcert.adhoc.forms import (
     textPrivate,
 )
 from xmppcert.adhoc.framework import Command, CommandService, Completed, ICommand, Note, Requester
+from xmppcert.certificates import AuditTrail
 from xmppcert.control import ControlChannel, InvalidJID
 from xmppcert.store.interfaces import AccountExists, NoSuchAccount
 
@@ -68,9 +69,6 @@ GET_ONLINE_USERS_LIST = f"{NS_ADMIN}#get-online-users-list"
 
 #: The choices of C{max_items} (XEP-0133 section 4.20); C{none}: all.
 MAX_ITEMS_CHOICES = ("25", "50", "75", "100", "150", "200", "none")
-
-#: Seconds between two log lines about failed audit records.
-AUDIT_FAILURE_LOG_INTERVAL = 60.0
 
 _RunInThread = Callable[..., Any]
 
@@ -112,6 +110,7 @@ class AdminCommands:
         password-change code the commands call.
     @ivar sessions: the session registry (C{control.sessions}).
     @ivar domains: the served domains; accounts elsewhere are refused.
+    @ivar auditTrail: where the changes are recorded (L{AuditTrail}).
     """
 
     def __init__(
@@ -142,7 +141,7 @@ class AdminCommands:
         self.clock = clock
         self.scramIterations = scramIterations
         self._deferToThread = deferToThread
-        self._auditFailureLog = _log.RateLimitedLog(log, LogLevel.warn, clock, AUDIT_FAILURE_LOG_INTERVAL)
+        self.auditTrail = AuditTrail(store, clock)
 
     def mayRun(self, requester: Requester) -> bool:
         """
@@ -222,20 +221,10 @@ class AdminCommands:
 
     async def _audit(self, actor: str, action: str, target: str, detail: str = "") -> None:
         """
-        Record a change in the audit trail (if the store keeps one). The
-        change is made whatever happens here: a failure is a warning, at
-        most one every L{AUDIT_FAILURE_LOG_INTERVAL} seconds.
+        Record a change in the audit trail (L{AuditTrail}, if the store
+        keeps one); a failure there is a warning and does not undo it.
         """
-        record = getattr(self.store, "recordAudit", None)
-        if record is None:
-            return
-        try:
-            await record(actor, action, target, detail)
-        except Exception as e:
-            self._auditFailureLog.emit(
-                "Could not record {action} of {target} by {actor} in the audit trail: {error}",
-                action=action, target=target, actor=actor, error=f"{type(e).__name__}: {e}",
-            )
+        await self.auditTrail.record(actor, action, target, detail)
 
     async def _credentials(self, password: str) -> list[Any]:
         try:
