@@ -236,3 +236,91 @@ def test_compatAdvertisedOnOwnBareJID() -> None:
     for target in (jid.JID("example.com"), jid.JID("bob@example.com")):
         assert handler.getDiscoInfo(PHONE, target) == []
     assert handler.getDiscoInfo(PHONE, None, "some-node") == []
+
+
+def test_roomJIDsComparedPrepared() -> None:
+    """
+    XEP-0402 §5.2 ("SHOULD NOT send notifications for unchanged items"): a
+    XEP-0048 client writing back a room whose item id is not in prepared
+    form changes nothing — same item id, extensions kept, no notification.
+    """
+    t, private, _ = setUp()
+    payload = element(
+        f"<conference xmlns='{NS_BOOKMARKS}' name='L' autojoin='true'>"
+        "<extensions><pin xmlns='urn:example:client'/></extensions></conference>"
+    )
+    resultOf(t.pep.publish(OWNER, NS_BOOKMARKS, "Lounge@Rooms.Example", payload, PHONE, {"pubsub#access_model": "whitelist"}))
+    _, client = t.online(f"{ALICE}/laptop", NS_BOOKMARKS)
+    storage = read(private)
+    assert storage is not None
+    resultOf(private.set(ALICE, [storage], PHONE))
+    assert notifications(client.sent) == []
+    items = pepItems(t)
+    assert list(items) == ["Lounge@Rooms.Example"]
+    assert list(next(items["Lounge@Rooms.Example"].elements(NS_BOOKMARKS, "extensions")).elements())
+
+
+def test_itemsXEP0048CannotShowAreLeftAlone() -> None:
+    """
+    An item whose id is not a room's bare JID is not shown to XEP-0048
+    clients, and a XEP-0048 write does not retract it.
+    """
+    t, private, _ = setUp()
+    payload = element(f"<conference xmlns='{NS_BOOKMARKS}' name='odd'/>")
+    resultOf(t.pep.publish(OWNER, NS_BOOKMARKS, "not-a-room", payload, PHONE, {"pubsub#access_model": "whitelist"}))
+    assert read(private) is None or not list(read(private).elements())  # type: ignore[union-attr]
+    resultOf(private.set(ALICE, [legacy(conference("a@r.example", "A"))], PHONE))
+    assert sorted(pepItems(t)) == ["a@r.example", "not-a-room"]
+
+
+def test_foreignChildrenBecomeExtensions() -> None:
+    """
+    XEP-0402 §3 <extensions/>: children of a XEP-0048 conference in other
+    namespaces (Gajim's <minimize/>) are kept in the item's extensions and
+    given back to XEP-0048 clients; nothing the client wrote is lost.
+    """
+    t, private, _ = setUp()
+    room = "<conference jid='a@r.example' name='A' autojoin='true'><nick>al</nick><minimize xmlns='xmpp:gajim.org/bookmarks'>true</minimize></conference>"
+    resultOf(private.set(ALICE, [legacy(room)], PHONE))
+    stored = pepItems(t)["a@r.example"]
+    (extensions,) = list(stored.elements(NS_BOOKMARKS, "extensions"))
+    assert [(e.uri, e.name) for e in extensions.elements()] == [("xmpp:gajim.org/bookmarks", "minimize")]
+    storage = read(private)
+    assert storage is not None
+    (conf,) = list(storage.elements(NS_LEGACY_BOOKMARKS, "conference"))
+    assert [(e.uri, e.name) for e in conf.elements()] == [
+        (NS_LEGACY_BOOKMARKS, "nick"), ("xmpp:gajim.org/bookmarks", "minimize")
+    ]
+
+
+def test_existingNodeMadePrivateAndLargeEnough() -> None:
+    """
+    XEP-0402 §3: a bookmarks node made earlier with other settings (the
+    PEP defaults: presence access, one item) is reconfigured before rooms
+    are written through XEP-0048, so passwords do not reach contacts and
+    no room is dropped; an empty node with other settings does not make
+    the write fail.
+    """
+    t, private, _ = setUp()
+    resultOf(t.pep.create(OWNER, NS_BOOKMARKS, OWNER))
+    rooms = [conference(f"r{i}@r.example", f"R{i}") for i in range(4)]
+    resultOf(private.set(ALICE, [legacy(*rooms)], PHONE))
+    assert len(pepItems(t)) == 4
+    config = resultOf(t.pep.nodeConfig(OWNER, NS_BOOKMARKS))
+    assert config is not None and config.accessModel == "whitelist" and config.get("pubsub#max_items") == "max"
+
+
+def test_refusedListChangesNothing() -> None:
+    """
+    A XEP-0048 list with a room that cannot be stored (a JID longer than an
+    item id may be) is refused before anything is published or retracted.
+    """
+    t, private, _ = setUp()
+    resultOf(private.set(ALICE, [legacy(conference("a@r.example", "A"))], PHONE))
+    tooLong = "r" * 1000 + "@" + "d" * 60 + ".example"
+    failure = failureOf(
+        private.set(ALICE, [legacy(conference("b@r.example", "B"), conference(tooLong, "Long"))], PHONE),
+        error.StanzaError,
+    )
+    assert failure.value.condition in ("not-acceptable", "jid-malformed")  # type: ignore[union-attr]
+    assert list(pepItems(t)) == ["a@r.example"]
