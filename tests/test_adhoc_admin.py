@@ -205,6 +205,30 @@ def test_nonAdminRefused(node: str) -> None:
     assert stanzaErrorCondition(send(client, node)) == "forbidden"
 
 
+def test_restrictedDeviceOnlyReads() -> None:
+    """
+    An administrator logged in with a certificate registered with
+    <no-cert-management/> (XEP-0257 §2.3) may not change certificates, so
+    it may not delete, lock, re-key or kick accounts either: only the
+    commands that read (counts, online users) are offered and run.
+    """
+    from xmppcert.adhoc.framework import Requester
+    from xmppcert.cred import Account
+
+    h = Harness()
+    restricted = Requester(
+        jid.JID(f"{ALICE}/phone"),
+        Account(jid.JID(ALICE), certificateFingerprint="ab" * 32, canManageCertificates=False),
+        DOMAIN,
+        "EXTERNAL",
+    )
+    offered = {c.node for c in h.service.commandsFor(restricted)}
+    reading = {GET_REGISTERED_USERS_NUM, GET_ONLINE_USERS_NUM, GET_ONLINE_USERS_LIST}
+    assert offered == reading
+    full = Requester(jid.JID(f"{ALICE}/phone"), Account(jid.JID(ALICE)), DOMAIN, "EXTERNAL")
+    assert {c.node for c in h.service.commandsFor(full)} == set(ALL_NODES)
+
+
 def test_adminRightWithdrawn() -> None:
     """
     XEP-0133 section 8: an administrator whose right is withdrawn during a
@@ -251,6 +275,20 @@ def test_addUser() -> None:
     assert canLogIn(h, "carol", "pw 1")
     [entry] = h.audit()
     assert (entry.actor, entry.action, entry.target, entry.detail) == (ALICE, "user.add", CAROL, "")
+
+
+def test_servedDomainsFollowReload() -> None:
+    """
+    Only accounts of the served domains are administered, as they are now:
+    a domain a reload adds is accepted at once, one it removes refused.
+    """
+    h = Harness()
+    client = h.client()
+    values = {"accountjid": "dora@example.net", "password": "pw", "password-verify": "pw"}
+    refused = run(client, ADD_USER, values)
+    assert command(refused)["status"] == "executing"
+    h.server.sessions.domains = frozenset({DOMAIN, "example.net"})
+    assert completedNotes(run(client, ADD_USER, values)) == [("info", "Added dora@example.net")]
 
 
 def test_addUserWithoutPassword() -> None:

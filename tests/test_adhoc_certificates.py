@@ -695,6 +695,27 @@ def test_revokeEndsSession() -> None:
     assert [(e.actor, e.action) for e in h.audit()][-1] == (f"{ALICE}/desk", "cert.revoke")
 
 
+def test_revokeOnlyWhatWasConfirmed() -> None:
+    """
+    Revoking is final, so only the certificate whose fingerprint was
+    confirmed is revoked: when its name picks another certificate by then
+    (a new "Phone" added while the old, disabled one was being confirmed),
+    nothing is revoked and the user is told it changed meanwhile.
+    """
+    h = Harness()
+    old = h.register("Phone")
+    resultOf(h.manager.disable(OPERATOR, ALICE, ["Phone"]))
+    client = h.client()
+    confirm = submit(client, REVOKE, start(client, REVOKE), {"certificates": ["Phone"]})
+    assert fixedLines(confirm) == [f"Phone: {x509.displayFingerprint(x509.fingerprint(old))}"]
+    new = h.register("Phone")
+    element = submit(client, REVOKE, confirm, {"confirm": "true"})
+    assert element["status"] == "completed"
+    assert notesOf(element) == [("error", "No longer there to revoke (changed meanwhile): 'Phone'")]
+    states = {c.fingerprint: c.state for c in resultOf(h.store.listCertificates(ALICE))}
+    assert states == {x509.fingerprint(old): "disabled", x509.fingerprint(new): "enabled"}
+
+
 def test_revokeNeedsConfirmation() -> None:
     """
     Revoking is final, so it is confirmed: without the box ticked the

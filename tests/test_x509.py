@@ -1087,3 +1087,20 @@ def test_writePrivateKey(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert path.read_bytes() == privateKeyPEM(KEY)
     assert [p.name for p in path.parent.iterdir()] == ["client.key"]
+
+
+
+def test_beginMarkersWithoutEnd(clientCert: x509.Certificate) -> None:
+    """
+    RFC 7468 §2: a block runs from BEGIN to the first END after it; many
+    BEGIN markers without an END (a hostile paste of 9000 of them, which
+    a lazy regular expression took seconds over) are no CERTIFICATE
+    block, and a second BEGIN inside the first block makes it invalid
+    base64, as before.
+    """
+    with pytest.raises(CertificateError, match="no CERTIFICATE block"):
+        loadCertificate(b"-----BEGIN CERTIFICATE-----\n" * 9000)
+    pem = certificatePEM(clientCert)
+    with pytest.raises(CertificateError, match="not valid base64"):
+        loadCertificate(b"-----BEGIN CERTIFICATE-----\nxx\n" + pem)
+    assert loadCertificate(b"text before\n" + pem + pem) == clientCert

@@ -21,7 +21,6 @@ import binascii
 import datetime
 import enum
 import os
-import re
 import string
 import tempfile
 from collections.abc import Callable, Sequence
@@ -185,9 +184,27 @@ _MAX_INPUT_SIZE = 64 * MAX_CERTIFICATE_SIZE
 #: RFC 7622 sections 3.2.1, 3.3.1 and 3.4.1: each part of a JID is at most
 #: 1023 octets of UTF-8.
 
-_PEM_CERTIFICATE = re.compile(
-    rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.DOTALL
-)
+_PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
+_PEM_END = b"-----END CERTIFICATE-----"
+
+
+def _pemCertificateBody(data: bytes) -> bytes | None:
+    """
+    The body of the first PEM CERTIFICATE block, C{None} when there is
+    none. Linear in the input: a lazy regular expression would be tried
+    again from every BEGIN marker, quadratic for many markers without an
+    END.
+    """
+    begin = data.find(_PEM_BEGIN)
+    if begin < 0:
+        return None
+    start = begin + len(_PEM_BEGIN)
+    end = data.find(_PEM_END, start)
+    if end < 0:
+        # Without an END after the first BEGIN there is none after a later
+        # one either.
+        return None
+    return data[start:end]
 
 _ExtensionT = TypeVar("_ExtensionT", bound=x509.ExtensionType)
 _T = TypeVar("_T")
@@ -218,11 +235,11 @@ def loadCertificate(data: bytes) -> x509.Certificate:
     # certificate is over 127 bytes); no text does. Deciding this first
     # keeps PEM markers inside a DER certificate's names from misleading.
     isDER = data[:1] == b"\x30" and data[1:2] >= b"\x80"
-    match = None if isDER else _PEM_CERTIFICATE.search(data)
-    if match is not None:
+    block = None if isDER else _pemCertificateBody(data)
+    if block is not None:
         # Strict base64, so that a damaged block is refused rather than
         # decoded into something else; line breaks and blanks are layout.
-        body = b"".join(match.group(1).split())
+        body = b"".join(block.split())
         try:
             der = binascii.a2b_base64(body, strict_mode=True)
         except binascii.Error:

@@ -136,7 +136,6 @@ class AdminCommands:
         self.store = store
         self.control = control
         self.sessions = control.sessions
-        self.domains = frozenset(control.sessions.domains)
         self.isAdmin = isAdmin
         self.clock = clock
         self.scramIterations = scramIterations
@@ -149,20 +148,33 @@ class AdminCommands:
         """
         return bool(self.isAdmin(requester.bare))
 
+    def mayChange(self, requester: Requester) -> bool:
+        """
+        Administrators, but not from a device whose certificate was
+        registered with C{<no-cert-management/>}: such a device may not
+        change its own certificates, so it may not delete, lock or re-key
+        accounts either (it may still count and list who is online).
+        """
+        account = requester.account
+        return self.mayRun(requester) and (account is None or bool(account.canManageCertificates))
+
     def _command(self, node: str, name: str, *stages: Any) -> ICommand:
         return Command(node, name, stages, self.mayRun)
+
+    def _changing(self, node: str, name: str, *stages: Any) -> ICommand:
+        return Command(node, name, stages, self.mayChange)
 
     def commands(self) -> list[ICommand]:
         """
         The commands, in the order XEP-0133 lists their use cases.
         """
         return [
-            self._command(ADD_USER, "Add User", self._addUserForm, self._addUser),
-            self._command(DELETE_USER, "Delete User", self._deleteUserForm, self._deleteUser),
-            self._command(DISABLE_USER, "Disable User", self._disableUserForm, self._disableUser),
-            self._command(REENABLE_USER, "Re-Enable User", self._reenableUserForm, self._reenableUser),
-            self._command(END_USER_SESSION, "End User Session", self._endUserSessionForm, self._endUserSession),
-            self._command(
+            self._changing(ADD_USER, "Add User", self._addUserForm, self._addUser),
+            self._changing(DELETE_USER, "Delete User", self._deleteUserForm, self._deleteUser),
+            self._changing(DISABLE_USER, "Disable User", self._disableUserForm, self._disableUser),
+            self._changing(REENABLE_USER, "Re-Enable User", self._reenableUserForm, self._reenableUser),
+            self._changing(END_USER_SESSION, "End User Session", self._endUserSessionForm, self._endUserSession),
+            self._changing(
                 CHANGE_USER_PASSWORD, "Change User Password", self._changePasswordForm, self._changePassword
             ),
             self._command(GET_REGISTERED_USERS_NUM, "Get Number of Registered Users", self._registeredUsersNum),
@@ -171,6 +183,11 @@ class AdminCommands:
                 GET_ONLINE_USERS_LIST, "Get List of Online Users", self._onlineUsersForm, self._onlineUsersList
             ),
         ]
+
+    @property
+    def domains(self) -> frozenset[str]:
+        # Read at each request: a reload may change the served domains.
+        return frozenset(self.control.sessions.domains)
 
     def install(self, service: CommandService) -> None:
         """

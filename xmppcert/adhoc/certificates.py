@@ -116,6 +116,11 @@ ADMIN_SESSIONS = f"{NS_CERTS_ADMIN}#sessions"
 #: not say: yes, as a XEP-0257 C{append} without C{<no-cert-management/>}.
 DEFAULT_MAY_MANAGE = True
 
+#: The longest certificate paste looked at: a PEM certificate of the
+#: largest size the server accepts (16 KiB of DER) is under 23,000
+#: characters.
+MAX_PASTE = 32 * 1024
+
 #: The state key under which an administrator's command keeps the account.
 _ACCOUNT = "account"
 
@@ -303,7 +308,6 @@ class CertificateCommands:
         self.manager = manager
         self.control = control
         self.sessions = control.sessions
-        self.domains = frozenset(control.sessions.domains)
         self.isAdmin = isAdmin
 
     # --- who may --------------------------------------------------------------
@@ -368,6 +372,11 @@ class CertificateCommands:
                 [self._accountForm, forAccount(self._sessionsForm), self._endSessions], self.mayAdminister,
             ),
         ]
+
+    @property
+    def domains(self) -> frozenset[str]:
+        # Read at each request: a reload may change the served domains.
+        return frozenset(self.control.sessions.domains)
 
     def install(self, service: CommandService) -> None:
         """
@@ -522,6 +531,12 @@ class CertificateCommands:
         target = self._target(requester, state)
         name = (submitted["name"] or "").strip()
         pem = textOf(submitted, "certificate").strip()
+        if len(pem) > MAX_PASTE:
+            raise InvalidInput(f"That is not a certificate: more than {MAX_PASTE} characters")
+        if "\n" not in pem and "," in pem:
+            # Some clients (Converse.js) send a text-multi's lines joined
+            # by commas; neither PEM nor base64 has any.
+            pem = pem.replace(",", "\n")
         mayManage = submitted["may-manage"]
         if mayManage is None:
             mayManage = DEFAULT_MAY_MANAGE
@@ -617,10 +632,20 @@ class CertificateCommands:
         """
         target = self._target(requester, state)
         change = self.manager.disable if verb == "disable" else self.manager.revoke
+        states = ("enabled",) if verb == "disable" else ("enabled", "disabled")
+        offered: Mapping[str, str] = state.get("offered", {})
         done: list[str] = []
         already: list[str] = []
         gone: list[str] = []
         for name in names:
+            # The manager acts by name: if the name now picks another
+            # certificate than the one shown (one added or changed
+            # meanwhile), nothing is done to it; revoking is final.
+            reachable = _reachable(await self._certificates(target), states, target.own)
+            picked = next((c.fingerprint for c in reachable if c.name == name), None)
+            if picked is None or picked != offered.get(name, picked):
+                gone.append(name)
+                continue
             try:
                 [outcome] = await change(target.actor, target.account, [name])
             except (NoSuchCertificate, RevocationIsFinal):

@@ -299,7 +299,8 @@ def _convert(shown: data_form.Field, values: list[str]) -> list[Any]:
         for value in values:
             if value not in offered:
                 raise PayloadError(f"{value!r} is not one of the choices of the field {var!r}")
-        return values
+        # A choice made twice is made once.
+        return list(dict.fromkeys(values))
     if kind in ("jid-single", "jid-multi"):
         jids = []
         for value in values:
@@ -307,7 +308,7 @@ def _convert(shown: data_form.Field, values: list[str]) -> list[Any]:
                 jids.append(parseJID(value.strip()))
             except jid.InvalidFormat as e:
                 raise InvalidInput(f"{shown.label or var}: {e}") from None
-        return jids
+        return list(dict.fromkeys(jids))
     return values
 
 

@@ -501,8 +501,8 @@ class CommandService:
             return self._notLive(table, command, request)
         if session.command is not command:
             raise commandError("bad-request", "bad-sessionid", "That session is of another command")
-        if lang is not None and session.lang is not None and lang != session.lang:
-            raise commandError("bad-request", "bad-locale", f"This session is in {session.lang!r}")
+        # XEP-0050 section 4.5: the language the session started in
+        # applies to the whole session; a later xml:lang is not an error.
         session.lastActive = self.clock.seconds()
         if request.action == "cancel":
             table.end(session.sessionid)
@@ -532,6 +532,14 @@ class CommandService:
         while sessionid in table.live or sessionid in table.ended:  # pragma: no cover - 96 random bits
             sessionid = secrets.token_urlsafe(12)
         session = CommandSession(sessionid, command, requester, self.clock.seconds(), lang)
+        if len(command.stages) > 1 and self.openSessions(requester.bare) >= self.maxSessionsPerAccount:
+            # Refused before its first stage runs, which may do work; a
+            # one-stage command opens no session and always runs.
+            raise commandError(
+                "resource-constraint",
+                text=f"An account may have {self.maxSessionsPerAccount} command sessions open;"
+                " complete or cancel one first",
+            )
         try:
             outcome = await self._runStage(session, 0, None)
         except InvalidInput as e:
@@ -543,12 +551,6 @@ class CommandService:
             return self._completed(session, outcome)
         if len(command.stages) < 2:
             raise RuntimeError(f"{command!r} shows a form at its last stage")
-        if self.openSessions(requester.bare) >= self.maxSessionsPerAccount:
-            raise commandError(
-                "resource-constraint",
-                text=f"An account may have {self.maxSessionsPerAccount} command sessions open;"
-                " complete or cancel one first",
-            )
         session.shown.append(outcome)
         table.live[sessionid] = session
         return self._executing(session)
