@@ -772,6 +772,17 @@ def test_imLimits() -> None:
     assertNames("im.colour", im={"colour": 1})
 
 
+def test_pepByteLimit() -> None:
+    """
+    [im] max_pep_bytes, the bytes of an account's PEP items together: 8
+    MiB by default, 65536 to 4294967296; out of range names the key.
+    """
+    assert build().im.max_pep_bytes == 8 * 1024 * 1024
+    assert build(im={"max_pep_bytes": 65536}).im.max_pep_bytes == 65536
+    assertNames("im.max_pep_bytes", im={"max_pep_bytes": 65535})
+    assertNames("im.max_pep_bytes", im={"max_pep_bytes": 4 * 1024**3 + 1})
+
+
 
 def test_adminsPreparedBareJIDsOnServedDomains() -> None:
     """

@@ -20,14 +20,17 @@ from tests.helpers import ALICE, BOB, DOMAIN, FakeClient, bindSession, makeServe
 from xmppcert.config import IMConfig
 from xmppcert.handlers import defaultHandlers
 from xmppcert.im.caps import (
+    MAX_FEATURE_LENGTH,
     MAX_FEATURES,
-    MAX_QUERY_ATTEMPTS,
+    MAX_KEPT_BYTES,
     NS_CAPS,
     NS_DISCO_INFO,
+    REQUERY_INTERVAL,
     Caps,
     CapsCache,
     CapsService,
     capsHash,
+    keptFeatures,
     parseCaps,
     verificationString,
 )
@@ -123,6 +126,12 @@ def verOf(xml: str, hashName: str = "sha-1") -> str:
     ver = capsHash(hashName, parse(xml))
     assert ver is not None
     return ver
+
+
+#: A client that asks for notifications: what the server keeps of it.
+NOTIFY_INFO = info("http://jabber.org/protocol/disco#info", TUNE_NOTIFY, GEOLOC_NOTIFY)
+NOTIFY_VER = verOf(NOTIFY_INFO)
+NOTIFY_FEATURES = frozenset({TUNE_NOTIFY, GEOLOC_NOTIFY})
 
 
 # --- the verification string ------------------------------------------------
@@ -330,7 +339,7 @@ def capsPresence(session: Session, ver: str, node: str = EXODUS_NODE, hashName: 
 
 
 def online(
-    world: World, fullJID: str, ver: str = EXODUS_VER, node: str = EXODUS_NODE, hashName: str = "sha-1"
+    world: World, fullJID: str, ver: str = NOTIFY_VER, node: str = EXODUS_NODE, hashName: str = "sha-1"
 ) -> tuple[Session, FakeClient]:
     """
     Bind a session and send its initial presence with caps.
@@ -352,7 +361,7 @@ def queries(client: FakeClient) -> list[domish.Element]:
 
 
 def answer(
-    world: World, session: Session, query: domish.Element, xml: str = EXODUS_INFO, kind: str = "result",
+    world: World, session: Session, query: domish.Element, xml: str = NOTIFY_INFO, kind: str = "result",
     queryID: str | None = None,
 ) -> bool:
     """
@@ -374,7 +383,7 @@ def test_queryOnUnknownCaps() -> None:
     [query] = queries(client)
     assert query["from"] == DOMAIN and query["to"] == f"{ALICE}/phone" and query.getAttribute("id")
     [disco] = query.elements(NS_DISCO_INFO, "query")
-    assert disco["node"] == f"{EXODUS_NODE}#{EXODUS_VER}"
+    assert disco["node"] == f"{EXODUS_NODE}#{NOTIFY_VER}"
     assert world.service.featuresOf(alice.jid) is None
     assert world.service.notifyNodes(alice.jid) == frozenset()
     assert world.fired == []
@@ -389,9 +398,9 @@ def test_verifiedAnswerCachedAndFired() -> None:
     alice, client = online(world, f"{ALICE}/phone")
     [query] = queries(client)
     assert answer(world, alice, query)
-    assert world.service.featuresOf(alice.jid) == EXODUS_FEATURES
-    assert world.fired == [(f"{ALICE}/phone", EXODUS_FEATURES)]
-    assert world.service.cache.get(("sha-1", EXODUS_VER)) == EXODUS_FEATURES
+    assert world.service.featuresOf(alice.jid) == NOTIFY_FEATURES
+    assert world.fired == [(f"{ALICE}/phone", NOTIFY_FEATURES)]
+    assert world.service.cache.get(("sha-1", NOTIFY_VER)) == NOTIFY_FEATURES
     assert world.clock.getDelayedCalls() == []
 
 
@@ -406,8 +415,8 @@ def test_cachedCapsNeedNoQuery() -> None:
     answer(world, alice, queries(aliceClient)[0])
     bob, bobClient = online(world, f"{BOB}/desk")
     assert queries(bobClient) == []
-    assert world.service.featuresOf(bob.jid) == EXODUS_FEATURES
-    assert world.fired[-1] == (f"{BOB}/desk", EXODUS_FEATURES)
+    assert world.service.featuresOf(bob.jid) == NOTIFY_FEATURES
+    assert world.fired[-1] == (f"{BOB}/desk", NOTIFY_FEATURES)
 
 
 def test_cachePrefilled() -> None:
@@ -436,7 +445,7 @@ def test_sameVerCoalesced() -> None:
     assert queries(bobClient) == [] and queries(carolClient) == []
     answer(world, alice, queries(aliceClient)[0])
     for session in (alice, bob, carol):
-        assert world.service.featuresOf(session.jid) == EXODUS_FEATURES
+        assert world.service.featuresOf(session.jid) == NOTIFY_FEATURES
     assert sorted(j for j, _ in world.fired) == sorted([f"{ALICE}/phone", f"{BOB}/desk", f"{CAROL}/pad"])
     assert queries(bobClient) == [] and queries(carolClient) == []
 
@@ -449,21 +458,21 @@ def test_wrongHashNotCached() -> None:
     again. The mismatch is logged at info, never error: the peer's doing.
     """
     world = makeWorld()
-    lying = info("urn:only-this")
+    lying = info("urn:only-this+notify")
     alice, aliceClient = online(world, f"{ALICE}/phone")
     with capturedLogs() as events:
         assert answer(world, alice, queries(aliceClient)[0], lying)
-    assert world.service.featuresOf(alice.jid) == frozenset({"urn:only-this"})
-    assert world.fired == [(f"{ALICE}/phone", frozenset({"urn:only-this"}))]
+    assert world.service.featuresOf(alice.jid) == frozenset({"urn:only-this+notify"})
+    assert world.fired == [(f"{ALICE}/phone", frozenset({"urn:only-this+notify"}))]
     assert len(world.service.cache) == 0
     assert [e for e in events if "could not be verified" in e.get("log_format", "")]
     assert all(e["log_level"] == LogLevel.info for e in events)
     bob, bobClient = online(world, f"{BOB}/desk")
     assert len(queries(bobClient)) == 1
     answer(world, bob, queries(bobClient)[0])
-    assert world.service.featuresOf(bob.jid) == EXODUS_FEATURES
-    assert world.service.featuresOf(alice.jid) == frozenset({"urn:only-this"})
-    assert world.service.cache.get(("sha-1", EXODUS_VER)) == EXODUS_FEATURES
+    assert world.service.featuresOf(bob.jid) == NOTIFY_FEATURES
+    assert world.service.featuresOf(alice.jid) == frozenset({"urn:only-this+notify"})
+    assert world.service.cache.get(("sha-1", NOTIFY_VER)) == NOTIFY_FEATURES
 
 
 def test_wrongHashAsksTheNextWaiter() -> None:
@@ -475,12 +484,12 @@ def test_wrongHashAsksTheNextWaiter() -> None:
     world = makeWorld()
     alice, aliceClient = online(world, f"{ALICE}/phone")
     bob, bobClient = online(world, f"{BOB}/desk")
-    answer(world, alice, queries(aliceClient)[0], info("urn:poison"))
+    answer(world, alice, queries(aliceClient)[0], info("urn:poison+notify"))
     assert world.service.featuresOf(bob.jid) is None
     [query] = queries(bobClient)
     answer(world, bob, query)
-    assert world.service.featuresOf(bob.jid) == EXODUS_FEATURES
-    assert world.service.featuresOf(alice.jid) == frozenset({"urn:poison"})
+    assert world.service.featuresOf(bob.jid) == NOTIFY_FEATURES
+    assert world.service.featuresOf(alice.jid) == frozenset({"urn:poison+notify"})
 
 
 def test_illFormedAnswerNotVerified() -> None:
@@ -489,11 +498,11 @@ def test_illFormedAnswerNotVerified() -> None:
     ill-formed: not verified, not cached, even if its hash were right.
     """
     world = makeWorld()
-    doubled = info("urn:a", "urn:a")
-    alice, client = online(world, f"{ALICE}/phone", ver=verOf(info("urn:a")))
+    doubled = info("urn:a+notify", "urn:a+notify")
+    alice, client = online(world, f"{ALICE}/phone", ver=verOf(info("urn:a+notify")))
     answer(world, alice, queries(client)[0], doubled)
     assert len(world.service.cache) == 0
-    assert world.service.featuresOf(alice.jid) == frozenset({"urn:a"})
+    assert world.service.featuresOf(alice.jid) == frozenset({"urn:a+notify"})
 
 
 def test_unsupportedHash() -> None:
@@ -507,7 +516,7 @@ def test_unsupportedHash() -> None:
     bob, bobClient = online(world, f"{BOB}/desk", hashName="md5")
     assert len(queries(aliceClient)) == 1 and len(queries(bobClient)) == 1
     answer(world, alice, queries(aliceClient)[0])
-    assert world.service.featuresOf(alice.jid) == EXODUS_FEATURES
+    assert world.service.featuresOf(alice.jid) == NOTIFY_FEATURES
     assert world.service.featuresOf(bob.jid) is None
     assert len(world.service.cache) == 0
 
@@ -520,7 +529,7 @@ def test_unsolicitedAnswersIgnored() -> None:
     """
     world = makeWorld()
     bystander, _ = bindSession(world.manager, f"{CAROL}/pad")
-    unsolicited = parse(f"<iq type='result' to='{DOMAIN}' id='x1'>{EXODUS_INFO}</iq>")
+    unsolicited = parse(f"<iq type='result' to='{DOMAIN}' id='x1'>{NOTIFY_INFO}</iq>")
     unsolicited["from"] = bystander.jid.full()
     assert not world.service.answerReceived(bystander, unsolicited)
     alice, aliceClient = online(world, f"{ALICE}/phone")
@@ -528,14 +537,14 @@ def test_unsolicitedAnswersIgnored() -> None:
     [query] = queries(aliceClient)
     # Bob waits on the same ver but was not asked: his answer with Alice's
     # id does not count.
-    assert not answer(world, bob, query, info("urn:poison"))
-    assert not answer(world, alice, query, info("urn:poison"), queryID="caps-guess")
-    assert not answer(world, bystander, query, info("urn:poison"))
+    assert not answer(world, bob, query, info("urn:poison+notify"))
+    assert not answer(world, alice, query, info("urn:poison+notify"), queryID="caps-guess")
+    assert not answer(world, bystander, query, info("urn:poison+notify"))
     assert world.service.featuresOf(alice.jid) is None
     assert world.service.featuresOf(bob.jid) is None
     assert len(world.service.cache) == 0 and world.fired == []
     assert answer(world, alice, query)
-    assert world.service.featuresOf(bob.jid) == EXODUS_FEATURES
+    assert world.service.featuresOf(bob.jid) == NOTIFY_FEATURES
 
 
 def test_errorAndMalformedAnswers() -> None:
@@ -563,28 +572,109 @@ def test_errorAndMalformedAnswers() -> None:
 def test_timeout() -> None:
     """
     A query not answered within queryTimeout (on the injected clock) gives
-    no features; the next waiter is asked, at most MAX_QUERY_ATTEMPTS
-    sessions in all, and no session is asked twice for one ver.
+    no features; then every session waiting on the ver is asked at once
+    (no one waits behind a line of silent sessions), and each session is
+    asked once for one presence.
     """
     world = makeWorld()
-    clients = [online(world, f"user{i}@{DOMAIN}/r") for i in range(MAX_QUERY_ATTEMPTS + 2)]
-    assert [len(queries(c)) for _, c in clients] == [1] + [0] * (MAX_QUERY_ATTEMPTS + 1)
+    clients = [online(world, f"user{i}@{DOMAIN}/r") for i in range(4)]
+    assert [len(queries(c)) for _, c in clients] == [1, 0, 0, 0]
     world.clock.advance(29.9)
     assert len(queries(clients[1][1])) == 0
-    world.clock.advance(0.1)
-    assert len(queries(clients[1][1])) == 1
     with capturedLogs() as events:
-        for _ in range(MAX_QUERY_ATTEMPTS + 2):
-            world.clock.advance(30.0)
-    assert all(e["log_level"] < LogLevel.warn for e in events)
-    assert [len(queries(c)) for _, c in clients] == [1] * MAX_QUERY_ATTEMPTS + [0, 0]
+        world.clock.advance(0.1)
+    assert [len(queries(c)) for _, c in clients] == [1, 1, 1, 1]
+    late, lateClient = online(world, f"late@{DOMAIN}/r")
+    assert len(queries(lateClient)) == 1
+    with capturedLogs() as more:
+        world.clock.advance(30.0)
+    assert all(e["log_level"] < LogLevel.warn for e in [*events, *more])
+    assert [len(queries(c)) for _, c in clients] == [1, 1, 1, 1]
     assert world.clock.getDelayedCalls() == []
-    for session, _ in clients:
+    assert world.service._lookups == {}
+    for session, _ in [*clients, (late, lateClient)]:
         assert world.service.featuresOf(session.jid) is None
-    # The same ver again asks nobody (no retry storm).
-    session, client = clients[0]
-    world.manager.broadcastPresence(session, capsPresence(session, EXODUS_VER))
+
+
+def test_failingSessionsCannotStarveOthers() -> None:
+    """
+    Every session announcing an unknown ver is asked at least once: other
+    sessions (of any account) that answer the query with an error, or
+    not at all, before it cannot make the server give up on that ver, and
+    so leave a user without personal eventing notifications. The first
+    verified answer serves everyone still waiting.
+    """
+    world = makeWorld()
+    attackers = [online(world, f"{BOB}/m{i}") for i in range(5)]
+    victim, victimClient = online(world, f"{ALICE}/phone")
+    error = "<error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>"
+    for session, client in attackers:
+        for query in queries(client):
+            answer(world, session, query, error, kind="error")
+    [query] = queries(victimClient)
+    assert answer(world, victim, query)
+    assert world.service.featuresOf(victim.jid) == NOTIFY_FEATURES
+    # The same with sessions that never answer: the victim is asked after
+    # one timeout, not one per silent session.
+    world = makeWorld()
+    silent = [online(world, f"{BOB}/m{i}") for i in range(5)]
+    victim, victimClient = online(world, f"{ALICE}/phone")
+    world.clock.advance(30.0)
+    [query] = queries(victimClient)
+    assert answer(world, victim, query)
+    assert world.service.featuresOf(victim.jid) == NOTIFY_FEATURES
+    # The one that timed out stays without (until it is asked again); the
+    # others, still waiting, get the verified features.
+    assert world.service.featuresOf(silent[0][0].jid) is None
+    for session, _ in silent[1:]:
+        assert world.service.featuresOf(session.jid) == NOTIFY_FEATURES
+    assert world.clock.getDelayedCalls() == []
+
+
+def test_askedAgainWhenVerRepeated() -> None:
+    """
+    A session whose features stay unknown (its answer failed) is asked
+    again when a later presence repeats the ver, at most once every
+    REQUERY_INTERVAL seconds; a session whose features are known, or that
+    waits for an answer, is not.
+    """
+    world = makeWorld()
+    alice, client = online(world, f"{ALICE}/phone")
+    world.clock.advance(30.0)
+    assert world.service.featuresOf(alice.jid) is None
+    world.manager.broadcastPresence(alice, capsPresence(alice, NOTIFY_VER))
     assert len(queries(client)) == 1
+    world.clock.advance(REQUERY_INTERVAL - 30.0)
+    world.manager.broadcastPresence(alice, capsPresence(alice, NOTIFY_VER))
+    assert len(queries(client)) == 2
+    world.manager.broadcastPresence(alice, capsPresence(alice, NOTIFY_VER))
+    assert len(queries(client)) == 2
+    assert answer(world, alice, queries(client)[-1])
+    assert world.service.featuresOf(alice.jid) == NOTIFY_FEATURES
+    world.clock.advance(REQUERY_INTERVAL)
+    world.manager.broadcastPresence(alice, capsPresence(alice, NOTIFY_VER))
+    assert len(queries(client)) == 2
+
+
+def test_onlyNotifyFeaturesKept() -> None:
+    """
+    Memory: of an answer, only the features the server uses are kept, in
+    the cache and for the session: the +notify ones, each of at most
+    MAX_FEATURE_LENGTH characters, together at most MAX_KEPT_BYTES; a
+    verified answer of a thousand long features costs next to nothing.
+    """
+    long = "urn:" + "x" * (MAX_FEATURE_LENGTH - len("urn:+notify") + 1) + "+notify"
+    assert keptFeatures(["urn:a", TUNE_NOTIFY, "+notify", long]) == frozenset({TUNE_NOTIFY, "+notify"})
+    many = [f"urn:{i:04d}:" + "n" * 90 + "+notify" for i in range(100)]
+    kept = keptFeatures(many)
+    assert sum(len(f) for f in kept) <= MAX_KEPT_BYTES < sum(len(f) for f in many)
+    assert kept == frozenset(sorted(many)[: len(kept)])
+    world = makeWorld()
+    bulky = info(*(f"urn:{i}:" + "f" * 230 for i in range(MAX_FEATURES - 1)), TUNE_NOTIFY)
+    alice, client = online(world, f"{ALICE}/phone", ver=verOf(bulky))
+    assert answer(world, alice, queries(client)[0], bulky)
+    assert world.service.featuresOf(alice.jid) == frozenset({TUNE_NOTIFY})
+    assert world.service.cache.get(("sha-1", verOf(bulky))) == frozenset({TUNE_NOTIFY})
 
 
 def test_sessionEndCancels() -> None:
@@ -606,7 +696,7 @@ def test_sessionEndCancels() -> None:
     [carolQuery] = queries(carolClient)
     assert len(world.clock.getDelayedCalls()) == 1
     answer(world, carol, carolQuery)
-    assert world.service.featuresOf(carol.jid) == EXODUS_FEATURES
+    assert world.service.featuresOf(carol.jid) == NOTIFY_FEATURES
     world.manager.unbind(carol)
     assert world.service.featuresOf(carol.jid) is None
     assert world.service._states == {} and world.service._lookups == {}
@@ -642,7 +732,7 @@ def test_newVerChangesFeatures() -> None:
     tuneInfo = info(TUNE_NOTIFY, GEOLOC_NOTIFY)
     world.manager.broadcastPresence(alice, capsPresence(alice, verOf(tuneInfo)))
     answer(world, alice, queries(client)[-1], tuneInfo)
-    assert [features for _, features in world.fired] == [EXODUS_FEATURES, frozenset({TUNE_NOTIFY, GEOLOC_NOTIFY})]
+    assert [features for _, features in world.fired] == [NOTIFY_FEATURES, frozenset({TUNE_NOTIFY, GEOLOC_NOTIFY})]
 
 
 def test_sameVerAndUnavailable() -> None:
@@ -655,12 +745,12 @@ def test_sameVerAndUnavailable() -> None:
     world = makeWorld()
     alice, client = online(world, f"{ALICE}/phone")
     answer(world, alice, queries(client)[0])
-    world.manager.broadcastPresence(alice, capsPresence(alice, EXODUS_VER))
+    world.manager.broadcastPresence(alice, capsPresence(alice, NOTIFY_VER))
     world.manager.broadcastPresence(alice, parse(f"<presence from='{alice.jid.full()}' type='unavailable'/>"))
-    assert world.service.featuresOf(alice.jid) == EXODUS_FEATURES
-    world.manager.broadcastPresence(alice, capsPresence(alice, EXODUS_VER))
+    assert world.service.featuresOf(alice.jid) == NOTIFY_FEATURES
+    world.manager.broadcastPresence(alice, capsPresence(alice, NOTIFY_VER))
     assert len(world.fired) == 1 and len(queries(client)) == 1
-    assert world.service.featuresOf(alice.jid) == EXODUS_FEATURES
+    assert world.service.featuresOf(alice.jid) == NOTIFY_FEATURES
 
 
 def test_presenceWithoutCapsForgets() -> None:
@@ -733,16 +823,16 @@ def test_liveCacheSize() -> None:
     """
     world = makeWorld(caps_cache_size=10)
     for i in range(3):
-        features = info(f"urn:f{i}")
+        features = info(f"urn:f{i}+notify")
         session, client = online(world, f"user{i}@{DOMAIN}/r", ver=verOf(features))
         answer(world, session, queries(client)[0], features)
     assert len(world.service.cache) == 3
     world.config = dataclasses.replace(world.config, caps_cache_size=1)
-    features = info("urn:last")
+    features = info("urn:last+notify")
     session, client = online(world, f"last@{DOMAIN}/r", ver=verOf(features))
     answer(world, session, queries(client)[0], features)
     assert len(world.service.cache) == 1
-    assert world.service.cache.get(("sha-1", verOf(features))) == frozenset({"urn:last"})
+    assert world.service.cache.get(("sha-1", verOf(features))) == frozenset({"urn:last+notify"})
 
 
 def test_uninstall() -> None:
@@ -777,13 +867,13 @@ def test_throughClientStreams() -> None:
     bob = h.connect()
     bob.bound("desk", user="bob")
     bob.output()
-    alice.send(f"<presence><c xmlns='{NS_CAPS}' hash='sha-1' node='{EXODUS_NODE}' ver='{EXODUS_VER}'/></presence>")
+    alice.send(f"<presence><c xmlns='{NS_CAPS}' hash='sha-1' node='{EXODUS_NODE}' ver='{NOTIFY_VER}'/></presence>")
     [query] = [e for e in alice.received().elements if e.name == "iq"]
     assert query["type"] == "get" and query["from"] == DOMAIN and query["to"] == f"{ALICE}/phone"
-    bob.send(f"<iq type='result' to='{DOMAIN}' id='{query['id']}'>{info('urn:poison')}</iq>")
+    bob.send(f"<iq type='result' to='{DOMAIN}' id='{query['id']}'>{info('urn:poison+notify')}</iq>")
     assert bob.received().elements == []
     assert service.featuresOf(jid.JID(f"{ALICE}/phone")) is None
-    alice.send(f"<iq type='result' to='{DOMAIN}' id='{query['id']}'>{EXODUS_INFO}</iq>")
+    alice.send(f"<iq type='result' to='{DOMAIN}' id='{query['id']}'>{NOTIFY_INFO}</iq>")
     assert alice.received().elements == []
-    assert service.featuresOf(jid.JID(f"{ALICE}/phone")) == EXODUS_FEATURES
-    assert service.cache.get(("sha-1", EXODUS_VER)) == EXODUS_FEATURES
+    assert service.featuresOf(jid.JID(f"{ALICE}/phone")) == NOTIFY_FEATURES
+    assert service.cache.get(("sha-1", NOTIFY_VER)) == NOTIFY_FEATURES

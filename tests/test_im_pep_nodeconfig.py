@@ -14,6 +14,7 @@ from tests.helpers import parseOutput
 from xmppcert.im.pep.nodeconfig import (
     FIELDS,
     MAX,
+    MAX_DIGITS,
     MAX_TEXT,
     NS_PUBSUB_ERRORS,
     NS_PUBSUB_NODE_CONFIG,
@@ -24,6 +25,7 @@ from xmppcert.im.pep.nodeconfig import (
     configFromValues,
     parsePreconditions,
     parseValues,
+    positiveInteger,
     publishOptionsFromForm,
     submittedConfig,
 )
@@ -112,6 +114,23 @@ def test_maxItemsValues() -> None:
     for bad in ("0", "-1", "ten", "\u0661", ""):
         with pytest.raises(InvalidOption):
             parseValues({"pubsub#max_items": bad})
+
+
+def test_maxItemsDigits() -> None:
+    """
+    An integer of more than MAX_DIGITS digits is malformed, checked before
+    it is converted (Python refuses to convert thousands of digits, and
+    SQLite holds 64 bits): InvalidOption, with the value shortened in the
+    message; positiveInteger gives None for it.
+    """
+    assert positiveInteger("9" * MAX_DIGITS) == int("9" * MAX_DIGITS)
+    assert positiveInteger("0" * MAX_DIGITS) is None
+    for digits in (MAX_DIGITS + 1, 5000):
+        assert positiveInteger("9" * digits) is None
+        with pytest.raises(InvalidOption) as raised:
+            parseValues({"pubsub#max_items": "9" * digits})
+        assert len(str(raised.value)) < 200
+    assert NodeConfig.fromStored({"pubsub#max_items": "9" * 5000}).get("pubsub#max_items") == "1"
 
 
 def test_listSingleOptions() -> None:

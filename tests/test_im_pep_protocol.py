@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from twisted.internet import defer
+from twisted.logger import LogLevel, capturedLogs
 from twisted.words.protocols.jabber import jid
 from twisted.words.xish import domish
 
@@ -29,6 +31,7 @@ from tests.test_im_roster import CAROL
 from xmppcert.config import IMConfig
 from xmppcert.handlers import defaultHandlers
 from xmppcert.im.pep.nodeconfig import (
+    MAX_DIGITS,
     NS_PUBSUB,
     NS_PUBSUB_ERRORS,
     NS_PUBSUB_EVENT,
@@ -406,8 +409,9 @@ def test_foreignItems() -> None:
     """
     XEP-0163 §6.2, XEP-0060 §6.5: a contact's retrieval addressed to the
     account's bare JID is answered by the server on its behalf, from that
-    bare JID; the account's resources see nothing of it; a stranger gets
-    not-authorized with <presence-subscription-required/>.
+    bare JID; the account's resources see nothing of it; a stranger (not
+    subscribed to the owner's presence) gets item-not-found, as for a node
+    that does not exist.
     """
     t = makeHarness()
     t.friends(ALICE, BOB)
@@ -419,10 +423,7 @@ def test_foreignItems() -> None:
     assert resultItems(answer) == ["current"]
     assert alice.received().elements == []
     carol = t.login("carol", "pc")
-    assert errorOf(t.iq(carol, itemsXML(to=f" to='{ALICE}'"))) == (
-        "not-authorized",
-        "presence-subscription-required",
-    )
+    assert errorOf(t.iq(carol, itemsXML(to=f" to='{ALICE}'"))) == ("item-not-found", None)
 
 
 def test_foreignOwnerRequestsForbidden() -> None:
@@ -444,18 +445,58 @@ def test_foreignOwnerRequestsForbidden() -> None:
     assert resultOf(t.h.store.getPEPNode(ALICE, TUNE)) is not None
 
 
+def errorXML(iq: domish.Element) -> str:
+    """
+    The error of an error iq, as it is sent.
+    """
+    assert iq["type"] == "error", iq.toXml()
+    [err] = [c for c in iq.elements() if c.name == "error"]
+    return str(err.toXml())
+
+
 def test_accountThatDoesNotExist() -> None:
     """
-    Requests to the bare JID of an account that does not exist are not
-    handled: the default service-unavailable answers them (it reveals
-    nothing).
+    RFC 6121 §8.5.1 spirit, XEP-0163 §6: whether an account exists is
+    never told to someone not subscribed to its presence: each request
+    from a stranger gets the same answer for an account that exists (with
+    nodes of each access model but open) and one that does not. disco of
+    the account itself: service-unavailable; items, or disco of a node:
+    item-not-found; a change: forbidden; an unsupported verb:
+    feature-not-implemented.
     """
     t = makeHarness()
-    bob = t.login("bob", "desk")
+    alice = t.login()
+    t.iq(alice, publishXML())
+    t.iq(alice, publishXML(node=MOOD, extra=optionsXML(access_model="whitelist")))
+    t.iq(alice, publishXML(node="urn:roster", extra=optionsXML(access_model="roster")))
+    carol = t.login("carol", "pc")
     nobody = f"nobody@{DOMAIN}"
-    assert stanzaErrorCondition(t.iq(bob, itemsXML(to=f" to='{nobody}'"))) == "service-unavailable"
-    info = f"<iq type='get' id='i' to='{nobody}'><query xmlns='{NS_DISCO_INFO}'/></iq>"
-    assert stanzaErrorCondition(t.iq(bob, info)) == "service-unavailable"
+    requests = {
+        "disco#info": f"<iq type='get' id='i' to='TARGET'><query xmlns='{NS_DISCO_INFO}'/></iq>",
+        "disco#items": f"<iq type='get' id='i' to='TARGET'><query xmlns='{NS_DISCO_ITEMS}'/></iq>",
+        "node info": f"<iq type='get' id='i' to='TARGET'><query xmlns='{NS_DISCO_INFO}' node='{TUNE}'/></iq>",
+        "node items": f"<iq type='get' id='i' to='TARGET'><query xmlns='{NS_DISCO_ITEMS}' node='{MOOD}'/></iq>",
+        "items": itemsXML(to=" to='TARGET'"),
+        "whitelist items": itemsXML(node=MOOD, to=" to='TARGET'"),
+        "roster items": itemsXML(node="urn:roster", to=" to='TARGET'"),
+        "missing node": itemsXML(node="urn:none", to=" to='TARGET'"),
+        "publish": publishXML(to=" to='TARGET'"),
+        "subscribe": (
+            f"<iq type='set' id='s' to='TARGET'><pubsub xmlns='{NS_PUBSUB}'>"
+            f"<subscribe node='{TUNE}' jid='{CAROL}'/></pubsub></iq>"
+        ),
+    }
+    expected = {
+        "disco#info": "service-unavailable",
+        "disco#items": "service-unavailable",
+        "publish": "forbidden",
+        "subscribe": "feature-not-implemented",
+    }
+    for name, xml in requests.items():
+        existing = t.iq(carol, xml.replace("TARGET", ALICE))
+        missing = t.iq(carol, xml.replace("TARGET", nobody))
+        assert errorXML(existing) == errorXML(missing), name
+        assert stanzaErrorCondition(existing) == expected.get(name, "item-not-found"), name
 
 
 # --- service discovery ---------------------------------------------------------------------------
@@ -518,9 +559,10 @@ def test_discoItemsOwnAccount() -> None:
 def test_discoOtherAccount() -> None:
     """
     XEP-0163 §6.2: disco#info of another account's bare JID is answered
-    for it (account/registered and pubsub/pep); its disco#items lists only
-    the nodes the requester may see; a node it may not see is
-    item-not-found.
+    for a contact subscribed to its presence (account/registered and
+    pubsub/pep); its disco#items lists only the nodes the requester may
+    see; a node it may not see is item-not-found. A stranger gets
+    service-unavailable, as for an account that does not exist.
     """
     t = makeHarness()
     t.friends(ALICE, BOB)
@@ -536,6 +578,100 @@ def test_discoOtherAccount() -> None:
     assert discoItems(answer) == [(ALICE, TUNE, None)]
     carol = t.login("carol", "pc")
     answer = t.iq(carol, f"<iq type='get' id='i' to='{ALICE}'><query xmlns='{NS_DISCO_ITEMS}'/></iq>")
-    assert discoItems(answer) == []
+    assert stanzaErrorCondition(answer) == "service-unavailable"
     answer = t.iq(bob, f"<iq type='get' id='i' to='{ALICE}'><query xmlns='{NS_DISCO_INFO}' node='{MOOD}'/></iq>")
     assert stanzaErrorCondition(answer) == "item-not-found"
+
+
+def test_openNodeForStrangers() -> None:
+    """
+    XEP-0060 §6.5.1 (access model open), XEP-0384 (OMEMO bundles): a
+    stranger fetches the items of an open node, and its disco#info and
+    disco#items, by name; the account's own disco stays hidden from it.
+    """
+    t = makeHarness()
+    alice = t.login()
+    bundle = "eu.siacs.conversations.axolotl.bundles:1"
+    t.iq(alice, publishXML(node=bundle, extra=optionsXML(access_model="open")))
+    carol = t.login("carol", "pc")
+    assert resultItems(t.iq(carol, itemsXML(node=bundle, to=f" to='{ALICE}'"))) == ["current"]
+    info = t.iq(carol, f"<iq type='get' id='i' to='{ALICE}'><query xmlns='{NS_DISCO_INFO}' node='{bundle}'/></iq>")
+    assert identities(info) == {("pubsub", "leaf")}
+    items = t.iq(carol, f"<iq type='get' id='i' to='{ALICE}'><query xmlns='{NS_DISCO_ITEMS}' node='{bundle}'/></iq>")
+    assert discoItems(items) == [(ALICE, None, "current")]
+    info = t.iq(carol, f"<iq type='get' id='i' to='{ALICE}'><query xmlns='{NS_DISCO_INFO}'/></iq>")
+    assert stanzaErrorCondition(info) == "service-unavailable"
+
+
+# --- integers from clients -------------------------------------------------------------------------
+
+
+def configXML(maxItems: str, create: bool = False) -> str:
+    form = (
+        f"<x xmlns='{NS_X_DATA}' type='submit'><field var='FORM_TYPE' type='hidden'><value>{NS_PUBSUB_NODE_CONFIG}"
+        f"</value></field><field var='pubsub#max_items'><value>{maxItems}</value></field></x>"
+    )
+    if create:
+        return (
+            f"<iq type='set' id='c'><pubsub xmlns='{NS_PUBSUB}'><create node='urn:new'/>"
+            f"<configure>{form}</configure></pubsub></iq>"
+        )
+    return (
+        f"<iq type='set' id='s'><pubsub xmlns='{NS_PUBSUB_OWNER}'><configure node='{TUNE}'>"
+        f"{form}</configure></pubsub></iq>"
+    )
+
+
+@pytest.mark.parametrize("digits", [19, 20, 5000])
+def test_hugeIntegers(digits: int) -> None:
+    """
+    A peer must never make the server log at error: a max_items of more
+    than MAX_DIGITS digits (which SQLite cannot hold, or Python refuses to
+    convert) is refused before it is converted, with the error its place
+    calls for: bad-request in an items request (XEP-0060 §6.5.7),
+    bad-request with <invalid-options/> in publish-options (§7.1.5),
+    not-acceptable in a configuration or creation form (§8.2.5.2,
+    §8.1.3); from another account too.
+    """
+    huge = "9" * digits
+    t = makeHarness()
+    t.friends(ALICE, BOB)
+    alice = t.login()
+    t.iq(alice, publishXML())
+    bob = t.login("bob", "desk")
+    with capturedLogs() as events:
+        assert stanzaErrorCondition(t.iq(alice, itemsXML(attrs=f" max_items='{huge}'"))) == "bad-request"
+        assert stanzaErrorCondition(t.iq(bob, itemsXML(to=f" to='{ALICE}'", attrs=f" max_items='{huge}'"))) == (
+            "bad-request"
+        )
+        answer = t.iq(alice, publishXML(node=MOOD, extra=optionsXML(max_items=huge)))
+        assert errorOf(answer) == ("bad-request", "invalid-options")
+        assert errorOf(t.iq(alice, configXML(huge))) == ("not-acceptable", None)
+        assert errorOf(t.iq(alice, configXML(huge, create=True))) == ("not-acceptable", None)
+    assert [e for e in events if e["log_level"] >= LogLevel.warn] == []
+    assert resultOf(t.h.store.getPEPNode(ALICE, MOOD)) is None
+
+
+def test_maxItemsClamped() -> None:
+    """
+    XEP-0060 §6.5.7: a max_items larger than any node may hold (at most
+    MAX_DIGITS digits) asks for every item: it is clamped to
+    max_pep_items, never handed to the store as it is.
+    """
+    t = makeHarness(max_pep_items=3)
+    alice = t.login()
+    for n in range(3):
+        t.iq(alice, publishXML(item=f"<item id='i{n}'>{TUNE_ITEM}</item>", extra=optionsXML(max_items="max")))
+    asked: list[int] = []
+    getPEPItems = t.h.store.getPEPItems
+
+    def spy(account: str, node: str, itemIds: Any = None, maxItems: int = 0) -> Any:
+        asked.append(maxItems)
+        return getPEPItems(account, node, itemIds, maxItems)
+
+    t.h.store.getPEPItems = spy  # type: ignore[method-assign]
+    with capturedLogs() as events:
+        answer = t.iq(alice, itemsXML(attrs=f" max_items='{'9' * MAX_DIGITS}'"))
+    assert resultItems(answer) == ["i0", "i1", "i2"]
+    assert asked == [3]
+    assert [e for e in events if e["log_level"] >= LogLevel.warn] == []

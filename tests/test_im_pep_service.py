@@ -20,22 +20,27 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from tests.helpers import ALICE, BOB, FakeClient, addAccount, failureOf, parseOutput, resultOf
-from tests.test_im_presence import broadcast, online
+from tests.test_im_presence import broadcast, online, send
 from tests.test_im_roster import CAROL, World, makeWorld, put
 from xmppcert.im.blocking import BlockingService
 from xmppcert.im.caps import CapsService
+from xmppcert.im.offline import NS_DELAY
 from xmppcert.im.pep.nodeconfig import NS_PUBSUB_ERRORS, NS_PUBSUB_EVENT
 from xmppcert.im.pep.service import (
+    MAX_TRANSIENT_ACCOUNT_BYTES,
     MAX_TRANSIENT_ITEMS,
     PEP_PRIORITY,
     ICapabilities,
     PEPService,
+    TransientItems,
 )
+from xmppcert.im.roster import IRosterChangeListener
 from xmppcert.routing import INBOUND_BARE, PRESENCE_BROADCAST, SESSION_ENDED
 from xmppcert.sessions import Session
-from xmppcert.store.interfaces import PEPItem, RosterItem, StoreError
+from xmppcert.store.interfaces import PEPItem, RosterItem, StoreError, pepItemBytes
 
 TUNE = "http://jabber.org/protocol/tune"
+TRANSIENT = {"pubsub#persist_items": "false"}
 MOOD = "http://jabber.org/protocol/mood"
 DAVE = "dave@example.com"
 
@@ -361,20 +366,24 @@ def test_publishOptionsUnsupportedOnNewNode() -> None:
 
 def test_presenceAccess() -> None:
     """
-    XEP-0060 §6.5.1 and §6.5.9.6, XEP-0163 §5 (default access model
-    presence): a contact whose subscription is from or both may read;
-    one with to or none, and a stranger, get not-authorized with
-    <presence-subscription-required/>.
+    XEP-0060 §6.5.1, XEP-0163 §5 (default access model presence): a
+    contact whose subscription is from or both may read; one with to or
+    none, and a stranger, are not subscribed to the owner's presence and
+    get item-not-found (XEP-0060 §6.5.9.11), exactly as for a node that
+    does not exist, rather than the <presence-subscription-required/> of
+    §6.5.9.6, which would tell them that the account and the node exist.
     """
     t = makePEPWorld()
     friends(t, ALICE, BOB, aToB="from", bToA="to")
     friends(t, ALICE, CAROL, aToB="to", bToA="from")
     publish(t)
     assert titles(items(t, requester=BOB + "/desk")) == ["one"]
+    missing = refused(t.pep.items(jid.JID(ALICE), MOOD, jid.JID(DAVE)))
     for stranger in (CAROL, DAVE):
         e = refused(t.pep.items(jid.JID(ALICE), TUNE, jid.JID(stranger)))
-        assert condition(e) == ("not-authorized", "presence-subscription-required")
-        assert e.type == "auth"
+        assert (e.condition, e.type, e.appCondition, e.text) == (
+            missing.condition, missing.type, missing.appCondition, missing.text
+        ) == ("item-not-found", "cancel", None, "No such node")
 
 
 def test_rosterAccess() -> None:
@@ -390,6 +399,10 @@ def test_rosterAccess() -> None:
     assert len(items(t, requester=BOB)) == 1
     e = refused(t.pep.items(jid.JID(ALICE), TUNE, jid.JID(CAROL)))
     assert condition(e) == ("not-authorized", "not-in-roster-group")
+    # In an allowed group but not subscribed to the owner's presence: as
+    # for any stranger, nothing is told.
+    put(t.world.store, ALICE, RosterItem(DAVE, subscription="to", groups=("Friends",)))
+    assert condition(refused(t.pep.items(jid.JID(ALICE), TUNE, jid.JID(DAVE)))) == ("item-not-found", None)
 
 
 def test_openAccess() -> None:
@@ -414,6 +427,8 @@ def test_whitelistAccess() -> None:
     e = refused(t.pep.items(jid.JID(ALICE), TUNE, jid.JID(BOB)))
     assert condition(e) == ("not-allowed", "closed-node")
     assert len(items(t)) == 1
+    # A stranger is not told that the node exists.
+    assert condition(refused(t.pep.items(jid.JID(ALICE), TUNE, jid.JID(DAVE)))) == ("item-not-found", None)
 
 
 def test_accessFollowsRoster() -> None:
@@ -427,7 +442,7 @@ def test_accessFollowsRoster() -> None:
     assert len(items(t, requester=BOB)) == 1
     put(t.world.store, ALICE, RosterItem(BOB, subscription="to"))
     e = refused(t.pep.items(jid.JID(ALICE), TUNE, jid.JID(BOB)))
-    assert condition(e)[1] == "presence-subscription-required"
+    assert condition(e) == ("item-not-found", None)
 
 
 # --- retrieving items -----------------------------------------------------------------------
@@ -860,9 +875,74 @@ def test_transientMemoryBounded() -> None:
     t = makePEPWorld()
     item = PEPItem("x", "", ALICE, datetime.datetime.now(datetime.UTC))
     for n in range(MAX_TRANSIENT_ITEMS + 5):
-        t.pep._keepTransient((ALICE, f"node{n}"), replace(item, id=str(n)))
+        t.pep._transient.keep(f"user{n}@example.com", "node", replace(item, id=str(n)))
     assert len(t.pep._transient) == MAX_TRANSIENT_ITEMS
-    assert (ALICE, "node0") not in t.pep._transient
+    assert ("user0@example.com", "node") not in t.pep._transient
+    assert ("user5@example.com", "node") in t.pep._transient
+
+
+def transientItem(account: str, size: int, itemId: str = "i") -> PEPItem:
+    """
+    An item of exactly C{size} bytes as pepItemBytes counts them.
+    """
+    item = PEPItem(itemId, "", account, datetime.datetime.now(datetime.UTC))
+    return replace(item, payload="x" * (size - pepItemBytes(item)))
+
+
+def test_transientBytesBounded() -> None:
+    """
+    The last items of nodes without persistent items take at most
+    maxBytes in all (pepItemBytes), the least recently published
+    forgotten first, whatever their number; an item larger than that is
+    not kept.
+    """
+    transient = TransientItems(maxItems=100, maxBytes=1000, accountBytes=1000)
+    for n in range(5):
+        assert transient.keep(f"user{n}@example.com", "node", transientItem(f"user{n}@example.com", 300))
+    assert len(transient) == 3 and transient.totalBytes == 900
+    assert [f"user{n}@example.com" for n in range(5) if (f"user{n}@example.com", "node") in transient] == [
+        "user2@example.com", "user3@example.com", "user4@example.com"
+    ]
+    assert not transient.keep(ALICE, "big", transientItem(ALICE, 1001))
+    assert transient.get(ALICE, "big") is None and transient.totalBytes == 900
+
+
+def test_transientAccountShare() -> None:
+    """
+    One account's last items take at most accountBytes: more forgets its
+    own least recently published ones, not other accounts'; the node of a
+    replaced item counts only once.
+    """
+    transient = TransientItems(maxItems=100, maxBytes=10_000, accountBytes=1000)
+    assert transient.keep(BOB, "node", transientItem(BOB, 400))
+    for n in range(10):
+        assert transient.keep(ALICE, f"node{n}", transientItem(ALICE, 300))
+    assert transient.bytesOf(ALICE) == 900
+    assert [n for n in range(10) if (ALICE, f"node{n}") in transient] == [7, 8, 9]
+    assert transient.get(BOB, "node") is not None and transient.totalBytes == 1300
+    assert transient.keep(ALICE, "node9", transientItem(ALICE, 500, "j"))
+    assert transient.bytesOf(ALICE) == 800
+    assert [n for n in range(10) if (ALICE, f"node{n}") in transient] == [8, 9]
+    assert transient.pop(ALICE, "node9") is not None and transient.bytesOf(ALICE) == 300
+    assert transient.pop(ALICE, "node9") is None
+
+
+def test_transientBoundsThroughPublish() -> None:
+    """
+    Publishing to nodes without persistent items keeps one account's last
+    items within MAX_TRANSIENT_ACCOUNT_BYTES, with those of another
+    account untouched.
+    """
+    t = makePEPWorld(max_pep_item_bytes=1024 * 1024)
+    friends(t, ALICE, BOB)
+    resultOf(t.pep.publish(jid.JID(BOB), "bobs", "1", tune("bob"), jid.JID(BOB + "/desk"), TRANSIENT))
+    big = element("<x xmlns='urn:x'>" + "a" * (MAX_TRANSIENT_ACCOUNT_BYTES // 3) + "</x>")
+    for n in range(10):
+        resultOf(t.pep.publish(jid.JID(ALICE), f"n{n}", "1", big, jid.JID(ALICE + "/phone"), TRANSIENT))
+    assert t.pep._transient.bytesOf(ALICE) <= MAX_TRANSIENT_ACCOUNT_BYTES
+    assert [i.id for i in items(t, node="n9")] == ["1"]
+    assert items(t, node="n0") == []
+    assert titles(items(t, requester=ALICE, owner=BOB, node="bobs")) == ["bob"]
 
 
 def test_persistenceTurnedOff() -> None:
@@ -956,3 +1036,153 @@ def test_storeRefusesValue() -> None:
         e = refused(t.pep.publish(jid.JID(ALICE), TUNE, "1", tune("x"), jid.JID(ALICE)))
     assert e.condition == "not-acceptable"
     assert [e for e in logged if e["log_level"] in (LogLevel.error, LogLevel.critical)] == []
+
+
+# --- review regressions: new subscribers, delay, account removal, quota ----------------------
+
+
+def test_newSubscriberGetsLastItems() -> None:
+    """
+    XEP-0163 §4.3.4: a PEP service MUST send the last published item to
+    all new subscribers: when alice approves bob's subscription (her item
+    for him becomes from), each available session of bob that +notifies
+    gets the last item of each of her nodes it wants and may see (on_sub
+    and on_sub_and_presence alike; not never, not a whitelist node);
+    sessions without +notify get nothing.
+    """
+    t = makePEPWorld()
+    publish(t, node=TUNE, title="alice's")
+    publish(t, node=MOOD, options={"pubsub#send_last_published_item": "on_sub"})
+    publish(t, node="urn:never", options={"pubsub#send_last_published_item": "never"})
+    publish(t, node="urn:private", options={"pubsub#access_model": "whitelist"})
+    alice, _ = t.online(ALICE + "/phone")
+    bob, bobClient = t.online(BOB + "/desk", TUNE, MOOD, "urn:never", "urn:private")
+    _, quietClient = t.online(BOB + "/quiet")
+    send(t.world, bob, f"<presence type='subscribe' to='{ALICE}'/>")
+    assert events(bobClient) == []
+    send(t.world, alice, f"<presence type='subscribed' to='{BOB}'/>")
+    assert sorted(events(bobClient)) == [
+        ("items", MOOD, ["current:one"]),
+        ("items", TUNE, ["current:alice's"]),
+    ]
+    assert events(quietClient) == []
+    # Already subscribed: approving again sends nothing more.
+    bobClient.sent.clear()
+    send(t.world, alice, f"<presence type='subscribed' to='{BOB}'/>")
+    assert events(bobClient) == []
+
+
+def test_newSubscriberStoreFailureLogged() -> None:
+    """
+    A store failure while sending a new subscriber the last items is
+    logged at most once a minute, and the subscription goes through.
+    """
+    t = makePEPWorld()
+    publish(t)
+    alice, _ = t.online(ALICE + "/phone")
+    bob, bobClient = t.online(BOB + "/desk", TUNE)
+    t.world.store.listPEPNodes = lambda account: defer.fail(StoreError("gone"))  # type: ignore[method-assign]
+    send(t.world, bob, f"<presence type='subscribe' to='{ALICE}'/>")
+    with capturedLogs() as logged:
+        send(t.world, alice, f"<presence type='subscribed' to='{BOB}'/>")
+    assert events(bobClient) == []
+    assert [e for e in logged if e["log_level"] == LogLevel.error and "new subscriber" in e.get("verb", "")]
+    assert resultOf(t.world.store.getRosterItem(ALICE, BOB)).subscription == "from"
+
+
+def test_uninstallLeavesRoster() -> None:
+    """
+    The service listens to roster changes (IRosterChangeListener) while
+    installed only.
+    """
+    t = makePEPWorld()
+    assert IRosterChangeListener.providedBy(t.pep)
+    assert t.pep in t.world.roster.listeners
+    t.pep.uninstall()
+    assert t.pep not in t.world.roster.listeners
+
+
+def test_lastItemHasDelay() -> None:
+    """
+    XEP-0163 §4.3.4 (example) and XEP-0203: the last published item comes
+    with <delay xmlns='urn:xmpp:delay' stamp/> saying when it was
+    published (UTC, XEP-0082); a notification of a new publication has
+    none.
+    """
+    t = makePEPWorld()
+    friends(t, BOB, ALICE)
+    t.world.clock.advance(1_000_000_000 - t.world.clock.seconds())
+    publish(t)
+    _, aliceClient = t.online(ALICE + "/phone", TUNE)
+    publish(t, title="two")
+    [live] = [m for m in aliceClient.sent if m.name == "message"]
+    assert list(live.elements(NS_DELAY, "delay")) == []
+    t.world.clock.advance(60)
+    bob, bobClient = t.online(BOB + "/desk")
+    t.caps.announce(bob, TUNE)
+    [message] = [m for m in bobClient.sent if m.name == "message"]
+    [delay] = list(message.elements(NS_DELAY, "delay"))
+    assert delay["stamp"] == "2001-09-09T01:46:40Z"
+
+
+def test_transientItemNotInheritedByNewAccount() -> None:
+    """
+    Account removal: the last item of a node without persistent items,
+    held in memory, is not read by the next account of that JID: a node
+    created anew (explicitly or on publish) starts without a last item.
+    """
+    t = makePEPWorld()
+    publish(t, node="secret", title="old owner", options=TRANSIENT)
+    publish(t, node="other", title="old owner", options=TRANSIENT)
+    resultOf(t.world.store.removeAccount(ALICE))
+    addAccount(t.world.store, ALICE)
+    resultOf(t.pep.create(jid.JID(ALICE), "secret", jid.JID(ALICE), TRANSIENT))
+    assert items(t, node="secret") == []
+    publish(t, node="other", itemId="new", title="new owner", options=TRANSIENT)
+    assert titles(items(t, node="other")) == ["new owner"]
+    # A persistent node created anew does not show it either.
+    publish(t, node="third", title="old owner", options=TRANSIENT)
+    resultOf(t.world.store.removeAccount(ALICE))
+    addAccount(t.world.store, ALICE)
+    resultOf(t.pep.create(jid.JID(ALICE), "third", jid.JID(ALICE)))
+    resultOf(t.pep.configure(jid.JID(ALICE), "third", jid.JID(ALICE), TRANSIENT))
+    assert items(t, node="third") == []
+
+
+def test_accountByteLimit() -> None:
+    """
+    [im] max_pep_bytes bounds an account's stored items together: a
+    publish that would go over is refused with resource-constraint of
+    type wait (RFC 6120 §8.3.3.18; XEP-0060 has no quota condition), with
+    nothing logged at error, and nobody is notified; replacing an item
+    with one of the same size still works.
+    """
+    t = makePEPWorld(max_pep_bytes=2048)
+    _, aliceClient = t.online(ALICE + "/phone", TUNE, MOOD)
+    payload = element("<x xmlns='urn:x'>" + "a" * 900 + "</x>")
+    twoItems = {"pubsub#max_items": "2"}
+    resultOf(t.pep.publish(jid.JID(ALICE), TUNE, "1", payload, jid.JID(ALICE + "/phone")))
+    resultOf(t.pep.publish(jid.JID(ALICE), MOOD, "1", payload, jid.JID(ALICE + "/phone"), twoItems))
+    aliceClient.sent.clear()
+    with capturedLogs() as logged:
+        e = refused(t.pep.publish(jid.JID(ALICE), MOOD, "2", payload, jid.JID(ALICE + "/phone"), twoItems))
+    assert (e.condition, e.type) == ("resource-constraint", "wait")
+    assert "2048" in (e.text or "")
+    assert [x for x in logged if x["log_level"] >= LogLevel.warn] == []
+    assert events(aliceClient) == []
+    resultOf(t.pep.publish(jid.JID(ALICE), MOOD, "1", payload, jid.JID(ALICE + "/phone")))
+
+
+def test_persistenceTurnedOnOverLimit() -> None:
+    """
+    Turning persist_items on stores the last item held in memory, unless
+    the account's items would then take more than max_pep_bytes: the
+    configuration changes, and the item is dropped.
+    """
+    t = makePEPWorld(max_pep_bytes=1500)
+    payload = element("<x xmlns='urn:x'>" + "a" * 900 + "</x>")
+    resultOf(t.pep.publish(jid.JID(ALICE), TUNE, "1", payload, jid.JID(ALICE + "/phone")))
+    resultOf(t.pep.publish(jid.JID(ALICE), MOOD, "1", payload, jid.JID(ALICE + "/phone"), TRANSIENT))
+    resultOf(t.pep.configure(jid.JID(ALICE), MOOD, jid.JID(ALICE), {"pubsub#persist_items": "true"}))
+    assert resultOf(t.pep.nodeConfig(jid.JID(ALICE), MOOD)).persistItems
+    assert items(t, node=MOOD) == []

@@ -37,6 +37,8 @@ from xmppcert.store.interfaces import (
     PEPNode,
     PEPNodeExists,
     PEPNodeLimitReached,
+    PEPStorageFull,
+    pepItemBytes,
 )
 from xmppcert.store.sqlite import MAX_PEP_CONFIG_BYTES, MIGRATIONS
 from xmppcert.testing import InMemoryAccountStore
@@ -342,6 +344,74 @@ class PEPStoreTestsMixin:
         assert await self.store.listPEPNodes(BOB) == []
         await self.addAccounts(BOB)
         assert await self.store.listPEPNodes(BOB) == []
+
+    # --- the byte limit of an account --------------------------------------------------
+
+    async def test_byteLimit(self) -> None:
+        """
+        maxBytes bounds the bytes (id, payload and publisher in UTF-8) of
+        all an account's items together, across its nodes: a publish that
+        would go over is refused with PEPStorageFull and changes nothing,
+        not even the node it was to auto-create; other accounts have their
+        own total.
+        """
+        await self.addAccounts(ALICE, BOB)
+        a, b = item("a", "<x xmlns='urn:x'>" + "é" * 100 + "</x>"), item("b", seconds=1)
+        assert pepItemBytes(a) == 1 + len("<x xmlns='urn:x'></x>") + 200 + len(ALICE + "/phone")
+        limit = pepItemBytes(a) + pepItemBytes(b)
+        await self.store.publishPEPItem(ALICE, NICK, a, 0, PRESENCE, 0, limit)
+        await self.store.publishPEPItem(ALICE, AVATAR, b, 0, PRESENCE, 0, limit)
+        with pytest.raises(PEPStorageFull):
+            await self.store.publishPEPItem(ALICE, NICK, item("c", seconds=2), 0, None, 0, limit)
+        with pytest.raises(PEPStorageFull):
+            await self.store.publishPEPItem(ALICE, BOOKMARKS, item("c", seconds=2), 0, WHITELIST, 0, limit)
+        assert await self.store.getPEPNode(ALICE, BOOKMARKS) is None
+        assert await self.store.getPEPItems(ALICE, NICK) == [a]
+        assert await self.store.getPEPItems(ALICE, AVATAR) == [b]
+        await self.store.publishPEPItem(BOB, NICK, a, 0, PRESENCE, 0, limit)
+        await self.store.publishPEPItem(BOB, NICK, b, 0, None, 0, limit)
+        # Without a limit (0), anything goes.
+        await self.store.publishPEPItem(ALICE, NICK, item("c", seconds=2))
+        assert await self.ids(ALICE, NICK) == ["c", "a"]
+
+    async def test_byteLimitCountsWhatGoes(self) -> None:
+        """
+        The total checked against maxBytes is the one after the publish:
+        the item replaced (same id) and the items trimmed to maxItems no
+        longer count, so a full account may still replace its items.
+        """
+        await self.addAccounts(ALICE)
+        limit = 2 * pepItemBytes(item("a"))
+        await self.publishAll(ALICE, NICK, "a", "b", maxItems=0, createConfig=PRESENCE, maxBytes=limit)
+        # Replacing "a" by an item of the same size.
+        await self.store.publishPEPItem(ALICE, NICK, item("a", seconds=5), 0, None, 0, limit)
+        # "c" pushes out the oldest with maxItems 2.
+        await self.store.publishPEPItem(ALICE, NICK, item("c", seconds=6), 2, None, 0, limit)
+        assert await self.ids(ALICE, NICK) == ["c", "a"]
+        with pytest.raises(PEPStorageFull):
+            await self.store.publishPEPItem(ALICE, NICK, item("d", seconds=7), 3, None, 0, limit)
+        assert await self.ids(ALICE, NICK) == ["c", "a"]
+
+    async def test_byteLimitLowered(self) -> None:
+        """
+        An account over a limit lowered since may still publish what does
+        not make its total grow (a smaller replacement), but nothing that
+        does.
+        """
+        await self.addAccounts(ALICE)
+        big = item("a", "<x xmlns='urn:x'>" + "x" * 500 + "</x>")
+        await self.store.publishPEPItem(ALICE, NICK, big, 0, PRESENCE)
+        await self.store.publishPEPItem(ALICE, AVATAR, big, 0, PRESENCE)
+        limit = pepItemBytes(big)
+        smaller = item("a", "<x xmlns='urn:x'>smaller</x>")
+        # Still over the limit afterwards, but less than before: allowed.
+        await self.store.publishPEPItem(ALICE, NICK, smaller, 0, None, 0, limit)
+        assert await self.store.getPEPItems(ALICE, NICK) == [smaller]
+        with pytest.raises(PEPStorageFull):
+            await self.store.publishPEPItem(ALICE, NICK, item("b"), 0, None, 0, limit)
+        with pytest.raises(PEPStorageFull):
+            await self.store.publishPEPItem(ALICE, NICK, big, 0, None, 0, limit)
+        assert await self.store.getPEPItems(ALICE, NICK) == [smaller]
 
     # --- retrieving, retracting, purging ---------------------------------------------
 
@@ -665,6 +735,22 @@ def test_queriesUseIndexes(database: SQLiteDatabase) -> None:
     assert "SCAN" not in trim and "TEMP B-TREE" not in trim, trim
     nodes = _plan(conn, "SELECT node, config_json FROM pep_nodes WHERE account = ? ORDER BY node", (ALICE,))
     assert "SCAN" not in nodes and "TEMP B-TREE" not in nodes, nodes
+    total = _plan(conn, "SELECT sum(length(payload)) FROM pep_items WHERE account = ?", (ALICE,))
+    assert "pep_items_seq" in total and "SCAN" not in total, total
+
+
+def test_byteLimitAtomic(database: SQLiteDatabase) -> None:
+    """
+    The byte limit is checked in the publish's transaction: a refused
+    publish leaves the item it was to replace and the items it was to trim.
+    """
+    database.addAccount(ALICE, [])
+    database.publishPEPItem(ALICE, NICK, item("a"), 0, PRESENCE)
+    database.publishPEPItem(ALICE, NICK, item("b", seconds=1), 0, PRESENCE)
+    limit = 2 * pepItemBytes(item("a"))
+    with pytest.raises(PEPStorageFull):
+        database.publishPEPItem(ALICE, NICK, item("a", "<x xmlns='urn:x'>" + "y" * 200 + "</x>", 3), 1, None, 0, limit)
+    assert database.getPEPItems(ALICE, NICK) == [item("b", seconds=1), item("a")]
 
 
 def test_pepSchema(database: SQLiteDatabase) -> None:

@@ -306,6 +306,8 @@ class IMConfig:
     @ivar max_pep_items: items one PEP node keeps (its C{pubsub#max_items}
         is at most this; C{max} means this).
     @ivar max_pep_item_bytes: bytes of one published item.
+    @ivar max_pep_bytes: bytes of an account's stored PEP items together
+        (id, payload and publisher of each).
     @ivar caps_cache_size: verified entity capabilities (XEP-0115) kept in
         memory, least recently used dropped first.
     """
@@ -321,6 +323,7 @@ class IMConfig:
     max_pep_nodes: int = 256
     max_pep_items: int = 256
     max_pep_item_bytes: int = 128 * 1024
+    max_pep_bytes: int = 8 * 1024 * 1024
     caps_cache_size: int = 1000
 
 
@@ -881,7 +884,7 @@ def _imConfig(data: Mapping[str, Any]) -> IMConfig:
         {
             "max_roster_items", "max_offline_messages", "max_blocked", "presence_rate", "presence_burst",
             "max_vcard_bytes", "max_private_fragment_bytes", "max_private_bytes",
-            "max_pep_nodes", "max_pep_items", "max_pep_item_bytes", "caps_cache_size",
+            "max_pep_nodes", "max_pep_items", "max_pep_item_bytes", "max_pep_bytes", "caps_cache_size",
         },
         "im.",
     )
@@ -904,6 +907,9 @@ def _imConfig(data: Mapping[str, Any]) -> IMConfig:
         max_pep_nodes=number("max_pep_nodes", int, 1, 100_000, "an integer from 1 to 100000"),
         max_pep_items=number("max_pep_items", int, 1, 100_000, "an integer from 1 to 100000"),
         max_pep_item_bytes=number("max_pep_item_bytes", int, 1024, 16 * 1024 * 1024, "bytes from 1024 to 16777216"),
+        max_pep_bytes=number(
+            "max_pep_bytes", int, 64 * 1024, 4 * 1024 * 1024 * 1024, "bytes from 65536 to 4294967296"
+        ),
         caps_cache_size=number("caps_cache_size", int, 10, 1_000_000, "an integer from 10 to 1000000"),
     )
 
@@ -1057,10 +1063,12 @@ max_vcard_bytes = {im.max_vcard_bytes}
 max_private_fragment_bytes = {im.max_private_fragment_bytes}
 max_private_bytes = {im.max_private_bytes}
 # Personal eventing (PEP): nodes per account, items a node keeps, bytes of
-# one item; verified client capabilities kept in memory.
+# one item and of an account's items together; verified client
+# capabilities kept in memory.
 max_pep_nodes = {im.max_pep_nodes}
 max_pep_items = {im.max_pep_items}
 max_pep_item_bytes = {im.max_pep_item_bytes}
+max_pep_bytes = {im.max_pep_bytes}
 caps_cache_size = {im.caps_cache_size}
 
 [control]

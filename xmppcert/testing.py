@@ -37,6 +37,7 @@ from xmppcert.store.interfaces import (
     PEPNode,
     PEPNodeExists,
     PEPNodeLimitReached,
+    PEPStorageFull,
     PrivateStorageFull,
     RosterFull,
     RosterItem,
@@ -48,6 +49,7 @@ from xmppcert.store.interfaces import (
     checkCertificateStates,
     checkFingerprint,
     checkTransition,
+    pepItemBytes,
 )
 from xmppcert.store.sqlite import (
     checkBlockedJIDs,
@@ -851,6 +853,35 @@ class InMemoryAccountStore:
             for itemId in list(items)[: max(len(items) - maxItems, 0)]:
                 del items[itemId]
 
+    def _pepBytes(self, account: str) -> int:
+        return sum(
+            pepItemBytes(stored)
+            for (owner, _), items in self.pepItems.items()
+            if owner == account
+            for stored in items.values()
+        )
+
+    def _checkPEPBytes(self, account: str, node: str, item: PEPItem, maxItems: int, maxBytes: int) -> None:
+        """
+        Raise L{PEPStorageFull} when publishing C{item} (replacing the item
+        with its id, then trimming to C{maxItems}) would take C{account}'s
+        items over C{maxBytes} and over their total now.
+        """
+        before = self._pepBytes(account)
+        items = dict(self.pepItems.get((account, node), {}))
+        replaced = items.pop(item.id, None)
+        items[item.id] = item
+        kept = list(items.values())
+        dropped = kept[: max(len(kept) - maxItems, 0)] if maxItems > 0 else []
+        after = (
+            before
+            - (pepItemBytes(replaced) if replaced is not None else 0)
+            - sum(pepItemBytes(old) for old in dropped)
+            + pepItemBytes(item)
+        )
+        if after > maxBytes and after > before:
+            raise PEPStorageFull(f"the PEP items of {account} would take {after} bytes, more than {maxBytes}")
+
     def listPEPNodes(self, account: str) -> defer.Deferred[list[PEPNode]]:
         """
         See L{IPEPStore.listPEPNodes}: sorted by identifier, empty for an
@@ -938,6 +969,7 @@ class InMemoryAccountStore:
         maxItems: int = 0,
         createConfig: Mapping[str, str] | None = None,
         maxNodes: int = 0,
+        maxBytes: int = 0,
     ) -> defer.Deferred[bool]:
         """
         See L{IPEPStore.publishPEPItem} and
@@ -957,6 +989,10 @@ class InMemoryAccountStore:
                 if config is None:
                     raise NoSuchPEPNode(f"{account} has no PEP node {node!r}")
                 self._checkNewPEPNode(account, maxNodes)
+            if maxBytes > 0:
+                self._checkPEPBytes(account, node, checked, maxItems, maxBytes)
+            if created:
+                assert config is not None
                 self.pepNodes.setdefault(account, {})[node] = config
             items = self.pepItems.setdefault((account, node), {})
             # Removed first, so that the new item goes last: the newest.

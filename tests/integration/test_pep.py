@@ -132,11 +132,12 @@ def test_avatarNotifiedToInterestedContactsOnly(server: RunningServer) -> None:
 
         await carol.inMessages.absent(isEvent(alice.bare, NS_AVATAR_METADATA), within=0.5, what="a notification")
         await dave.inMessages.absent(isEvent(alice.bare, NS_AVATAR_METADATA), within=0.1, what="a notification")
-        # XEP-0060 §6.5.9 (XEP-0163 default access model "presence"): the
-        # stranger may not read it either.
+        # XEP-0163 default access model "presence": the stranger may not
+        # read it either, and is not told that it exists (item-not-found,
+        # XEP-0060 §6.5.9.11, as for a node or account that does not).
         with pytest.raises(IqError) as refused:
             await dave.items(alice.bare, NS_AVATAR_METADATA)
-        assert iqError(refused.value) == ("not-authorized", "presence-subscription-required")
+        assert iqError(refused.value) == ("item-not-found", None)
         for client in (alice, bob, carol, dave):
             await logout(client)
 
@@ -145,7 +146,7 @@ def test_avatarNotifiedToInterestedContactsOnly(server: RunningServer) -> None:
 
 def test_lastItemOnLogin(server: RunningServer) -> None:
     """
-    XEP-0163 §4.3.5 (last published item): a contact that comes online with
+    XEP-0163 §4.3.4 (last published item): a contact that comes online with
     +notify for a node gets its last item, once the server learnt its
     interests from its capabilities (XEP-0115).
     """
@@ -373,7 +374,7 @@ def test_badInput(server: RunningServer) -> None:
 
 def test_capsHashThatDoesNotVerifyIsNotTrusted(server: RunningServer) -> None:
     """
-    XEP-0115 §5.4 and §8.4 (cache poisoning): a client announces a caps
+    XEP-0115 §5.4 and §9.3 (cache poisoning): a client announces a caps
     'ver' whose disco#info answer does not hash to it, with
     urn:xmpp:avatar:metadata+notify; the server must not cache it: a
     second client announcing the same 'ver' but answering without that
@@ -484,3 +485,78 @@ def test_presenceOfOwnClientsUntouched(server: RunningServer) -> None:
             await logout(client)
 
     runAsync(run())
+
+
+def test_lastItemToNewSubscriber(server: RunningServer) -> None:
+    """
+    XEP-0163 §4.3.4: a PEP service MUST send the last published item to
+    all new subscribers: once wes approves xan's subscription, xan's
+    client (with +notify) gets the last item of wes's node, with a
+    XEP-0203 delay saying when it was published.
+    """
+    for name in ("wes", "xan"):
+        addAccount(server, name)
+
+    async def run() -> None:
+        wes = await pepOnline(server, "wes")
+        xan = await pepOnline(server, "xan")
+        await wes.publish(NS_AVATAR_METADATA, ET.Element(f"{{{NS_AVATAR_METADATA}}}metadata"), "now")
+        xan.presence(wes.bare, "subscribe")
+        await wes.inPresences.take(isPresence(xan.bare, "subscribe"))
+        wes.presence(xan.bare, "subscribed")
+        last = await xan.inMessages.take(isEvent(wes.bare, NS_AVATAR_METADATA), what="the last item of a new subscription")
+        assert [item.get("id") for item in eventItems(last, NS_AVATAR_METADATA) or []] == ["now"]
+        delay = last.xml.find("{urn:xmpp:delay}delay")
+        assert delay is not None and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", delay.get("stamp") or "")
+        for client in (wes, xan):
+            await logout(client)
+
+    runAsync(run())
+
+
+def test_strangerCannotTellAccountsApart(server: RunningServer) -> None:
+    """
+    Whether an account exists is never told to someone not subscribed to
+    its presence: disco#info of an existing account and of a missing one
+    both give service-unavailable, items of a node both item-not-found;
+    an open node (an OMEMO bundle) is still fetched by name. Huge
+    max_items values are refused with bad-request (nothing is logged at
+    error: the module fixture checks).
+    """
+    addAccount(server, "yul")
+    addAccount(server, "zed")
+    raw = RawStream(server.starttlsPort)
+    try:
+
+        async def publish() -> None:
+            yul = await pepOnline(server, "yul")
+            await yul.publish(NS_AVATAR_METADATA, ET.Element(f"{{{NS_AVATAR_METADATA}}}metadata"), "x")
+            await yul.publish(
+                f"{NS_OMEMO}.bundles:7", omemoBundle(7), "current", options=publishOptions(access_model="open")
+            )
+            await logout(yul)
+
+        runAsync(publish())
+        raw.login(server.caFile, "zed@localhost", "zed-pw", resource="raw")
+
+        def ask(iqID: str, to: str, payload: str) -> bytes:
+            raw.send(f"<iq type='get' id='{iqID}' to='{to}'>{payload}</iq>")
+            answer = rawAnswer(raw, iqID)
+            found = re.search(rb"<error.*</error>", answer, re.S)
+            return found.group(0) if found is not None else answer
+
+        info = "<query xmlns='http://jabber.org/protocol/disco#info'/>"
+        items = f"<pubsub xmlns='{NS_PUBSUB}'><items node='{NS_AVATAR_METADATA}'/></pubsub>"
+        for name, payload in (("i", info), ("n", items)):
+            existing = ask(name + "1", "yul@localhost", payload)
+            missing = ask(name + "2", "nobody@localhost", payload)
+            assert existing == missing and b"<error" in existing, (existing, missing)
+        assert b"service-unavailable" in ask("i3", "yul@localhost", info)
+        assert b"item-not-found" in ask("n3", "yul@localhost", items)
+        bundle = ask("b1", "yul@localhost", f"<pubsub xmlns='{NS_PUBSUB}'><items node='{NS_OMEMO}.bundles:7'/></pubsub>")
+        assert b"type='result'" in bundle or b'type="result"' in bundle, bundle
+        for digits in (20, 5000):
+            huge = f"<pubsub xmlns='{NS_PUBSUB}'><items node='{NS_AVATAR_METADATA}' max_items='{'9' * digits}'/></pubsub>"
+            assert b"bad-request" in ask(f"h{digits}", "yul@localhost", huge)
+    finally:
+        raw.close()

@@ -14,20 +14,33 @@ broadcasts (L{PRESENCE_BROADCAST}):
     (L{CapsCache}), and the session's features are known at once;
   - otherwise the server asks that session for C{disco#info} on the node
     C{node#ver} (section 6.2). Several sessions advertising the same
-    unknown C{ver} wait for one query; if it fails, the next of them is
-    asked, at most L{MAX_QUERY_ATTEMPTS} times. A query not answered in
-    C{queryTimeout} seconds has failed;
+    unknown C{ver} wait for one query, to the first of them; once an
+    answer has failed (an error, no usable features, a hash that does not
+    match, or no answer in C{queryTimeout} seconds), every session
+    waiting, and every one advertising that C{ver} later while the lookup
+    lasts, is asked at once. So every session advertising an unknown
+    C{ver} is asked at least once, and sessions that do not answer (of
+    any account) delay the others by one timeout at most: they cannot
+    keep a session from ever being asked;
+  - a session whose features stay unknown (its answer failed) and that
+    repeats the C{ver} in a later presence is asked again, at most once
+    every L{REQUERY_INTERVAL} seconds;
   - an answer whose hash matches C{ver} is cached for every session
     (section 5.4, step 3.8); one that does not (or whose hash the server
     does not support, step 2) gives its features to that session only,
     and is never cached (step 3.9): another client cannot be poisoned by
-    it. Only the answer of the session that was asked, with the query's
-    id, counts.
+    it (section 9.3). Only the answer of a session that was asked, with
+    its query's id, counts.
+
+Only the features the server uses are kept, in the cache and for each
+session: the C{+notify} ones (L{keptFeatures}), each at most
+L{MAX_FEATURE_LENGTH} characters, together at most L{MAX_KEPT_BYTES}.
 
 Beyond the XEP, as hardening: an answer in which an identity, feature or
 form value contains C{<} (the separator of the verification string: the
-"trivial preimage attack" section 9.3 refers to) is never verified, and
-an answer with more than L{MAX_FEATURES} features gives no features.
+"trivial preimage attack" that section 9.3 refers to) is never verified,
+and an answer with more than L{MAX_FEATURES} features is not used at all
+(the session gets no features, as for an error).
 """
 
 from __future__ import annotations
@@ -52,6 +65,7 @@ from wokkel.subprotocols import XMPPHandler
 from xmppcert import _log
 from xmppcert.routing import PRESENCE_BROADCAST, SESSION_ENDED, Broadcast, Ended
 from xmppcert.sessions import Session, SessionManager
+from xmppcert.store.interfaces import MAX_PEP_NODE_NAME
 
 if TYPE_CHECKING:
     from xmppcert.c2s.bound import StreamContext
@@ -78,13 +92,22 @@ HASH_FUNCTIONS: dict[str, Callable[[bytes], Any]] = {
 #: The most features one answer may have; an answer with more gives none.
 MAX_FEATURES = 1000
 
+#: The suffix of the features the server keeps (XEP-0163 section 4.3.1).
+NOTIFY_SUFFIX = "+notify"
+
+#: The longest feature kept: C{N+notify} for the longest node identifier.
+MAX_FEATURE_LENGTH = MAX_PEP_NODE_NAME + len(NOTIFY_SUFFIX)
+
+#: The most characters of the features kept of one answer, together.
+MAX_KEPT_BYTES = 4096
+
 #: The longest C{node}, C{ver} or C{hash} attribute taken from presence;
 #: longer ones are ignored (a SHA-512 C{ver} has 88 characters).
 MAX_CAPS_ATTRIBUTE = 1024
 
-#: How many sessions advertising one unknown C{ver} are asked in turn
-#: when an answer fails (times out, is an error, does not verify).
-MAX_QUERY_ATTEMPTS = 3
+#: Seconds before a session whose features are unknown after its query
+#: failed is asked again, when a later presence repeats the C{ver}.
+REQUERY_INTERVAL = 60.0
 
 #: Seconds to wait for an answer to a C{disco#info} query.
 QUERY_TIMEOUT = 30.0
@@ -311,6 +334,19 @@ class CapsCache:
 
 
 @dataclass(eq=False)
+class _Query:
+    """
+    A C{disco#info} query sent to one session.
+
+    @ivar id: its iq id; only an answer with it counts.
+    @ivar timer: fails it when no answer comes in time.
+    """
+
+    id: str
+    timer: IDelayedCall | None = None
+
+
+@dataclass(eq=False)
 class _Lookup:
     """
     The sessions waiting to learn the features of one C{(hash, ver)}.
@@ -318,19 +354,17 @@ class _Lookup:
     @ivar shared: whether the answer may serve every member (the hash is
         supported), or only the one session (then it is the only member).
     @ivar members: the waiting sessions, in the order they came, with the
-        C{node} each advertised; the one asked among them.
-    @ivar queried: the session asked now.
-    @ivar queryID: the id of the query it was sent.
-    @ivar attempts: how many sessions were asked.
+        C{node} each advertised; those asked among them.
+    @ivar queries: the members asked, whose answers are awaited.
+    @ivar failed: whether an answer failed: then every member is asked at
+        once (and every session joining later).
     """
 
     key: CapsKey
     shared: bool
     members: dict[Session, str] = field(default_factory=dict)
-    queried: Session | None = None
-    queryID: str | None = None
-    timer: IDelayedCall | None = None
-    attempts: int = 0
+    queries: dict[Session, _Query] = field(default_factory=dict)
+    failed: bool = False
 
 
 @dataclass(eq=False)
@@ -339,13 +373,17 @@ class _SessionCaps:
     What is known of one session's capabilities.
 
     @ivar caps: what its last available presence advertised.
-    @ivar features: its features, C{None} while unknown.
+    @ivar features: its features as kept (L{keptFeatures}), C{None} while
+        unknown.
     @ivar lookup: the lookup it waits for.
+    @ivar lastQuery: when it was last asked (the clock's seconds), C{None}
+        for never.
     """
 
     caps: Caps | None = None
     features: frozenset[str] | None = None
     lookup: _Lookup | None = None
+    lastQuery: float | None = None
 
 
 FeaturesCallback = Callable[[Session, frozenset[str]], object]
@@ -405,7 +443,7 @@ class CapsService:
         hooks.remove(SESSION_ENDED, self.sessionEnded)
         for state in self._states.values():
             if state.lookup is not None:
-                self._cancelQuery(state.lookup)
+                self._end(state.lookup)
         self._states.clear()
         self._lookups.clear()
 
@@ -425,7 +463,8 @@ class CapsService:
 
     def featuresOf(self, fullJID: jid.JID) -> frozenset[str] | None:
         """
-        The features of a local session.
+        The features of a local session that the server keeps (its
+        C{+notify} ones, see L{keptFeatures}).
 
         @return: C{None} when they are not known (yet): no such session, no
             caps in its presence, a query pending or failed.
@@ -442,11 +481,10 @@ class CapsService:
         (XEP-0163 section 4.3.1); empty when its features are unknown.
         """
         features = self.featuresOf(fullJID) or frozenset()
-        suffix = "+notify"
         return frozenset(
-            feature[: -len(suffix)]
+            feature[: -len(NOTIFY_SUFFIX)]
             for feature in features
-            if feature.endswith(suffix) and len(feature) > len(suffix)
+            if feature.endswith(NOTIFY_SUFFIX) and len(feature) > len(NOTIFY_SUFFIX)
         )
 
     def onFeatures(self, callback: FeaturesCallback) -> None:
@@ -454,7 +492,8 @@ class CapsService:
         Call C{callback(session, features)} each time a session's features
         become known or change: after an available presence with a new
         C{ver}, once they come from the cache or from an answer. Not for a
-        presence repeating the C{ver}, nor for unavailable presence.
+        presence repeating the C{ver} (unless they were not known), nor
+        for unavailable presence.
         """
         self._callbacks.append(callback)
 
@@ -489,128 +528,145 @@ class CapsService:
         if state is None:
             state = self._states[session] = _SessionCaps()
         elif state.caps is not None and state.caps.key == caps.key:
-            # The same ver: nothing changed. If nothing was learnt for it
-            # (a failed query), the cache may have it by now; the session
-            # is not asked again.
+            # The same ver: nothing changed, unless nothing was learnt for
+            # it (a failed query): the cache may have it by now, or else
+            # the session is asked again, not too often.
             if state.features is None and state.lookup is None:
                 cached = self.cache.get(caps.key)
                 if cached is not None:
                     state.features = cached
                     self._fire([session])
+                elif state.lastQuery is None or self.clock.seconds() - state.lastQuery >= REQUERY_INTERVAL:
+                    state.caps = caps
+                    self._join(session, state, caps)
             return
         self._detach(session, state)
         state.caps = caps
         state.features = None
-        shared = caps.hash in HASH_FUNCTIONS
-        if shared:
+        if caps.hash in HASH_FUNCTIONS:
             cached = self.cache.get(caps.key)
             if cached is not None:
                 state.features = cached
                 self._fire([session])
                 return
-            lookup = self._lookups.get(caps.key)
-            if lookup is not None:
-                lookup.members[session] = caps.node
-                state.lookup = lookup
-                return
-        lookup = _Lookup(caps.key, shared)
-        lookup.members[session] = caps.node
-        state.lookup = lookup
-        if shared:
-            self._lookups[caps.key] = lookup
-        self._query(lookup, session)
+        self._join(session, state, caps)
 
     def sessionEnded(self, event: Ended) -> None:
         """
-        L{SESSION_ENDED}: forget the session; its query, if it was asked,
-        passes to the next session waiting for the same C{ver}.
+        L{SESSION_ENDED}: forget the session; if it was asked, and nobody
+        else waiting on its C{ver} was, the next one waiting is asked.
         """
         state = self._states.pop(event.session, None)
         if state is not None:
             self._detach(event.session, state)
 
-    # --- queries ----------------------------------------------------------
+    # --- lookups and queries ------------------------------------------------
+
+    def _join(self, session: Session, state: _SessionCaps, caps: Caps) -> None:
+        """
+        Make C{session} wait for the features of C{caps}: in the lookup of
+        that C{(hash, ver)} if there is one (it is asked when an answer
+        failed already, or nobody is asked), else in a new one, asked.
+        """
+        shared = caps.hash in HASH_FUNCTIONS
+        lookup = self._lookups.get(caps.key) if shared else None
+        if lookup is None:
+            lookup = _Lookup(caps.key, shared)
+            if shared:
+                self._lookups[caps.key] = lookup
+        lookup.members[session] = caps.node
+        state.lookup = lookup
+        if lookup.failed or not lookup.queries:
+            self._query(lookup, session)
 
     def _query(self, lookup: _Lookup, session: Session) -> None:
-        lookup.attempts += 1
-        lookup.queried = session
-        lookup.queryID = "caps-" + secrets.token_hex(8)
+        query = _Query("caps-" + secrets.token_hex(8))
+        lookup.queries[session] = query
+        state = self._states.get(session)
+        if state is not None:
+            state.lastQuery = self.clock.seconds()
         iq = domish.Element((NS_CLIENT, "iq"))
         iq["type"] = "get"
         iq["from"] = session.jid.host
         iq["to"] = session.jid.full()
-        iq["id"] = lookup.queryID
-        query = iq.addElement((NS_DISCO_INFO, "query"))
-        query["node"] = f"{lookup.members[session]}#{lookup.key[1]}"
-        lookup.timer = self.clock.callLater(self.queryTimeout, self._timedOut, lookup)
+        iq["id"] = query.id
+        disco = iq.addElement((NS_DISCO_INFO, "query"))
+        disco["node"] = f"{lookup.members[session]}#{lookup.key[1]}"
+        query.timer = self.clock.callLater(self.queryTimeout, self._timedOut, lookup, session)
         session.send(iq)
 
-    def _cancelQuery(self, lookup: _Lookup) -> None:
-        if lookup.timer is not None and lookup.timer.active():
-            lookup.timer.cancel()
-        lookup.timer = None
-        lookup.queried = None
-        lookup.queryID = None
+    def _cancelQuery(self, lookup: _Lookup, session: Session) -> None:
+        query = lookup.queries.pop(session, None)
+        if query is not None and query.timer is not None and query.timer.active():
+            query.timer.cancel()
 
     def _detach(self, session: Session, state: _SessionCaps) -> None:
         """
         The session no longer waits for its lookup (a new C{ver}, no caps,
-        the session ended); if it was the one asked, its answer will be
-        ignored and the next member is asked.
+        the session ended); if it was asked, its answer will be ignored.
         """
         lookup = state.lookup
         if lookup is None:
             return
         state.lookup = None
         lookup.members.pop(session, None)
-        if lookup.queried is session:
-            self._cancelQuery(lookup)
-            self._next(lookup)
-        elif not lookup.members and lookup.queried is None:
-            self._end(lookup)
+        self._cancelQuery(lookup, session)
+        self._advance(lookup)
 
-    def _next(self, lookup: _Lookup) -> None:
+    def _advance(self, lookup: _Lookup) -> None:
         """
-        Ask the next member, within L{MAX_QUERY_ATTEMPTS}; else the lookup
-        ends and its members stay without features.
+        After a member left or failed: ask those waiting that must be (every
+        one once an answer failed, else the first when nobody is asked),
+        or end the lookup when nobody waits.
         """
-        if lookup.members and lookup.attempts < MAX_QUERY_ATTEMPTS:
-            self._query(lookup, next(iter(lookup.members)))
+        if not lookup.members:
+            self._end(lookup)
             return
+        waiting = [member for member in lookup.members if member not in lookup.queries]
+        if lookup.failed:
+            for member in waiting:
+                self._query(lookup, member)
+        elif not lookup.queries and waiting:
+            self._query(lookup, waiting[0])
+
+    def _end(self, lookup: _Lookup) -> None:
+        """
+        The lookup is over: its queries are cancelled, its members (if any
+        are left) stay without features.
+        """
+        for session in list(lookup.queries):
+            self._cancelQuery(lookup, session)
         for member in lookup.members:
             state = self._states.get(member)
             if state is not None and state.lookup is lookup:
                 state.lookup = None
         lookup.members.clear()
-        self._end(lookup)
-
-    def _end(self, lookup: _Lookup) -> None:
-        self._cancelQuery(lookup)
         if self._lookups.get(lookup.key) is lookup:
             del self._lookups[lookup.key]
 
-    def _failed(self, lookup: _Lookup) -> None:
+    def _failed(self, lookup: _Lookup, session: Session) -> None:
         """
-        The session asked gave nothing: it stays without features, and the
-        next member is asked.
+        The session asked gave nothing the others may use: it leaves the
+        lookup (without features, unless it got its own), and every other
+        member is asked.
         """
-        queried = lookup.queried
-        self._cancelQuery(lookup)
-        if queried is not None:
-            lookup.members.pop(queried, None)
-            state = self._states.get(queried)
-            if state is not None and state.lookup is lookup:
-                state.lookup = None
-        self._next(lookup)
+        self._cancelQuery(lookup, session)
+        lookup.members.pop(session, None)
+        state = self._states.get(session)
+        if state is not None and state.lookup is lookup:
+            state.lookup = None
+        lookup.failed = True
+        self._advance(lookup)
 
-    def _timedOut(self, lookup: _Lookup) -> None:
-        lookup.timer = None
-        if lookup.queried is not None:
-            self._failedLog.emit(
-                "{jid} did not answer the disco#info query for its capabilities in time",
-                jid=lookup.queried.jid.full(),
-            )
-        self._failed(lookup)
+    def _timedOut(self, lookup: _Lookup, session: Session) -> None:
+        query = lookup.queries.get(session)
+        if query is not None:
+            query.timer = None
+        self._failedLog.emit(
+            "{jid} did not answer the disco#info query for its capabilities in time",
+            jid=session.jid.full(),
+        )
+        self._failed(lookup, session)
 
     def answerReceived(self, session: Session, iq: domish.Element) -> bool:
         """
@@ -621,12 +677,12 @@ class CapsService:
         """
         state = self._states.get(session)
         lookup = state.lookup if state is not None else None
+        query = lookup.queries.get(session) if lookup is not None else None
         if (
             state is None
             or lookup is None
-            or lookup.queried is not session
-            or lookup.queryID is None
-            or iq.getAttribute("id") != lookup.queryID
+            or query is None
+            or iq.getAttribute("id") != query.id
             or iq.getAttribute("from") != session.jid.full()
         ):
             return False
@@ -636,20 +692,21 @@ class CapsService:
                 "{jid} answered the disco#info query for its capabilities with an error",
                 jid=session.jid.full(),
             )
-            self._failed(lookup)
+            self._failed(lookup, session)
             return True
         if kind != "result":
             return False
         queries = list(iq.elements(NS_DISCO_INFO, "query"))
-        features = _answerFeatures(queries[0]) if len(queries) == 1 else None
-        if features is None:
+        answered = _answerFeatures(queries[0]) if len(queries) == 1 else None
+        if answered is None:
             self._failedLog.emit(
                 "{jid} answered the disco#info query for its capabilities with no usable"
                 " features",
                 jid=session.jid.full(),
             )
-            self._failed(lookup)
+            self._failed(lookup, session)
             return True
+        features = keptFeatures(answered)
         hashName, ver = lookup.key
         try:
             verified = capsHash(hashName, queries[0]) == ver
@@ -663,17 +720,15 @@ class CapsService:
             self.cache.size = self._cacheSize()
             self.cache.put(lookup.key, features)
             members = list(lookup.members)
-            lookup.members.clear()
-            self._end(lookup)
             for member in members:
                 memberState = self._states.get(member)
-                if memberState is not None:
-                    memberState.lookup = None
+                if memberState is not None and memberState.lookup is lookup:
                     memberState.features = features
+            self._end(lookup)
             self._fire([m for m in members if m in self._states])
             return True
-        # Steps 2.3 and 3.9: for this session only, never cached; another
-        # session advertising the ver is asked.
+        # Steps 2.3 and 3.9: for this session only, never cached; the other
+        # sessions advertising the ver are asked.
         if lookup.shared:
             reason = why
         else:
@@ -683,13 +738,10 @@ class CapsService:
             " they are used for that session only",
             jid=session.jid.full(),
             ver=ver,
-            reason=reason,
+            reason=reason[:200],
         )
-        self._cancelQuery(lookup)
-        lookup.members.pop(session, None)
-        state.lookup = None
         state.features = features
-        self._next(lookup)
+        self._failed(lookup, session)
         self._fire([session])
         return True
 
@@ -714,6 +766,26 @@ class CapsService:
 
     def _callbackFailed(self, f: failure.Failure, session: Session) -> None:
         log.failure("A capabilities callback failed for {jid}", f, jid=session.jid.full())
+
+
+def keptFeatures(features: Iterable[str]) -> frozenset[str]:
+    """
+    The features of an answer the server keeps: the C{+notify} ones
+    (XEP-0163 section 4.3.1; nothing else is used), each of at most
+    L{MAX_FEATURE_LENGTH} characters (a longer one cannot name a node),
+    at most L{MAX_KEPT_BYTES} characters together, the first in code point
+    order.
+    """
+    kept: list[str] = []
+    total = 0
+    for feature in sorted(features):
+        if not feature.endswith(NOTIFY_SUFFIX) or len(feature) > MAX_FEATURE_LENGTH:
+            continue
+        total += len(feature)
+        if total > MAX_KEPT_BYTES:
+            break
+        kept.append(feature)
+    return frozenset(kept)
 
 
 def _answerFeatures(query: domish.Element) -> frozenset[str] | None:
@@ -759,15 +831,19 @@ __all__ = [
     "HASH_FUNCTIONS",
     "MAX_CAPS_ATTRIBUTE",
     "MAX_FEATURES",
-    "MAX_QUERY_ATTEMPTS",
+    "MAX_FEATURE_LENGTH",
+    "MAX_KEPT_BYTES",
+    "NOTIFY_SUFFIX",
     "NS_CAPS",
     "NS_DISCO_INFO",
     "QUERY_TIMEOUT",
+    "REQUERY_INTERVAL",
     "Caps",
     "CapsCache",
     "CapsHandler",
     "CapsService",
     "capsHash",
+    "keptFeatures",
     "parseCaps",
     "verificationString",
 ]

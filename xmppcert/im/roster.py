@@ -403,6 +403,30 @@ class IRosterListener(Interface):
         """
 
 
+class IRosterChangeListener(Interface):
+    """
+    Told of every stored change to an item of a roster (personal eventing
+    sends the last published items to a new subscriber, XEP-0163 section
+    4.3.4). A listener given to L{RosterService.addListener} that provides
+    this is told of changes; one that provides L{IRosterListener} of
+    removals; one may provide both.
+    """
+
+    def rosterItemChanged(account, before, after):  # type: ignore[no-untyped-def]
+        """
+        An item of C{account}'s roster changed, and the change is stored
+        and pushed: a subscription state, a pending request, the name or
+        the groups; added (C{before} C{None}) or removed (C{after} C{None}).
+
+        @param account: the roster's owner, a bare C{jid.JID}.
+        @param before: the L{RosterItem} as it was, or C{None}.
+        @param after: the L{RosterItem} as it is, or C{None}.
+        @return: C{None}: what the listener does takes place in the
+            background (the roster change does not wait for it); an
+            exception is logged.
+        """
+
+
 class IRosterService(Interface):
     """
     The backend of L{RosterHandler}. Every method returns a Deferred and
@@ -476,9 +500,28 @@ class RosterService:
 
     def addListener(self, listener: Any) -> None:
         """
-        @param listener: provides L{IRosterListener}.
+        @param listener: provides L{IRosterListener}, or
+            L{IRosterChangeListener}, or both.
         """
         self.listeners.append(listener)
+
+    def removeListener(self, listener: Any) -> None:
+        """
+        Stop telling C{listener}; nothing when it was not added.
+        """
+        if listener in self.listeners:
+            self.listeners.remove(listener)
+
+    def _changed(self, account: jid.JID, before: RosterItem | None, after: RosterItem | None) -> None:
+        for listener in list(self.listeners):
+            if not IRosterChangeListener.providedBy(listener):
+                continue
+            try:
+                listener.rosterItemChanged(account, before, after)
+            except Exception:
+                log.failure(
+                    "A roster listener failed on a change of {account}'s roster", account=account.userhost()
+                )
 
     # --- serialized changes ---------------------------------------------------
 
@@ -531,6 +574,8 @@ class RosterService:
         if result.changed and _shown(result.before) != _shown(result.after):
             assert result.version is not None
             self.push(account, contact, result.after if isVisible(result.after) else None, result.version)
+        if result.changed:
+            self._changed(account.userhostJID(), result.before, result.after)
         return result
 
     # --- reads ----------------------------------------------------------------
@@ -784,6 +829,7 @@ __all__ = [
     "SUBSCRIPTION_TYPES",
     "UNSUBSCRIBE",
     "UNSUBSCRIBED",
+    "IRosterChangeListener",
     "IRosterListener",
     "IRosterService",
     "RosterHandler",

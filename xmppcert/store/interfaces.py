@@ -836,6 +836,13 @@ class PEPNodeExists(StoreError):
     """
 
 
+class PEPStorageFull(StoreError):
+    """
+    Publishing a PEP item would take the account's items over their limit
+    of bytes.
+    """
+
+
 @dataclass(frozen=True)
 class PEPNode:
     """
@@ -868,6 +875,15 @@ class PEPItem:
     payload: str
     publisher: str
     published: datetime.datetime
+
+
+def pepItemBytes(item: PEPItem) -> int:
+    """
+    What a PEP item counts towards its account's limit of bytes
+    (C{maxBytes} of L{IPEPStore.publishPEPItem}): its id, payload and
+    publisher in UTF-8.
+    """
+    return sum(len(text.encode("utf-8")) for text in (item.id, item.payload, item.publisher))
 
 
 #: The longest PEP node identifier and item id the store keeps.
@@ -922,7 +938,7 @@ class IPEPStore(Interface):
             no such node.
         """
 
-    def publishPEPItem(account, node, item, maxItems=0, createConfig=None, maxNodes=0):  # type: ignore[no-untyped-def]
+    def publishPEPItem(account, node, item, maxItems=0, createConfig=None, maxNodes=0, maxBytes=0):  # type: ignore[no-untyped-def]
         """
         Publish an item to a node, in one transaction: an item with the same
         id is replaced (and becomes the newest); then only the C{maxItems}
@@ -932,11 +948,19 @@ class IPEPStore(Interface):
         @param createConfig: when not C{None} and the node does not exist,
             it is created with this configuration first (XEP-0163 section
             4.3: auto-create), subject to C{maxNodes}.
+        @param maxBytes: the most bytes the items of all the account's
+            nodes may take together (L{pepItemBytes} of each: id, payload and publisher in UTF-8); 0 for no limit. The total is the one after
+            the replacement and the trimming. A publish that would leave it
+            above C{maxBytes} and above the total before is refused, so an
+            account over its limit (a limit lowered since) may still
+            replace an item with a smaller one.
         @return: Deferred firing with C{True} when the node was created by
             this call, else C{False}.
         @raise NoSuchPEPNode: (in the Deferred) no such node and
             C{createConfig} is C{None}.
         @raise PEPNodeLimitReached: creating it would exceed C{maxNodes}.
+        @raise PEPStorageFull: the total would exceed C{maxBytes}; nothing
+            is changed (and the node is not created).
         @raise NoSuchAccount: C{account} does not exist.
         """
 
@@ -974,7 +998,9 @@ __all__ = [
     "PEPNode",
     "PEPNodeExists",
     "PEPNodeLimitReached",
+    "PEPStorageFull",
     "STORE_FAILURES",
+    "pepItemBytes",
     "IPrivateStore",
     "IVCardStore",
     "PrivateStorageFull",

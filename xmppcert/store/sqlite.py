@@ -74,6 +74,7 @@ from xmppcert.store.interfaces import (
     PEPNode,
     PEPNodeExists,
     PEPNodeLimitReached,
+    PEPStorageFull,
     PrivateStorageFull,
     RosterFull,
     RosterItem,
@@ -85,6 +86,7 @@ from xmppcert.store.interfaces import (
     checkCertificateStates,
     checkFingerprint,
     checkTransition,
+    pepItemBytes,
 )
 
 _T = TypeVar("_T")
@@ -1764,15 +1766,20 @@ class SQLiteDatabase:
         maxItems: int = 0,
         createConfig: Mapping[str, str] | None = None,
         maxNodes: int = 0,
+        maxBytes: int = 0,
     ) -> bool:
         """
         See L{IPEPStore.publishPEPItem}. Creating the node, replacing an
-        item of the same id, inserting and trimming to C{maxItems} are one
-        transaction: a failure in any of them leaves the node as it was
-        (and not created).
+        item of the same id, inserting, trimming to C{maxItems} and the
+        check against C{maxBytes} are one transaction: a failure in any of
+        them leaves the node as it was (and not created).
 
         The item gets the node's highest C{seq} plus one, so it is the
         newest, also when it replaces an item with its id.
+
+        The account's total is read once, before the change (every item of
+        the account, through C{pep_items_seq}); the total after is that
+        minus the item replaced and the items trimmed, plus the new one.
 
         @return: whether the node was created by this call.
         @raise NoSuchPEPNode: no node C{node} and C{createConfig} is
@@ -1781,6 +1788,8 @@ class SQLiteDatabase:
             C{account} is not registered.
         @raise PEPNodeLimitReached: the node would be created and
             C{maxNodes > 0} nodes exist already.
+        @raise PEPStorageFull: C{maxBytes > 0} and the account's items
+            would take more (see L{IPEPStore.publishPEPItem}).
         @raise ValueError: a bad node identifier, item or configuration
             (see L{checkPEPNodeName}, L{checkPEPItem}, L{checkPEPConfig}).
         """
@@ -1794,6 +1803,18 @@ class SQLiteDatabase:
                     raise _noSuchNode(account, node)
                 self._createPEPNode(conn, account, node, checkedConfig, maxNodes)
                 created = True
+            before = replaced = 0
+            if maxBytes > 0:
+                (before,) = conn.execute(
+                    f"SELECT coalesce(sum({_PEP_ITEM_BYTES}), 0) FROM pep_items WHERE account = ?",
+                    (account,),
+                ).fetchone()
+                row = conn.execute(
+                    f"SELECT {_PEP_ITEM_BYTES} FROM pep_items"
+                    " WHERE account = ? AND node = ? AND item_id = ?",
+                    (account, node, item.id),
+                ).fetchone()
+                replaced = 0 if row is None else int(row[0])
             (last,) = conn.execute(
                 "SELECT max(seq) FROM pep_items WHERE account = ? AND node = ?", (account, node)
             ).fetchone()
@@ -1813,7 +1834,14 @@ class SQLiteDatabase:
                     _publishedToMicroseconds(item.published),
                 ),
             )
-            _trimPEPItems(conn, account, node, maxItems)
+            trimmed = _trimPEPItems(conn, account, node, maxItems, measure=maxBytes > 0)
+            if maxBytes > 0:
+                after = int(before) - replaced - trimmed + pepItemBytes(item)
+                if after > maxBytes and after > int(before):
+                    # Raised inside the transaction: it is rolled back.
+                    raise PEPStorageFull(
+                        f"the PEP items of {account} would take {after} bytes, more than {maxBytes}"
+                    )
         return created
 
     def getPEPItems(
@@ -1929,21 +1957,41 @@ def _noSuchNode(account: str, node: str) -> NoSuchPEPNode:
     return NoSuchPEPNode(f"{account} has no PEP node {node!r}")
 
 
-def _trimPEPItems(conn: sqlite3.Connection, account: str, node: str, maxItems: int) -> None:
+#: The bytes of an item in C{pep_items}, as L{pepItemBytes} counts them.
+_PEP_ITEM_BYTES = (
+    "length(CAST(item_id AS BLOB)) + length(CAST(payload AS BLOB)) + length(CAST(publisher AS BLOB))"
+)
+
+
+def _trimPEPItems(
+    conn: sqlite3.Connection, account: str, node: str, maxItems: int, measure: bool = False
+) -> int:
     """
     Keep only the C{maxItems} newest items of a node (all for 0 or less),
     inside the caller's write transaction. The oldest item kept is found
     by walking C{pep_items_seq} back from the newest; the older ones are
     deleted through the same index.
+
+    @param measure: whether to count the bytes of the items deleted.
+    @return: those bytes (L{pepItemBytes}), 0 when not C{measure}.
     """
     if maxItems <= 0:
-        return
-    conn.execute(
-        "DELETE FROM pep_items WHERE account = ? AND node = ? AND seq < ("
-        "SELECT seq FROM pep_items WHERE account = ? AND node = ?"
-        " ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-        (account, node, account, node, maxItems - 1),
+        return 0
+    oldestKept = (
+        "SELECT seq FROM pep_items WHERE account = ? AND node = ? ORDER BY seq DESC LIMIT 1 OFFSET ?"
     )
+    parameters = (account, node, account, node, maxItems - 1)
+    trimmed = 0
+    if measure:
+        (trimmed,) = conn.execute(
+            f"SELECT coalesce(sum({_PEP_ITEM_BYTES}), 0) FROM pep_items"
+            f" WHERE account = ? AND node = ? AND seq < ({oldestKept})",
+            parameters,
+        ).fetchone()
+    conn.execute(
+        f"DELETE FROM pep_items WHERE account = ? AND node = ? AND seq < ({oldestKept})", parameters
+    )
+    return int(trimmed)
 
 
 def _lookupName(name: str) -> str:
@@ -2513,6 +2561,7 @@ class SQLiteStore:
         maxItems: int = 0,
         createConfig: Mapping[str, str] | None = None,
         maxNodes: int = 0,
+        maxBytes: int = 0,
     ) -> defer.Deferred[bool]:
         """
         See L{IPEPStore.publishPEPItem} and L{SQLiteDatabase.publishPEPItem}.
@@ -2524,7 +2573,7 @@ class SQLiteStore:
         except ValueError as e:
             return defer.fail(e)
         return self._run(
-            lambda db: db.publishPEPItem(account, node, checked, maxItems, config, maxNodes)
+            lambda db: db.publishPEPItem(account, node, checked, maxItems, config, maxNodes, maxBytes)
         )
 
     def getPEPItems(

@@ -83,6 +83,12 @@ MAX_TEXT = 1023
 #: The most groups C{pubsub#roster_groups_allowed} may name.
 MAX_GROUPS = 100
 
+#: The most digits of an integer a client gives (C{pubsub#max_items}, the
+#: C{max_items} of an items request): a longer one is refused before it is
+#: converted (Python refuses to convert thousands of digits, and an SQLite
+#: integer has 64 bits).
+MAX_DIGITS = 18
+
 TEXT = "text-single"
 BOOLEAN = "boolean"
 LIST_SINGLE = "list-single"
@@ -219,6 +225,22 @@ def nodeIdRequired() -> error.StanzaError:
     return pubsubError("bad-request", "nodeid-required", text="The request must name a node")
 
 
+def positiveInteger(value: str) -> int | None:
+    """
+    @return: the value of a positive integer in ASCII digits, of at most
+        L{MAX_DIGITS} digits; C{None} for anything else.
+    """
+    if not value or len(value) > MAX_DIGITS or not value.isascii() or not value.isdigit():
+        return None
+    number = int(value)
+    return number if number >= 1 else None
+
+
+def _shown(value: str) -> str:
+    # A client's value in an error text: not all of it.
+    return repr(value if len(value) <= 40 else value[:40] + "...")
+
+
 def _single(var: str, values: Sequence[str]) -> str:
     if len(values) != 1:
         raise InvalidOption(var, "needs exactly one value")
@@ -245,19 +267,22 @@ def canonicalValue(spec: FieldSpec, values: Sequence[str]) -> str:
             return "true"
         if value in _FALSE:
             return "false"
-        raise InvalidOption(var, f"{value!r} is not a boolean")
+        raise InvalidOption(var, f"{_shown(value)} is not a boolean")
     if spec.kind == LIST_SINGLE:
         value = _single(var, values).strip()
         if value not in spec.options:
-            raise InvalidOption(var, f"{value!r} is not one of {', '.join(spec.options)}")
+            raise InvalidOption(var, f"{_shown(value)} is not one of {', '.join(spec.options)}")
         return value
     if spec.kind == INTEGER_OR_MAX:
         value = _single(var, values).strip()
         if value == MAX:
             return MAX
-        if not value.isdigit() or not value.isascii() or int(value) < 1:
-            raise InvalidOption(var, f"{value!r} is neither a positive integer nor {MAX!r}")
-        return str(int(value))
+        number = positiveInteger(value)
+        if number is None:
+            raise InvalidOption(
+                var, f"{_shown(value)} is neither a positive integer of at most {MAX_DIGITS} digits nor {MAX!r}"
+            )
+        return str(number)
     # LIST_MULTI: roster group names.
     groups = list(dict.fromkeys(value for value in values if value))
     if len(groups) > MAX_GROUPS:
@@ -636,6 +661,7 @@ __all__ = [
     "LIST_MULTI",
     "LIST_SINGLE",
     "MAX",
+    "MAX_DIGITS",
     "MAX_GROUPS",
     "MAX_TEXT",
     "NS_PUBSUB",
@@ -665,5 +691,6 @@ __all__ = [
     "parsePreconditions",
     "parseValues",
     "publishOptionsFromForm",
+    "positiveInteger",
     "pubsubError",
 ]

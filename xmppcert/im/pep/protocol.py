@@ -41,11 +41,13 @@ from zope.interface import implementer
 
 from xmppcert import _log
 from xmppcert.im.pep.nodeconfig import (
+    MAX_DIGITS,
     NS_PUBSUB,
     NS_PUBSUB_OWNER,
     NodeConfig,
     findForm,
     nodeIdRequired,
+    positiveInteger,
     publishOptionsFromForm,
     pubsubError,
     submittedConfig,
@@ -270,9 +272,13 @@ class PEPRequest(pubsub.PubSubRequest):
         value = verbElement.getAttribute("max_items")
         if value is None:
             return
-        if not value.isascii() or not value.isdigit() or int(value) < 1:
-            raise error.StanzaError("bad-request", text="max_items must be a positive integer")
-        self.maxItems = int(value)
+        number = positiveInteger(value)
+        if number is None:
+            # Checked before it is converted: see MAX_DIGITS.
+            raise error.StanzaError(
+                "bad-request", text=f"max_items must be a positive integer of at most {MAX_DIGITS} digits"
+            )
+        self.maxItems = number
 
     def _parse_configure(self, verbElement: domish.Element) -> None:
         self.configuration = submittedConfig(findForm(verbElement))
@@ -401,6 +407,16 @@ def requestKind(iq: domish.Element) -> str | None:
                 return "disco#items"
         return None
     return None
+
+
+def discoNode(iq: domish.Element) -> str:
+    """
+    The C{node} of a disco#info or disco#items request (L{requestKind}),
+    C{""} for none.
+    """
+    for child in iq.elements():
+        return child.getAttribute("node") or ""
+    return ""
 
 
 async def _visibleNode(
@@ -567,6 +583,7 @@ __all__ = [
     "PEPRequest",
     "answerRequest",
     "discoInfo",
+    "discoNode",
     "discoItems",
     "itemElement",
     "parseStoredPayload",

@@ -18,8 +18,12 @@ delivery:
     subscribed to the owner's presence (subscription C{from} or C{both});
     C{roster} such a contact in one of C{pubsub#roster_groups_allowed};
     C{whitelist} nobody but the owner (there is no affiliation
-    management). Publishing, configuring, deleting and purging are the
-    owner's (C{forbidden} for anyone else).
+    management). A contact refused gets the error of XEP-0060 section
+    6.5.9; anyone else (not subscribed to the owner's presence) gets
+    C{item-not-found}, as for a node that does not exist, so that it
+    learns nothing of the account (see L{answerForeignRequest
+    <PEPService.answerForeignRequest>}). Publishing, configuring,
+    deleting and purging are the owner's (C{forbidden} for anyone else).
   - notifications (XEP-0163 section 4.3): an event message of type
     C{headline} from the owner's bare JID to each available resource
     whose capabilities (XEP-0115, L{ICapabilities}) include C{node+notify}
@@ -31,31 +35,44 @@ delivery:
     false; without payload when C{pubsub#deliver_payloads} is), retracts
     (when asked with C{notify}, or when C{pubsub#notify_retract} is
     true), purges, and deletions (when C{pubsub#notify_delete} is true).
-  - the last published item (section 4.3.4): when a session's
-    capabilities become known (L{ICapabilities.onFeatures}), or it sends
-    initial presence, it gets the last item of each node it newly asks
-    notifications for, of its own account and of each contact its user
-    is subscribed to (roster subscription C{to} or C{both}) whose access
-    model lets it see the node, unless the node's
-    C{pubsub#send_last_published_item} is not C{on_sub_and_presence}. What
-    a session was sent is remembered until it goes unavailable or ends.
+  - the last published item (section 4.3.4), with a XEP-0203 delay
+    stamped with its publication: when a session's capabilities become
+    known (L{ICapabilities.onFeatures}), or it sends initial presence, it
+    gets the last item of each node it newly asks notifications for, of
+    its own account and of each contact its user is subscribed to (roster
+    subscription C{to} or C{both}) whose access model lets it see the
+    node, unless the node's C{pubsub#send_last_published_item} is not
+    C{on_sub_and_presence}. What a session was sent is remembered until
+    it goes unavailable or ends. A new subscriber (the owner's roster item
+    for a local contact becomes C{from} or C{both}: the roster's
+    L{IRosterChangeListener}) gets, on each of its available sessions,
+    the last item of each node the session asks notifications for and
+    may see, unless the node says C{never}.
   - requests from another local account addressed to an account's bare
     JID (pubsub, disco#info, disco#items) are answered on its behalf at
-    L{PEP_PRIORITY} on L{INBOUND_BARE} (below blocking), only when that
-    account exists: otherwise the default C{service-unavailable} stays.
+    L{PEP_PRIORITY} on L{INBOUND_BARE} (below blocking), so that whether
+    the account exists is never told to someone not subscribed to its
+    presence: see L{PEPService.answerForeignRequest}.
 
 A node with C{pubsub#persist_items} false keeps no item in the store: its
-last item is held in memory (at most L{MAX_TRANSIENT_ITEMS} nodes'
-worth, the least recently published forgotten first) for retrieval and
-last-item delivery, and is lost on restart.
+last item is held in memory (L{TransientItems}: at most
+L{MAX_TRANSIENT_ITEMS} nodes' worth and L{MAX_TRANSIENT_BYTES} in all,
+at most L{MAX_TRANSIENT_ACCOUNT_BYTES} of them an account's) for
+retrieval and last-item delivery, and is lost on restart; a node created
+anew (also after its account was removed and registered again) starts
+without one.
 
 Limits (the C{[im]} settings, read live): C{max_pep_nodes} nodes per
 account (more is C{not-allowed} with C{<max-nodes-exceeded/>}, the
 condition of XEP-0060's error schema, with the type XEP-0060 gives its
 sibling C{<max-items-exceeded/>}); C{max_pep_items} items per node (the
-oldest are dropped; C{pubsub#max_items} C{max} means this many);
-C{max_pep_item_bytes} bytes of one payload (C{not-acceptable} with
-C{<payload-too-big/>}, section 7.1.3.5).
+oldest are dropped; C{pubsub#max_items} C{max} means this many, and no
+request gets more); C{max_pep_item_bytes} bytes of one payload
+(C{not-acceptable} with C{<payload-too-big/>}, section 7.1.3.5);
+C{max_pep_bytes} bytes of an account's stored items together (checked
+by the store as it publishes: C{resource-constraint} of type C{wait},
+RFC 6120 section 8.3.3.18, as for private XML storage and the personal
+quota of XEP-0363, XEP-0060 having no condition for a quota).
 """
 
 from __future__ import annotations
@@ -73,9 +90,10 @@ from twisted.python import failure
 from twisted.words.protocols.jabber import error, jid
 from twisted.words.xish import domish
 from wokkel.subprotocols import XMPPHandler
-from zope.interface import Interface
+from zope.interface import Interface, implementer
 
 from xmppcert import _log
+from xmppcert.im.offline import NS_DELAY, formatStamp
 from xmppcert.im.pep import protocol
 from xmppcert.im.pep.nodeconfig import (
     ACCESS_OPEN,
@@ -83,6 +101,7 @@ from xmppcert.im.pep.nodeconfig import (
     ACCESS_ROSTER,
     ACCESS_WHITELIST,
     NS_PUBSUB_EVENT,
+    SEND_ON_SUB,
     SEND_ON_SUB_AND_PRESENCE,
     NodeConfig,
     configForNewNode,
@@ -92,7 +111,7 @@ from xmppcert.im.pep.nodeconfig import (
     pubsubError,
 )
 from xmppcert.im.pep.protocol import itemElement
-from xmppcert.im.roster import hasFrom, hasTo, isVisible
+from xmppcert.im.roster import IRosterChangeListener, hasFrom, hasTo, isVisible
 from xmppcert.jids import parseJID
 from xmppcert.routing import (
     INBOUND_BARE,
@@ -113,7 +132,9 @@ from xmppcert.store.interfaces import (
     PEPNode,
     PEPNodeExists,
     PEPNodeLimitReached,
+    PEPStorageFull,
     RosterItem,
+    pepItemBytes,
 )
 
 if TYPE_CHECKING:
@@ -133,10 +154,17 @@ PEP_PRIORITY = 20
 #: The nodes without persistent items whose last item is kept in memory.
 MAX_TRANSIENT_ITEMS = 10000
 
+#: The bytes (L{pepItemBytes}) those last items may take together.
+MAX_TRANSIENT_BYTES = 64 * 1024 * 1024
+
+#: The bytes the last items of one account's nodes may take.
+MAX_TRANSIENT_ACCOUNT_BYTES = 1024 * 1024
+
 #: Defaults of the C{[im]} settings the service reads.
 MAX_PEP_NODES = 256
 MAX_PEP_ITEMS = 256
 MAX_PEP_ITEM_BYTES = 128 * 1024
+MAX_PEP_BYTES = 8 * 1024 * 1024
 
 #: The text of the stanza error a request gets when the store failed.
 STORE_UNAVAILABLE = "The personal eventing store is not available; try again later"
@@ -153,8 +181,9 @@ class ICapabilities(Interface):
 
     def featuresOf(fullJID):  # type: ignore[no-untyped-def]
         """
-        @return: the session's features (a C{frozenset} of strings), or
-            C{None} when they are not known.
+        @return: the session's features (a C{frozenset} of strings; a
+            provider may keep only those it needs, the C{+notify} ones),
+            or C{None} when they are not known.
         """
 
     def notifyNodes(fullJID):  # type: ignore[no-untyped-def]
@@ -182,6 +211,21 @@ def _forbidden(text: str) -> error.StanzaError:
 def _noSuchNode() -> error.StanzaError:
     # XEP-0060 sections 6.5.9.11, 7.2.3.2, 8.2.3.5, 8.4.3.2, 8.5.3.4.
     return error.StanzaError("item-not-found", type="cancel", text="No such node")
+
+
+def storageFull(limit: int) -> error.StanzaError:
+    """
+    The error for a publish that would take an account's items over
+    C{max_pep_bytes}: C{resource-constraint} of type C{wait} (RFC 6120
+    section 8.3.3.18). XEP-0060 has no condition for a quota (its
+    C{<payload-too-big/>} is about one item); this is the condition of
+    private XML storage's limit, and of XEP-0363's personal quota.
+    """
+    return error.StanzaError(
+        "resource-constraint",
+        type="wait",
+        text=f"The personal eventing items of an account may take at most {limit} bytes; retract or purge some first",
+    )
 
 
 def accessDenial(config: NodeConfig, item: RosterItem | None) -> error.StanzaError | None:
@@ -234,17 +278,104 @@ def _fits(node: str) -> bool:
     return 0 < len(node) <= MAX_PEP_NODE_NAME
 
 
+class TransientItems:
+    """
+    The last items of the nodes without persistent items, in memory: at
+    most C{maxItems} of them and C{maxBytes} (L{pepItemBytes}) in all,
+    the least recently published forgotten first; those of one account at
+    most C{accountBytes}, that account's least recently published
+    forgotten first. An account can thus hold no more than its share, and
+    others' items are dropped for it only once the whole is full.
+    """
+
+    def __init__(
+        self,
+        maxItems: int = MAX_TRANSIENT_ITEMS,
+        maxBytes: int = MAX_TRANSIENT_BYTES,
+        accountBytes: int = MAX_TRANSIENT_ACCOUNT_BYTES,
+    ) -> None:
+        self.maxItems = maxItems
+        self.maxBytes = maxBytes
+        self.accountBytes = accountBytes
+        self.totalBytes = 0
+        # (account, node) to (item, its bytes), least recently kept first.
+        self._items: OrderedDict[tuple[str, str], tuple[PEPItem, int]] = OrderedDict()
+        # Account to its nodes in the same order, and their bytes.
+        self._nodes: dict[str, OrderedDict[str, None]] = {}
+        self._bytes: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def get(self, account: str, node: str) -> PEPItem | None:
+        found = self._items.get((account, node))
+        return None if found is None else found[0]
+
+    def bytesOf(self, account: str) -> int:
+        """
+        The bytes the last items of C{account}'s nodes take.
+        """
+        return self._bytes.get(account, 0)
+
+    def pop(self, account: str, node: str) -> PEPItem | None:
+        """
+        Forget the last item of a node.
+
+        @return: it, or C{None} when there was none.
+        """
+        found = self._items.pop((account, node), None)
+        if found is None:
+            return None
+        item, size = found
+        self.totalBytes -= size
+        nodes = self._nodes[account]
+        del nodes[node]
+        if nodes:
+            self._bytes[account] -= size
+        else:
+            del self._nodes[account]
+            del self._bytes[account]
+        return item
+
+    def keep(self, account: str, node: str, item: PEPItem) -> bool:
+        """
+        Make C{item} the last item of a node, forgetting older ones as
+        the bounds say.
+
+        @return: whether it is kept: an item larger than an account's share
+            (or the whole) is not, and the node then has no last item.
+        """
+        self.pop(account, node)
+        size = pepItemBytes(item)
+        if size > self.accountBytes or size > self.maxBytes or self.maxItems < 1:
+            return False
+        while self.bytesOf(account) + size > self.accountBytes:
+            self.pop(account, next(iter(self._nodes[account])))
+        while len(self._items) >= self.maxItems or self.totalBytes + size > self.maxBytes:
+            oldest, _ = next(iter(self._items.items()))
+            self.pop(*oldest)
+        self._items[(account, node)] = (item, size)
+        self._nodes.setdefault(account, OrderedDict())[node] = None
+        self._bytes[account] = self.bytesOf(account) + size
+        self.totalBytes += size
+        return True
+
+
+@implementer(IRosterChangeListener)
 class PEPService:
     """
     The personal eventing services of every account.
 
     @ivar sessions: the session registry whose hooks it joins.
-    @ivar store: provides L{xmppcert.store.interfaces.IPEPStore} and
-        C{accountExists} of L{xmppcert.store.interfaces.IAccountStore}.
-    @ivar roster: the L{xmppcert.im.roster.RosterService}.
+    @ivar store: provides L{xmppcert.store.interfaces.IPEPStore}.
+    @ivar roster: the L{xmppcert.im.roster.RosterService} (the service
+        joins its listeners).
     @ivar caps: provides L{ICapabilities}.
     @ivar config: returns the live C{[im]} settings (C{max_pep_nodes},
-        C{max_pep_items}, C{max_pep_item_bytes}).
+        C{max_pep_items}, C{max_pep_item_bytes}, C{max_pep_bytes}).
     """
 
     def __init__(
@@ -262,9 +393,8 @@ class PEPService:
         self.caps = caps
         self.clock = clock
         self.config = config
-        # (owner, node) to the last item of a node without persistent
-        # items, least recently published first.
-        self._transient: OrderedDict[tuple[str, str], PEPItem] = OrderedDict()
+        # The last items of the nodes without persistent items.
+        self._transient = TransientItems()
         # Session to the nodes it asked notifications for when it was last
         # sent last items (XEP-0163 section 4.3.4).
         self._interest: dict[Session, frozenset[str]] = {}
@@ -276,15 +406,17 @@ class PEPService:
         """
         Join local delivery: answer requests for other accounts
         (L{INBOUND_BARE}, L{PEP_PRIORITY}); send last items on initial
-        presence (L{PRESENCE_BROADCAST}) and when capabilities become
-        known (L{ICapabilities.onFeatures}); forget a session's state when
-        it ends (L{SESSION_ENDED}).
+        presence (L{PRESENCE_BROADCAST}), when capabilities become known
+        (L{ICapabilities.onFeatures}) and to new subscribers (the roster's
+        listeners); forget a session's state when it ends
+        (L{SESSION_ENDED}).
         """
         hooks = self.sessions.hooks
         hooks.add(INBOUND_BARE, self.answerForeignRequest, PEP_PRIORITY)
         hooks.add(PRESENCE_BROADCAST, self.presenceBroadcast)
         hooks.add(SESSION_ENDED, self.sessionEnded)
         self.caps.onFeatures(self.featuresChanged)
+        self.roster.addListener(self)
 
     def uninstall(self) -> None:
         hooks = self.sessions.hooks
@@ -292,6 +424,7 @@ class PEPService:
         hooks.remove(PRESENCE_BROADCAST, self.presenceBroadcast)
         hooks.remove(SESSION_ENDED, self.sessionEnded)
         self.caps.removeOnFeatures(self.featuresChanged)
+        self.roster.removeListener(self)
 
     def handlersFor(self, context: StreamContext) -> list[XMPPHandler]:
         """
@@ -315,6 +448,9 @@ class PEPService:
     def maxItemBytes(self) -> int:
         return self._limit("max_pep_item_bytes", MAX_PEP_ITEM_BYTES)
 
+    def maxBytes(self) -> int:
+        return self._limit("max_pep_bytes", MAX_PEP_BYTES)
+
     # --- the store ------------------------------------------------------------
 
     async def _guarded(self, verb: str, owner: str, work: Awaitable[_T]) -> _T:
@@ -333,6 +469,8 @@ class PEPService:
             raise pubsubError(
                 "not-allowed", "max-nodes-exceeded", text=f"An account may have at most {self.maxNodes()} nodes"
             ) from None
+        except PEPStorageFull:
+            raise storageFull(self.maxBytes()) from None
         except NoSuchAccount:
             # Deleted while logged in; its sessions are being closed.
             raise _forbidden("The account does not exist") from None
@@ -375,12 +513,22 @@ class PEPService:
         return item
 
     async def _checkAccess(self, owner: jid.JID, config: NodeConfig, requester: jid.JID) -> None:
+        """
+        @raise error.StanzaError: the denial of L{accessDenial} for a
+            contact subscribed to the owner's presence; C{item-not-found}
+            for anyone else, as for a node that does not exist (and for an
+            account that does not exist): it learns nothing of the
+            account.
+        """
         if requester.userhost() == owner.userhost():
             return
-        item = None if config.accessModel in (ACCESS_OPEN, ACCESS_WHITELIST) else await self._rosterItem(owner, requester)
+        item = None if config.accessModel == ACCESS_OPEN else await self._rosterItem(owner, requester)
         denial = accessDenial(config, item)
-        if denial is not None:
-            raise denial
+        if denial is None:
+            return
+        if not hasFrom(item):
+            raise _noSuchNode()
+        raise denial
 
     # --- the programmatic API -------------------------------------------------
 
@@ -459,7 +607,6 @@ class PEPService:
             publisher=publisher.full(),
             published=datetime.datetime.fromtimestamp(self.clock.seconds(), datetime.UTC),
         )
-        key = (account, node)
         if config.persistItems:
             await self._guarded(
                 "publish",
@@ -471,9 +618,10 @@ class PEPService:
                     maxItems=config.maxItems(self.maxItems()),
                     createConfig=createConfig,
                     maxNodes=self.maxNodes(),
+                    maxBytes=self.maxBytes(),
                 ),
             )
-            self._transient.pop(key, None)
+            self._transient.pop(account, node)
         else:
             if createConfig is not None:
                 try:
@@ -483,19 +631,13 @@ class PEPService:
                 except error.StanzaError as e:
                     if e.condition != "conflict":
                         raise
-            self._keepTransient(key, item)
+            self._transient.keep(account, node, item)
         if config.deliverNotifications:
             event = domish.Element((NS_PUBSUB_EVENT, "items"))
             event["node"] = node
             event.addChild(itemElement(item, NS_PUBSUB_EVENT, config.deliverPayloads))
             await self._notify(owner.userhostJID(), node, config, event)
         return item.id
-
-    def _keepTransient(self, key: tuple[str, str], item: PEPItem) -> None:
-        self._transient[key] = item
-        self._transient.move_to_end(key)
-        while len(self._transient) > MAX_TRANSIENT_ITEMS:
-            self._transient.popitem(last=False)
 
     def items(
         self,
@@ -510,7 +652,7 @@ class PEPService:
 
         @param itemIds: only these (those that exist), C{None} for all.
         @param maxItems: at most this many, the newest (section 6.5.7); 0
-            for all.
+            for all. More than C{max_pep_items} means that many.
         @return: Deferred firing with the items, oldest first. A node
             without persistent items has its last item, if the server
             still holds it (section 6.5.5).
@@ -529,10 +671,14 @@ class PEPService:
         if wanted is not None and not wanted:
             return []
         if not config.persistItems:
-            last = self._transient.get((account, node))
+            last = self._transient.get(account, node)
             if last is None or (wanted is not None and last.id not in wanted):
                 return []
             return [last]
+        if maxItems > 0:
+            # A node keeps at most that many (unless the limit was lowered
+            # since): no more can be asked of the store.
+            maxItems = min(maxItems, self.maxItems())
         found: list[PEPItem] = await self._guarded(
             "read items", account, self.store.getPEPItems(account, node, wanted, maxItems)
         )
@@ -558,17 +704,16 @@ class PEPService:
         config = await self._node(account, node)
         if not 0 < len(itemId) <= MAX_PEP_ITEM_ID:
             raise error.StanzaError("item-not-found", type="cancel", text="No such item")
-        key = (account, node)
         if config.persistItems:
             removed = await self._guarded("retract", account, self.store.retractPEPItem(account, node, itemId))
         else:
-            last = self._transient.get(key)
+            last = self._transient.get(account, node)
             removed = last is not None and last.id == itemId
         if not removed:
             raise error.StanzaError("item-not-found", type="cancel", text="No such item")
-        last = self._transient.get(key)
+        last = self._transient.get(account, node)
         if last is not None and last.id == itemId:
-            del self._transient[key]
+            self._transient.pop(account, node)
         if (notify or config.notifyRetract) and config.deliverNotifications:
             event = domish.Element((NS_PUBSUB_EVENT, "items"))
             event["node"] = node
@@ -603,6 +748,9 @@ class PEPService:
         await self._guarded(
             "create a node", account, self.store.createPEPNode(account, node, config.asStored(), self.maxNodes())
         )
+        # A node created anew has no last item, whatever an earlier node
+        # of that name (of an account since removed) left in memory.
+        self._transient.pop(account, node)
 
     def nodeConfig(self, owner: jid.JID, node: str) -> defer.Deferred[NodeConfig | None]:
         """
@@ -644,7 +792,9 @@ class PEPService:
         in C{changes} get their new values, the others keep theirs.
         Lowering C{pubsub#max_items} drops the oldest items; turning
         C{pubsub#persist_items} off drops the stored items (the newest is
-        held in memory as the last item).
+        held in memory as the last item); turning it on stores the last
+        item held in memory, unless the account's items would then take
+        more than C{max_pep_bytes} (it is then dropped).
 
         @param changes: field variable to value(s).
         @return: Deferred firing with the new configuration.
@@ -670,7 +820,6 @@ class PEPService:
         (checked by the caller), and move its items as persistence changes.
         """
         account = owner.userhost()
-        key = (account, node)
         limit = self.maxItems()
         if before.persistItems and not after.persistItems:
             newest: list[PEPItem] = await self._guarded(
@@ -679,7 +828,7 @@ class PEPService:
             await self._guarded("configure", account, self.store.configurePEPNode(account, node, after.asStored()))
             await self._guarded("purge", account, self.store.purgePEPNode(account, node))
             if newest:
-                self._keepTransient(key, newest[0])
+                self._transient.keep(account, node, newest[0])
             return
         await self._guarded(
             "configure",
@@ -687,11 +836,22 @@ class PEPService:
             self.store.configurePEPNode(account, node, after.asStored(), after.maxItems(limit) if after.persistItems else 0),
         )
         if after.persistItems and not before.persistItems:
-            last = self._transient.pop(key, None)
+            last = self._transient.pop(account, node)
             if last is not None:
-                await self._guarded(
-                    "publish", account, self.store.publishPEPItem(account, node, last, maxItems=after.maxItems(limit))
-                )
+                try:
+                    await self._guarded(
+                        "publish",
+                        account,
+                        self.store.publishPEPItem(
+                            account, node, last, maxItems=after.maxItems(limit), maxBytes=self.maxBytes()
+                        ),
+                    )
+                except error.StanzaError as e:
+                    # The configuration is changed either way; only the
+                    # account's limit of bytes (PEPStorageFull) drops the
+                    # item quietly.
+                    if e.condition != "resource-constraint":
+                        raise
 
     def deleteNode(self, owner: jid.JID, node: str, requester: jid.JID) -> defer.Deferred[None]:
         """
@@ -708,7 +868,7 @@ class PEPService:
         account = owner.userhost()
         config = await self._node(account, node)
         deleted = await self._guarded("delete a node", account, self.store.deletePEPNode(account, node))
-        self._transient.pop((account, node), None)
+        self._transient.pop(account, node)
         if not deleted:
             raise _noSuchNode()
         if config.notifyDelete:
@@ -740,7 +900,7 @@ class PEPService:
                 text="The node does not persist items",
             )
         await self._guarded("purge", account, self.store.purgePEPNode(account, node))
-        self._transient.pop((account, node), None)
+        self._transient.pop(account, node)
         if config.deliverNotifications:
             event = domish.Element((NS_PUBSUB_EVENT, "purge"))
             event["node"] = node
@@ -777,7 +937,7 @@ class PEPService:
         async def get() -> PEPItem | None:
             account = owner.userhost()
             if not config.persistItems:
-                return self._transient.get((account, node))
+                return self._transient.get(account, node)
             try:
                 found: list[PEPItem] = await self.store.getPEPItems(account, node, None, 1)
             except NoSuchPEPNode:
@@ -828,13 +988,23 @@ class PEPService:
     async def _notify(self, owner: jid.JID, node: str, config: NodeConfig, event: domish.Element) -> None:
         self.send(owner, event, await self.recipients(owner, node, config))
 
-    def send(self, owner: jid.JID, event: domish.Element, recipients: Sequence[Session]) -> None:
+    def send(
+        self,
+        owner: jid.JID,
+        event: domish.Element,
+        recipients: Sequence[Session],
+        delay: datetime.datetime | None = None,
+    ) -> None:
         """
         Send C{<event xmlns='http://jabber.org/protocol/pubsub#event'/>}
         holding C{event} to each of C{recipients}, in a message of type
         C{headline} from the owner's bare JID (XEP-0163 section 4.3.1)
         with an id of its own (XEP-0060 section 7.1.2), through local
         delivery (blocking applies).
+
+        @param delay: for an item published earlier (the last published
+            item, XEP-0163 section 4.3.4): when, given as
+            C{<delay xmlns='urn:xmpp:delay' stamp=.../>} (XEP-0203).
         """
         if not recipients:
             return
@@ -842,6 +1012,8 @@ class PEPService:
         message["from"] = owner.userhost()
         message["type"] = "headline"
         message.addElement((NS_PUBSUB_EVENT, "event")).addChild(event)
+        if delay is not None:
+            message.addElement((NS_DELAY, "delay"))["stamp"] = formatStamp(delay.timestamp())
         for session in recipients:
             if self.sessions.sessionFor(session.jid) is not session:
                 # Gone meanwhile: to its full JID, the message would reach
@@ -916,19 +1088,30 @@ class PEPService:
         except STORE_FAILURES as e:
             self._storeFailed("send the last items", user.userhost(), e)
 
-    async def _sendLastItemsOf(self, owner: jid.JID, session: Session, nodes: frozenset[str], user: jid.JID | None) -> None:
+    async def _sendLastItemsOf(
+        self,
+        owner: jid.JID,
+        session: Session,
+        nodes: frozenset[str],
+        user: jid.JID | None,
+        onSubscription: bool = False,
+    ) -> None:
         """
-        Send C{session} the last items of C{owner}'s nodes among C{nodes}.
+        Send C{session} the last items of C{owner}'s nodes among C{nodes},
+        each with a delay stamped with its publication.
 
         @param user: the session's account, when it is not C{owner}: its
             access is checked against C{owner}'s roster.
+        @param onSubscription: sent because C{user} just subscribed to
+            C{owner}'s presence: the nodes saying C{on_sub} count too.
         """
+        when = (SEND_ON_SUB, SEND_ON_SUB_AND_PRESENCE) if onSubscription else (SEND_ON_SUB_AND_PRESENCE,)
         found: list[PEPNode] = await self.store.listPEPNodes(owner.userhost())
         relevant = [(node, NodeConfig.fromStored(node.config)) for node in found if node.node in nodes]
         relevant = [
             (node, config)
             for node, config in relevant
-            if config.sendLastPublishedItem == SEND_ON_SUB_AND_PRESENCE and config.deliverNotifications
+            if config.sendLastPublishedItem in when and config.deliverNotifications
         ]
         if not relevant:
             return
@@ -948,7 +1131,44 @@ class PEPService:
             event = domish.Element((NS_PUBSUB_EVENT, "items"))
             event["node"] = node.node
             event.addChild(itemElement(last, NS_PUBSUB_EVENT, config.deliverPayloads))
-            self.send(owner, event, [session])
+            self.send(owner, event, [session], delay=last.published)
+
+    def rosterItemChanged(self, account: jid.JID, before: RosterItem | None, after: RosterItem | None) -> None:
+        """
+        L{IRosterChangeListener}: a local contact that becomes subscribed
+        to C{account}'s presence (the account's item for it becomes C{from}
+        or C{both}) is a new subscriber of its nodes (XEP-0060 section
+        9.1.2, auto-subscribe): it gets their last items (XEP-0163 section
+        4.3.4), in the background.
+        """
+        if hasFrom(before) or not hasFrom(after):
+            return
+        assert after is not None
+        contact = self._localContact(after.contact)
+        if contact is None or contact.userhost() == account.userhost():
+            return
+        d = defer.ensureDeferred(self.sendLastItemsToSubscriber(account.userhostJID(), contact))
+        d.addErrback(self._lastItemsFailed)
+
+    async def sendLastItemsToSubscriber(self, owner: jid.JID, subscriber: jid.JID) -> None:
+        """
+        Send each available session of C{subscriber}, a new subscriber to
+        C{owner}'s presence, the last item of each of C{owner}'s nodes that
+        the session asks notifications for and may see, unless the node's
+        C{pubsub#send_last_published_item} is C{never}. Store failures are
+        logged.
+        """
+        for session in self.sessions.sessionsOf(subscriber):
+            if not session.available or session.closed or self.sessions.sessionFor(session.jid) is not session:
+                continue
+            wanted = frozenset(self.caps.notifyNodes(session.jid))
+            if not wanted:
+                continue
+            try:
+                await self._sendLastItemsOf(owner, session, wanted, subscriber.userhostJID(), onSubscription=True)
+            except STORE_FAILURES as e:
+                self._storeFailed("send the last items to a new subscriber", owner.userhost(), e)
+                return
 
     # --- requests for other accounts ------------------------------------------
 
@@ -956,7 +1176,24 @@ class PEPService:
         """
         L{INBOUND_BARE}: a pubsub, disco#info or disco#items request from a
         local session to another account's bare JID is answered on that
-        account's behalf (XEP-0163 section 6.2), when the account exists.
+        account's behalf (XEP-0163 section 6.2), so that someone not
+        subscribed to the account's presence cannot tell whether it
+        exists:
+
+          - from a contact subscribed to its presence (the account's
+            roster item for it is C{from} or C{both}; then the account
+            exists): everything, as L{protocol.respond} says;
+          - from anyone else, whether the account exists or not: the
+            disco#info and disco#items of the account itself (no C{node})
+            are left to the default answer, C{service-unavailable}, as
+            Prosody's C{mod_disco} hides an account from non-subscribers;
+            a pubsub request, or disco of a node, is answered as for an
+            account that may have nodes: a node is seen only when its
+            access model is C{open} (OMEMO bundles), and otherwise is
+            C{item-not-found}, as for a node that does not exist (and so
+            for any node of an account that does not exist); a change
+            (publish, retract, create, configure, delete, purge) is
+            C{forbidden} either way.
         """
         stanza = event.stanza
         if stanza.name != "iq" or stanza.getAttribute("type") not in ("get", "set"):
@@ -969,26 +1206,31 @@ class PEPService:
             return False
         owner = event.target.userhostJID()
         try:
-            exists = await self.store.accountExists(owner.userhost())
+            item: RosterItem | None = await self.roster.item(owner, sender.jid.userhost())
         except STORE_FAILURES as e:
-            self._storeFailed("look the account up", owner.userhost(), e)
+            self._storeFailed("read the roster", owner.userhost(), e)
             sender.send(
                 error.StanzaError("internal-server-error", type="wait", text=STORE_UNAVAILABLE).toResponse(stanza)
             )
             return True
-        if not exists:
+        if not hasFrom(item) and kind != "pubsub" and not protocol.discoNode(stanza):
             return False
         sender.send(await protocol.respond(self, owner, sender.jid, stanza, kind))
         return True
 
 
 __all__ = [
+    "MAX_PEP_BYTES",
     "MAX_PEP_ITEMS",
     "MAX_PEP_ITEM_BYTES",
     "MAX_PEP_NODES",
+    "MAX_TRANSIENT_ACCOUNT_BYTES",
+    "MAX_TRANSIENT_BYTES",
     "MAX_TRANSIENT_ITEMS",
     "PEP_PRIORITY",
     "ICapabilities",
     "PEPService",
+    "TransientItems",
     "accessDenial",
+    "storageFull",
 ]
