@@ -351,3 +351,18 @@ def test_parseDoesNotIntern() -> None:
         parseJID(f"user{i}@never-seen-{i}.example/r{i}")
         makeJID(f"user{i}", f"never-seen-{i}.example", None)
     assert len(cache) == before
+
+
+def test_preparedJIDsAreCached() -> None:
+    """
+    Preparation is done once per JID text (bounded cache): the same short
+    text gives the same prepared JID object; a long one is prepared again
+    (it would fill the cache); an invalid one is refused every time.
+    """
+    assert parseJID("Alice@Example.com/Phone") is parseJID("Alice@Example.com/Phone")
+    assert makeJID("alice", "example.com", "phone") is makeJID("alice", "example.com", "phone")
+    long = "a" * 300 + "@example.com"
+    assert parseJID(long) == parseJID(long) and parseJID(long) is not parseJID(long)
+    for _ in range(2):
+        with pytest.raises(jid.InvalidFormat):
+            parseJID("a@b@c")

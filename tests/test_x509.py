@@ -1104,3 +1104,19 @@ def test_beginMarkersWithoutEnd(clientCert: x509.Certificate) -> None:
     with pytest.raises(CertificateError, match="not valid base64"):
         loadCertificate(b"-----BEGIN CERTIFICATE-----\nxx\n" + pem)
     assert loadCertificate(b"text before\n" + pem + pem) == clientCert
+
+
+def test_certificateFactsKept(clientCert: x509.Certificate) -> None:
+    """
+    What a certificate's bytes alone decide is worked out once per
+    certificate (a login asks several times): the same JIDs and the same
+    client-certificate verdict for an equal certificate, and a caller
+    changing the list it got does not change what the next one gets.
+    """
+    from xmppcert.x509 import clientCertificateProblem, xmppAddrs
+
+    again = x509.load_der_x509_certificate(clientCert.public_bytes(serialization.Encoding.DER))
+    first = xmppAddrs(clientCert)
+    first.append(first[0])
+    assert xmppAddrs(again) == first[:-1]
+    assert clientCertificateProblem(again) is clientCertificateProblem(clientCert) is None

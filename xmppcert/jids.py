@@ -12,10 +12,20 @@ L{jid.InvalidFormat} and adds the RFC 7622 checks.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from twisted.words.protocols.jabber import jid
 
 #: RFC 7622 section 3: each part is at most 1023 octets.
 MAX_PART_OCTETS = 1023
+
+#: Preparation (stringprep) is a large share of the server's work, and the
+#: same few JIDs come again and again: this many prepared JIDs are kept,
+#: least recently used dropped first. Only valid JIDs are kept (a failure
+#: is not cached), and only short texts, so the cache stays small however
+#: long the JIDs peers send (at most about 4 MiB with 1 KiB JID objects).
+JID_CACHE_SIZE = 8192
+_CACHED_LENGTH = 256
 
 
 def _checkParts(parsed: jid.JID, hasLocal: bool, hasResource: bool, what: str) -> jid.JID:
@@ -49,9 +59,16 @@ def _checkParts(parsed: jid.JID, hasLocal: bool, hasResource: bool, what: str) -
 
 def parseJID(text: str) -> jid.JID:
     """
-    @return: the prepared JID, a final dot of its domainpart stripped.
+    @return: the prepared JID, a final dot of its domainpart stripped. The
+        same text may give the same object: JIDs are never changed.
     @raise jid.InvalidFormat: C{text} is not a valid JID; the message says why.
     """
+    if len(text) <= _CACHED_LENGTH:
+        return _cachedParse(text)
+    return _parse(text)
+
+
+def _parse(text: str) -> jid.JID:
     if not text:
         raise jid.InvalidFormat("the JID is empty")
     if text.endswith("/"):
@@ -81,6 +98,12 @@ def makeJID(user: str | None, host: str, resource: str | None) -> jid.JID:
 
     @raise jid.InvalidFormat: a part is invalid.
     """
+    if len(user or "") + len(host) + len(resource or "") <= _CACHED_LENGTH:
+        return _cachedMake(user, host, resource)
+    return _make(user, host, resource)
+
+
+def _make(user: str | None, host: str, resource: str | None) -> jid.JID:
     try:
         parsed = jid.JID(tuple=(user, host, resource))
     except jid.InvalidFormat:
@@ -95,4 +118,8 @@ def makeJID(user: str | None, host: str, resource: str | None) -> jid.JID:
         raise jid.InvalidFormat("not a valid JID") from None
 
 
-__all__ = ["MAX_PART_OCTETS", "makeJID", "parseJID"]
+_cachedParse = lru_cache(maxsize=JID_CACHE_SIZE)(_parse)
+_cachedMake = lru_cache(maxsize=JID_CACHE_SIZE)(_make)
+
+
+__all__ = ["JID_CACHE_SIZE", "MAX_PART_OCTETS", "makeJID", "parseJID"]

@@ -25,6 +25,7 @@ import string
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TypeAlias, TypeVar
 
@@ -361,6 +362,35 @@ def _decodeXmppAddr(value: bytes) -> str:
         ) from None
 
 
+def _xmppAddrs(cert: x509.Certificate) -> tuple[jid.JID, ...]:
+    """
+    L{xmppAddrs}, uncached.
+    """
+    san = _extensionValue(cert, x509.SubjectAlternativeName)
+    if san is None:
+        return ()
+    result = []
+    for name in san:
+        if not isinstance(name, x509.OtherName) or name.type_id != XMPP_ADDR_OID:
+            continue
+        text = _decodeXmppAddr(name.value)
+        try:
+            result.append(_prepareUserJID(text))
+        except ValueError as e:
+            raise CertificateError(f"the certificate's id-on-xmppAddr: {e}") from None
+    return tuple(result)
+
+
+#: Certificates whose facts (L{xmppAddrs}, L{clientCertificateProblem}) are
+#: kept: a login asks for them several times (to offer EXTERNAL, to check
+#: the login, to describe it), and a device logs in again and again. Only
+#: what the certificate's bytes alone decide is kept, never validity in
+#: time; a failure is not kept.
+CERTIFICATE_FACTS_CACHE_SIZE = 1024
+
+_cachedXmppAddrs = lru_cache(maxsize=CERTIFICATE_FACTS_CACHE_SIZE)(_xmppAddrs)
+
+
 def xmppAddrs(cert: x509.Certificate) -> list[jid.JID]:
     """
     The JIDs a certificate names: every id-on-xmppAddr otherName in its
@@ -375,19 +405,7 @@ def xmppAddrs(cert: x509.Certificate) -> list[jid.JID]:
     @raise CertificateError: a malformed subjectAltName or xmppAddr, an
         invalid JID, or a JID without a localpart.
     """
-    san = _extensionValue(cert, x509.SubjectAlternativeName)
-    if san is None:
-        return []
-    result = []
-    for name in san:
-        if not isinstance(name, x509.OtherName) or name.type_id != XMPP_ADDR_OID:
-            continue
-        text = _decodeXmppAddr(name.value)
-        try:
-            result.append(_prepareUserJID(text))
-        except ValueError as e:
-            raise CertificateError(f"the certificate's id-on-xmppAddr: {e}") from None
-    return result
+    return list(_cachedXmppAddrs(cert))
 
 
 def _subjectEmails(cert: x509.Certificate) -> list[str]:
@@ -467,7 +485,7 @@ def hasClientAuth(cert: x509.Certificate) -> bool:
     )
 
 
-def clientCertificateProblem(cert: x509.Certificate) -> str | None:
+def _clientCertificateProblem(cert: x509.Certificate) -> str | None:
     """
     Why C{cert} cannot be a TLS client certificate, or C{None} when it can:
     it must be an end-entity certificate (no basicConstraints CA:TRUE, RFC
@@ -492,6 +510,17 @@ def clientCertificateProblem(cert: x509.Certificate) -> str | None:
     if not hasClientAuth(cert):
         return "its extendedKeyUsage does not allow client authentication"
     return None
+
+
+_cachedClientCertificateProblem = lru_cache(maxsize=CERTIFICATE_FACTS_CACHE_SIZE)(_clientCertificateProblem)
+
+
+def clientCertificateProblem(cert: x509.Certificate) -> str | None:
+    """
+    Why C{cert} cannot be a TLS client certificate, or C{None} when it can
+    (L{_clientCertificateProblem}; kept per certificate).
+    """
+    return _cachedClientCertificateProblem(cert)
 
 
 def isSelfSigned(cert: x509.Certificate) -> bool:
