@@ -43,7 +43,9 @@ class OrderedIQHandler(XMPPHandler, IQHandlerMixin):
 
     def __init__(self) -> None:
         XMPPHandler.__init__(self)
-        self._requests: deque[domish.Element] = deque()
+        # Made at the first request: most streams never send one to most
+        # handlers, and a deque per handler and stream adds up.
+        self._requests: deque[domish.Element] | None = None
         self._busy = False
 
     def connectionInitialized(self) -> None:
@@ -52,6 +54,8 @@ class OrderedIQHandler(XMPPHandler, IQHandlerMixin):
 
     def handleRequest(self, iq: domish.Element) -> None:
         iq.handled = True  # type: ignore[attr-defined]
+        if self._requests is None:
+            self._requests = deque()
         self._requests.append(iq)
         if not self._busy:
             self._next()
