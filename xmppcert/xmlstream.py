@@ -55,6 +55,11 @@ _RESTRICTED_EXPAT_ERRORS = frozenset(
 _PIECE_SIZE = 4096
 
 
+#: The bytes of text expat hands over at most at once (its buffer on every
+#: stream).
+TEXT_BUFFER_SIZE = 1024
+
+
 class RestrictedXMLError(domish.ParserError):
     """
     The peer sent XML that RFC 6120 section 11.1 forbids on an XML stream:
@@ -134,6 +139,10 @@ class HardenedElementStream:
         # Deliver contiguous text as one piece rather than one per line or
         # entity reference.
         parser.buffer_text = True
+        # Expat allocates this much for the text it buffers, on every
+        # stream for as long as it lives (8 KiB by default). Smaller pieces
+        # of a long text cost nothing more: they are joined once.
+        parser.buffer_size = TEXT_BUFFER_SIZE
         # Never read external DTD subsets or parameter entities. (This
         # Python's pyexpat offers no billion-laughs amplification limits;
         # refusing every DTD makes them unnecessary.)
