@@ -64,8 +64,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--port", type=int, default=5222)
     parser.add_argument("--direct-port", type=int, default=5223)
+    parser.add_argument(
+        "--reuse", action="store_true", help="serve the data directory as it is (provisioned before)"
+    )
     args = parser.parse_args(argv)
-    path = provision(args.certs, args.data, args.port, args.direct_port)
+    if args.reuse:
+        path = args.data / "xmppcert.toml"
+    else:
+        path = provision(args.certs, args.data, args.port, args.direct_port)
 
     from twisted.internet import reactor
 
