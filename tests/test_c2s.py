@@ -1495,3 +1495,52 @@ def test_storeFailureAtLoginIsOneLogLine() -> None:
     levels = [e["log_level"] for e in events]
     assert LogLevel.critical not in levels
     assert levels.count(LogLevel.error) == 1
+
+
+def test_localStreamObservers() -> None:
+    """
+    The bound stream's dispatcher behaves as Twisted's EventDispatcher for
+    the handlers: higher priority first, then in registration order; a
+    method registered twice for one query is one observer; a one-time
+    observer runs once; observers added or removed while a stanza is
+    dispatched take effect for the next one; named events still work; and
+    dispatch says whether any observer matched.
+    """
+    from twisted.words.xish import domish
+
+    from xmppcert.c2s.bound import LocalStream
+
+    local = LocalStream(channel=None)
+    calls: list[str] = []
+
+    def record(name: str) -> Any:
+        return lambda element, *args: calls.append(name + "".join(args))
+
+    iqs = "/iq"
+    first, late, once = record("first"), record("late"), record("once")
+    local.addObserver(iqs, first)
+    local.addObserver(iqs, first)
+    local.addObserver("/iq[@type='get']", record("get"), 0, "!")
+    local.addObserver(iqs, record("high"), 10)
+    local.addOnetimeObserver(iqs, once)
+
+    def addAndRemove(element: domish.Element) -> None:
+        calls.append("changer")
+        local.addObserver(iqs, late)
+        local.removeObserver(iqs, first)
+
+    local.addObserver(iqs, addAndRemove, 5)
+    named: list[object] = []
+    local.addObserver("//event/test", named.append)
+
+    iq = domish.Element((None, "iq"))
+    iq["type"] = "get"
+    assert local.dispatch(iq) is True
+    assert calls == ["high", "changer", "first", "get!", "once"]
+    calls.clear()
+    local.removeObserver(iqs, addAndRemove)
+    assert local.dispatch(iq) is True
+    assert calls == ["high", "get!", "late"]
+    assert local.dispatch(domish.Element((None, "message"))) is False
+    local.dispatch("payload", "//event/test")
+    assert named == ["payload"]
