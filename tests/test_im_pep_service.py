@@ -988,6 +988,20 @@ def test_itemTooBig() -> None:
     assert resultOf(t.world.store.getPEPNode(ALICE, "urn:example:big")) is None
 
 
+def test_unreadablePayloadRefused() -> None:
+    """
+    Only a payload that reads back is stored (XEP-0060 §7.1.3.6,
+    bad-request with <invalid-payload/>): otherwise every later read would
+    log the item as store damage. Nothing is created.
+    """
+    t = makePEPWorld()
+    payload = domish.Element(("urn:example:bad", "data"))
+    payload.addContent("control \x01 character")
+    e = refused(t.pep.publish(jid.JID(ALICE), "urn:example:bad", "1", payload, jid.JID(ALICE)))
+    assert condition(e) == ("bad-request", "invalid-payload")
+    assert resultOf(t.world.store.getPEPNode(ALICE, "urn:example:bad")) is None
+
+
 def test_idLimits() -> None:
     """
     A node identifier or item id longer than the store keeps (1023

@@ -586,6 +586,12 @@ class PEPService:
         limit = self.maxItemBytes()
         if len(xml.encode("utf-8")) > limit:
             raise pubsubError("not-acceptable", "payload-too-big", text=f"An item may have at most {limit} bytes")
+        try:
+            # Only what reads back is stored: an unreadable stored item is
+            # logged as damage at every read, which a client must not cause.
+            protocol.parseStoredPayload(xml)
+        except ValueError:
+            raise pubsubError("bad-request", "invalid-payload", text="The item's payload cannot be stored") from None
         account = owner.userhost()
         found: PEPNode | None = await self._guarded("read a node", account, self.store.getPEPNode(account, node))
         createConfig: dict[str, str] | None = None
