@@ -439,8 +439,9 @@ def test_revokeClosesSessionsCounted() -> None:
     from tests.test_saslcert import append, fingerprintOf, issue, makeEnv, requester
 
     env = makeEnv()
-    m = env.manager.metrics = newMetrics()
-    sessions = env.manager.sessions = SessionManager(("example.com",), env.store)
+    manager = cast(Any, env.manager.manager)
+    m = manager.metrics = newMetrics()
+    sessions = manager.sessions = SessionManager(("example.com",), env.store)
     data = issue()
     resultOf(append(env, data, "Phone"))
     session, client = bindSession(sessions, f"{ALICE}/phone")

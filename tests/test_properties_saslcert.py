@@ -51,6 +51,7 @@ from tests.test_properties_xmlstream import (
     settle,
     xmlChars,
 )
+from tests.test_saslcert import CertificateManager
 from xmppcert import x509
 from xmppcert.config import LimitsConfig
 from xmppcert.saslcert import (
@@ -58,7 +59,6 @@ from xmppcert.saslcert import (
     NS_SASLCERT,
     AppendRequest,
     CertificateItem,
-    CertificateManager,
     NameRequest,
     Requester,
 )

@@ -44,10 +44,11 @@ from tests.helpers import (
     makeServer,
     parseOutput,
 )
+from tests.test_saslcert import CertificateManager
 from xmppcert.c2s import CLOSE_GRACE
 from xmppcert.handlers import defaultHandlers
 from xmppcert.sasl import NS_SASL
-from xmppcert.saslcert import CertificateManager, Requester, SASLCertHandler
+from xmppcert.saslcert import Requester, SASLCertHandler
 from xmppcert.xmlstream import HardenedElementStream, StanzaTooLargeError
 
 # --- shared helpers ---------------------------------------------------------------

@@ -42,16 +42,17 @@ from wokkel.iwokkel import IDisco
 from wokkel.test import helpers as wokkelHelpers
 
 from tests.helpers import ALICE, BOB, addAccount, failureOf, resultOf, stanzaErrorCondition
+from xmppcert import certificates
 from xmppcert.saslcert import (
     MAX_X509CERT_TEXT,
     NS_SASLCERT,
     STORE_UNAVAILABLE,
     AppendRequest,
     CertificateItem,
-    CertificateManager,
     ISASLCertBackend,
     NameRequest,
     Requester,
+    SASLCertBackend,
     SASLCertHandler,
     itemsElement,
 )
@@ -382,7 +383,21 @@ def test_itemsElementEmpty() -> None:
     assert list(result.elements()) == []
 
 
-# --- CertificateManager -----------------------------------------------------
+# --- the XEP-0257 backend ----------------------------------------------------
+
+
+def CertificateManager(
+    store: Any, sessions: Any, clock: Any, requireXmppAddr: bool = True, maxPerAccount: int = 0
+) -> SASLCertBackend:
+    """
+    The XEP-0257 backend as the server builds it: over the one certificate
+    manager (L{xmppcert.certificates.CertificateManager}).
+    """
+    return SASLCertBackend(
+        certificates.CertificateManager(
+            store, clock, sessions, requireXmppAddr=requireXmppAddr, maxPerAccount=maxPerAccount
+        )
+    )
 
 
 @dataclass
@@ -456,7 +471,7 @@ class Env:
     clock: task.Clock
     store: InMemoryAccountStore
     sessions: FakeSessions
-    manager: CertificateManager
+    manager: SASLCertBackend
 
 
 def clockAndStore(
@@ -1639,7 +1654,7 @@ class RealStoreFailureTests(unittest.TestCase):
     Store failures of a real SQLite file, through L{CertificateManager}.
     """
 
-    def makeManager(self, breakConnection: Callable[[sqlite3.Connection], object]) -> CertificateManager:
+    def makeManager(self, breakConnection: Callable[[sqlite3.Connection], object]) -> SASLCertBackend:
         """
         A manager over an SQLite store holding ALICE, whose connections
         are passed to C{breakConnection} when opened.
@@ -1663,7 +1678,7 @@ class RealStoreFailureTests(unittest.TestCase):
         clock.advance(NOW.timestamp())
         return CertificateManager(store, FakeSessions(), clock)
 
-    async def assertAppendRefused(self, manager: CertificateManager) -> None:
+    async def assertAppendRefused(self, manager: SASLCertBackend) -> None:
         with capturedLogs() as events:
             d = manager.append(requester(), AppendRequest("Phone", issue()))
             with pytest.raises(error.StanzaError) as caught:

@@ -307,7 +307,7 @@ class Reloader:
             C{RevocationListService} when CRL files first appear.
         @param server: the L{xmppcert.c2s.C2SServer}; its C{config} is the
             configuration in force.
-        @param manager: the L{xmppcert.saslcert.CertificateManager}.
+        @param manager: the L{xmppcert.certificates.CertificateManager}.
         @param deferToThread: runs the first phase of a reload (reading
             and parsing the files) off the reactor.
         @param httpsFactory: the TLS context of the HTTPS listener, if any.

@@ -359,52 +359,6 @@ class SASLCertBackend:
         return self._answer("revoke", requester, d.addCallback(lambda _: None))
 
 
-def _forwarded(name: str) -> Any:
-    def get(self: CertificateManager) -> Any:
-        return getattr(self.manager, name)
-
-    def set(self: CertificateManager, value: Any) -> None:
-        setattr(self.manager, name, value)
-
-    return property(get, set, doc=f"The certificate manager's C{{{name}}}.")
-
-
-class CertificateManager(SASLCertBackend):
-    """
-    A L{SASLCertBackend} over a certificate manager of its own, built from
-    the store and the sessions, for callers that build the XEP-0257 backend
-    that way. The manager's settings read and write through.
-    """
-
-    store = _forwarded("store")
-    sessions = _forwarded("sessions")
-    clock = _forwarded("clock")
-    metrics = _forwarded("metrics")
-    requireXmppAddr = _forwarded("requireXmppAddr")
-    maxPerAccount = _forwarded("maxPerAccount")
-
-    def __init__(
-        self,
-        store: Any,
-        sessions: Any,
-        clock: IReactorTime,
-        requireXmppAddr: bool = True,
-        maxPerAccount: int = 0,
-        metrics: IMetrics | None = None,
-    ) -> None:
-        """
-        @param store: provides L{xmppcert.store.interfaces.ICertificateStore}.
-        @param sessions: the L{xmppcert.sessions.SessionManager}.
-        @param metrics: told how many sessions a revocation closed.
-        """
-        super().__init__(
-            certificates.CertificateManager(
-                store, clock, sessions,
-                requireXmppAddr=requireXmppAddr, maxPerAccount=maxPerAccount, metrics=metrics,
-            )
-        )
-
-
 @implementer(IDisco)
 class SASLCertHandler(OrderedIQHandler):
     """
@@ -471,7 +425,6 @@ __all__ = [
     "REVOKE",
     "AppendRequest",
     "CertificateItem",
-    "CertificateManager",
     "ISASLCertBackend",
     "NameRequest",
     "Requester",
