@@ -5,9 +5,15 @@ files and certificates (RFC 7622 on top of Twisted's C{jid.JID}).
 
 from __future__ import annotations
 
-import pytest
-from twisted.words.protocols.jabber import jid
+from collections.abc import Callable
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.words.protocols.jabber import jid
+from twisted.words.protocols.jabber.xmpp_stringprep import resourceprep
+
+from xmppcert import jids
 from xmppcert.jids import MAX_PART_OCTETS, makeJID, parseJID
 
 #: A localpart or resourcepart of exactly the longest allowed size (in
@@ -366,3 +372,50 @@ def test_preparedJIDsAreCached() -> None:
     for _ in range(2):
         with pytest.raises(jid.InvalidFormat):
             parseJID("a@b@c")
+
+
+def _twistedParts(prepare: Callable[[], jid.JID]) -> tuple[str | None, str, str | None] | None:
+    try:
+        made = prepare()
+    except (jid.InvalidFormat, UnicodeError, ValueError, IndexError, RuntimeError):
+        return None
+    return (made.user, made.host, made.resource)
+
+
+_JID_TEXT = st.text(
+    alphabet=st.sampled_from("aZ09 .-_@/\t\x7f\u00ad\u00dfÄü\u0130\u05d0\u200b\ufb01\ue000"),
+    min_size=1,
+    max_size=24,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_JID_TEXT)
+def test_preparationMatchesTwisted(text: str) -> None:
+    """
+    RFC 6122 preparation (nodeprep, nameprep, resourceprep): the part by
+    part preparation, with its caches and the printable-ASCII resource
+    shortcut, gives exactly Twisted's C{jid.JID} parts, and refuses what
+    Twisted refuses.
+    """
+    expected = _twistedParts(lambda: jid.JID(text))
+    got = _twistedParts(lambda: jids._prepare(*jids._split(text)))
+    assert got == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=40))
+def test_asciiResourceprep(resource: str) -> None:
+    """
+    RFC 3920 appendix B (resourceprep): an ASCII resource is prepared as
+    Twisted's stringprep profile prepares it, control characters refused.
+    """
+    try:
+        expected: str | None = resourceprep.prepare(resource)
+    except UnicodeError:
+        expected = None
+    try:
+        got: str | None = jids._prepareResource(resource)
+    except UnicodeError:
+        got = None
+    assert got == expected

@@ -24,12 +24,13 @@ from tests.helpers import DOMAIN, makeServer
 from xmppcert.c2s import C2SServer
 from xmppcert.config import Config, configFromDict
 from xmppcert.control import ControlService
-from xmppcert.service import C2SService, ServerService, StoreService, makeService
+from xmppcert.service import C2SService, IdleParserService, ServerService, StoreService, makeService
 from xmppcert.store.sqlite import SQLiteStore
 from xmppcert.testing import InMemoryAccountStore
 from xmppcert.tls import TLSConfigurationError
 from xmppcert.watch import ExpiredCertificatePruner, RevocationWatcher
 from xmppcert.x509 import writeServerCertificate
+from xmppcert.xmlstream import PARSER_IDLE_INTERVAL, HardenedElementStream, IdleParsers
 
 LOOPBACK = "tcp:0:interface=127.0.0.1"
 
@@ -51,8 +52,8 @@ def test_makeServiceChildren(tmp_path: Path) -> None:
     store service, one listener per endpoint (STARTTLS, direct TLS,
     HTTPS), the revocation watcher, the
     expired-certificate pruner, the control channel (data_dir/control.sock
-    by default), and the C2S service last (so it stops first, before the
-    store goes away).
+    by default), the idle parsers' sweep, and the C2S service last (so it
+    stops first, before the store goes away).
     """
     store = InMemoryAccountStore()
     config = makeTestConfig(
@@ -71,7 +72,9 @@ def test_makeServiceChildren(tmp_path: Path) -> None:
     assert isinstance(children[-1], C2SService)
     assert isinstance(children[7], ControlService)
     assert children[7].path == tmp_path / "control.sock"
-    assert len(children) == 9
+    assert isinstance(children[8], IdleParserService)
+    assert children[8].parsers is cast(Any, root).c2s.idleParsers
+    assert len(children) == 10
     for child in children:
         assert verifyObject(service.IService, child)
     server = cast(Any, root).c2s
@@ -609,3 +612,24 @@ def test_imLimitsReachTheServices(tmp_path: Path) -> None:
     im = cast(Any, root).im
     assert im.vcard.config().max_vcard_bytes == 2048
     assert im.private.config().max_private_bytes == 4096
+
+
+def test_idleParserServiceSweeps() -> None:
+    """
+    Memory of idle sessions: while the server runs, a stream that received
+    nothing for a whole sweep interval gives its parser back; the sweeps
+    stop with the service.
+    """
+    clock = task.Clock()
+    parsers = IdleParsers()
+    stream = HardenedElementStream(1000, 10)
+    stream.parse(b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>")
+    parsers.add(stream)
+    sweeper = IdleParserService(parsers, clock)
+    sweeper.startService()
+    clock.advance(PARSER_IDLE_INTERVAL)
+    assert stream.parser is not None
+    clock.advance(PARSER_IDLE_INTERVAL)
+    assert stream.parser is None
+    sweeper.stopService()
+    assert clock.getDelayedCalls() == []

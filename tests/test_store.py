@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
@@ -1112,6 +1114,63 @@ class SQLiteCertificateStoreTests(CertificateStoreTestsMixin, unittest.TestCase)
             cli.close()
         _, changes = await self.store.changesSince(cursor)
         assert [(c.fingerprint, c.state) for c in changes] == [(FP1, "revoked")]
+
+    def _lastUsed(self, fingerprint: str) -> float | None:
+        cli = SQLiteDatabase.open(self.store.path)
+        try:
+            stored = cli.certificateByFingerprint(fingerprint)
+        finally:
+            cli.close()
+        assert stored is not None
+        return stored.lastUsedAt
+
+    async def test_touchesBatched(self) -> None:
+        """
+        Last-used times are written together, once per touchInterval, the
+        latest login of each certificate; each login's Deferred fires when
+        its batch is on disk.
+        """
+        await self.addAccounts(ALICE)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        await self.store.addCertificate(ALICE, "phone", DER2, FP2, 5000.0)
+        self.store.touchInterval = 0.2
+        fired: list[object] = []
+        for fingerprint, when in [(FP1, 1100.0), (FP2, 1200.0), (FP1, 1300.0), (FP1, 1250.0)]:
+            self.store.touchCertificate(fingerprint, when).addCallback(fired.append)
+        assert self._lastUsed(FP1) is None and fired == []
+        await deferLater(reactor, 0.5, lambda: None)
+        assert fired == [None] * 4
+        assert (self._lastUsed(FP1), self._lastUsed(FP2)) == (1300.0, 1200.0)
+
+    async def test_closeWritesPendingTouches(self) -> None:
+        """
+        A store closed (server stopping) writes the last-used times still
+        waiting for their batch.
+        """
+        await self.addAccounts(ALICE)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        self.store.touchInterval = 3600
+        pending = self.store.touchCertificate(FP1, 1100.0)
+        await self.store.close()
+        await pending
+        assert self._lastUsed(FP1) == 1100.0
+        with pytest.raises(StoreError):
+            await self.store.touchCertificate(FP1, 1200.0)
+
+    async def test_touchBeforeReAddLeavesNewRecord(self) -> None:
+        """
+        A login written late, with a certificate removed and added again
+        meanwhile, is not taken for a use of the new record.
+        """
+        await self.addAccounts(ALICE)
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        self.store.touchInterval = 0.2
+        pending = self.store.touchCertificate(FP1, self.now)
+        await self.store.removeCertificate(ALICE, "laptop")
+        self.now += 10
+        await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)
+        await pending
+        assert self._lastUsed(FP1) is None
 
 
 class SQLiteStoreTests(AccountStoreTestsMixin, unittest.TestCase):

@@ -20,6 +20,7 @@ from twisted.words.xish import domish
 from xmppcert.xmlstream import (
     HardenedElementStream,
     HardenedXmlStream,
+    IdleParsers,
     RestrictedXMLError,
     StanzaTooLargeError,
 )
@@ -650,3 +651,137 @@ def test_streamResetKeepsHardening() -> None:
     assert harness.xs.stream.maxStanzaSize == 4000
     harness.xs.dataReceived(b"<!DOCTYPE s [<!ENTITY a 'b'>]>" + HEADER)
     assertStreamError(harness, "restricted-xml")
+
+
+# Parking the parser of an idle stream
+
+
+def parkingFeed(collector: Collector, *chunks: bytes) -> list[bool]:
+    """
+    Feed chunks, trying to park the parser after each; which parks took.
+    """
+    parked = []
+    for chunk in chunks:
+        collector.stream.parse(chunk)
+        parked.append(collector.stream.park())
+    return parked
+
+
+@pytest.mark.parametrize("size", [1, 7, 100, 10**6])
+def test_parkedStreamParsesTheSame(size: int) -> None:
+    """
+    Memory of idle sessions: a stream whose parser was freed between
+    stanzas, and made again for the next data, gives exactly the elements
+    of a stream never parked (namespaces of the root in scope, prefixes,
+    text), and its end.
+    """
+    whole = hardened()
+    whole.feed(SAMPLE)
+    parked = hardened()
+    took = parkingFeed(parked, *chunked(SAMPLE, size))
+    assert [describe(e) for e in parked.elements] == [describe(e) for e in whole.elements]
+    assert [describe(e) for e in parked.roots] == [describe(e) for e in whole.roots]
+    assert parked.ended == 1
+    assert any(took) or size > len(SAMPLE) // 8
+
+
+def test_parkOnlyBetweenStanzas() -> None:
+    """
+    A parser is freed only between stanzas: not before the root started,
+    not inside a stanza or a tag, not after an error or the stream's end.
+    """
+    stream = hardened()
+    assert parkingFeed(stream, b"<?xml version='1.0'?>") == [False]
+    assert parkingFeed(stream, HEADER[:20], HEADER[20:]) == [False, True]
+    assert parkingFeed(stream, b"<message><body>hi", b"</body></message>", b"  \n") == [False, True, True]
+    assert parkingFeed(stream, b"<presence") == [False]
+    assert parkingFeed(stream, b"/>") == [True]
+    assert [e.name for e in stream.elements] == ["message", "presence"]
+    assert parkingFeed(stream, FOOTER) == [False]
+    assert stream.ended == 1
+
+    broken = hardened()
+    broken.feed(HEADER)
+    with pytest.raises(domish.ParserError):
+        broken.feed(b"<a></b>")
+    assert not broken.stream.park()
+
+
+def test_parkedRootPrefixes() -> None:
+    """
+    Prefixes the client declared on the stream's root (also with quotes and
+    ">" in attribute values) stay declared for stanzas after a park.
+    """
+    header = (
+        b"<s:stream xmlns:s='http://etherx.jabber.org/streams' xmlns='jabber:client'"
+        b" xmlns:x=\"urn:example:x\" to='example.com' note='a>b' version='1.0'>"
+    )
+    stanza = b"<message><x:data x:n='1'/></message>"
+    whole = hardened()
+    whole.feed(header, stanza, stanza, b"</s:stream>")
+    parked = hardened()
+    assert parkingFeed(parked, header, stanza, stanza, b"</s:stream>") == [True, True, True, False]
+    assert [describe(e) for e in parked.elements] == [describe(e) for e in whole.elements]
+    assert parked.ended == 1
+
+
+@pytest.mark.parametrize("chunkSize", [1, 13, 10**6])
+def test_parkedByteLimit(chunkSize: int) -> None:
+    """
+    Stanza size limit (policy-violation) after a park: a stanza of exactly
+    the limit passes, one byte more is refused, counted from the end of the
+    stanza before the park.
+    """
+    stream = hardened(maxStanzaSize=3000)
+    assert parkingFeed(stream, HEADER + paddedMessage(100)) == [True]
+    stream.feed(*chunked(paddedMessage(3000), chunkSize))
+    assert stream.stream.park()
+    with pytest.raises(StanzaTooLargeError):
+        stream.feed(*chunked(paddedMessage(3001), chunkSize))
+    assert len(stream.elements) == 2
+
+
+def test_parkedRestrictedXML() -> None:
+    """
+    RFC 6120 section 11.1: restricted XML is refused after a park as before.
+    """
+    stream = hardened()
+    assert parkingFeed(stream, HEADER) == [True]
+    with pytest.raises(RestrictedXMLError):
+        stream.feed(b"<!-- no -->")
+
+
+def test_sweepParksIdleStreams() -> None:
+    """
+    IdleParsers.sweep frees the parser of a stream that received nothing
+    for a whole interval, and leaves a stream that did alone; a parked
+    stream goes on with the next data.
+    """
+    parsers = IdleParsers()
+    idle, busy = hardened(), hardened()
+    for collector in (idle, busy):
+        collector.feed(HEADER)
+        parsers.add(collector.stream)
+    assert parsers.sweep() == 0
+    busy.feed(b"<presence/>")
+    assert parsers.sweep() == 1
+    assert idle.stream.parser is None and busy.stream.parser is not None
+    idle.feed(b"<message/>")
+    assert idle.stream.parser is not None
+    assert parsers.sweep() == 1
+    assert [e.name for e in idle.elements] == ["message"]
+
+
+def test_streamRegistersParsers() -> None:
+    """
+    A stream given IdleParsers registers its parser, also the new one made
+    when the stream is reset (after STARTTLS or SASL).
+    """
+    parsers = IdleParsers()
+    xs = HardenedXmlStream(xmlstream.Authenticator())
+    xs.idleParsers = parsers
+    xs.makeConnection(StringTransport())
+    xs.dataReceived(HEADER)
+    first = xs.stream
+    xs.reset()
+    assert set(parsers._streams) == {first, xs.stream}

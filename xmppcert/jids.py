@@ -15,6 +15,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from twisted.words.protocols.jabber import jid
+from twisted.words.protocols.jabber.xmpp_stringprep import nameprep, nodeprep, resourceprep
 
 #: RFC 7622 section 3: each part is at most 1023 octets.
 MAX_PART_OCTETS = 1023
@@ -26,6 +27,76 @@ MAX_PART_OCTETS = 1023
 #: long the JIDs peers send (at most about 4 MiB with 1 KiB JID objects).
 JID_CACHE_SIZE = 8192
 _CACHED_LENGTH = 256
+
+
+def _prepareResource(resource: str) -> str:
+    # Printable ASCII is its own resourceprep (RFC 3920 appendix B: no
+    # mapping, NFKC leaves it alone, nothing prohibited, no bidi), and it is
+    # what clients bind: a new resource on every login need not go through
+    # Twisted's pure-Python stringprep.
+    if resource.isascii() and resource.isprintable():
+        return str(resource)
+    return str(resourceprep.prepare(resource))
+
+
+def _prepareLocal(user: str) -> str:
+    return str(nodeprep.prepare(user))
+
+
+def _prepareDomain(host: str) -> str:
+    return str(nameprep.prepare(host))
+
+
+# The same few localparts and domains come with every resource.
+_cachedLocal = lru_cache(maxsize=JID_CACHE_SIZE)(_prepareLocal)
+_cachedDomain = lru_cache(maxsize=JID_CACHE_SIZE)(_prepareDomain)
+
+
+def _prepare(user: str | None, host: str, resource: str | None) -> jid.JID:
+    """
+    Twisted's C{jid.prep}, part by part: localparts and domains from
+    bounded caches, printable ASCII resources as they are.
+    """
+    if user:
+        try:
+            user = _cachedLocal(user) if len(user) <= _CACHED_LENGTH else _prepareLocal(user)
+        except UnicodeError:
+            raise jid.InvalidFormat("Invalid character in username") from None
+    else:
+        user = None
+    if not host:
+        raise jid.InvalidFormat("Server address required.")
+    try:
+        host = _cachedDomain(host) if len(host) <= _CACHED_LENGTH else _prepareDomain(host)
+    except UnicodeError:
+        raise jid.InvalidFormat("Invalid character in hostname") from None
+    if resource:
+        try:
+            resource = _prepareResource(resource)
+        except UnicodeError:
+            raise jid.InvalidFormat("Invalid character in resource") from None
+    else:
+        resource = None
+    return _preparedJID(user, host, resource)
+
+
+def _preparedJID(user: str | None, host: str, resource: str | None) -> jid.JID:
+    # Parts already prepared: JID() would prepare them again.
+    made = jid.JID.__new__(jid.JID)
+    made.user, made.host, made.resource = user, host, resource
+    return made
+
+
+def _split(text: str) -> tuple[str | None, str, str | None]:
+    """
+    The parts of a JID's text, as Twisted's C{jid.parse} splits it: the
+    first C{/} starts the resource, an C{@} before it ends the localpart.
+    """
+    bare, slash, resource = text.partition("/")
+    user, at, host = bare.partition("@")
+    if not at:
+        user, host = "", bare
+    return user or None, host, (resource or None) if slash else None
 
 
 def _checkParts(parsed: jid.JID, hasLocal: bool, hasResource: bool, what: str) -> jid.JID:
@@ -44,7 +115,7 @@ def _checkParts(parsed: jid.JID, hasLocal: bool, hasResource: bool, what: str) -
         host = host[:-1]
         if not host or host.endswith("."):
             raise jid.InvalidFormat(f"{what} has an empty domain label")
-        parsed = jid.JID(tuple=(parsed.user, host, parsed.resource))
+        parsed = _preparedJID(parsed.user, host, parsed.resource)
     for part in (parsed.user or "", parsed.host, parsed.resource or ""):
         if len(part.encode("utf-8")) > MAX_PART_OCTETS:
             raise jid.InvalidFormat(f"{what} has a part longer than {MAX_PART_OCTETS} octets")
@@ -77,7 +148,7 @@ def _parse(text: str) -> jid.JID:
     try:
         # Not internJID: its cache never forgets, and this parses what
         # unauthenticated peers send.
-        parsed = jid.JID(text)
+        parsed = _prepare(*_split(text))
     except jid.InvalidFormat as e:
         raise jid.InvalidFormat(f"{text!r} is not a valid JID: {e}") from None
     except (UnicodeError, ValueError, IndexError, RuntimeError):
@@ -105,7 +176,7 @@ def makeJID(user: str | None, host: str, resource: str | None) -> jid.JID:
 
 def _make(user: str | None, host: str, resource: str | None) -> jid.JID:
     try:
-        parsed = jid.JID(tuple=(user, host, resource))
+        parsed = _prepare(user, host, resource)
     except jid.InvalidFormat:
         raise
     except (UnicodeError, ValueError, IndexError, RuntimeError):

@@ -23,7 +23,7 @@ from twisted.application import service, strports
 from twisted.application.internet import StreamServerEndpointService
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.portal import Portal
-from twisted.internet import defer, endpoints
+from twisted.internet import defer, endpoints, task
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -53,11 +53,11 @@ from xmppcert.sessions import SessionManager
 from xmppcert.store.interfaces import IAccountStore
 from xmppcert.store.sqlite import SQLiteStore
 from xmppcert.tls import ServerTLSContextFactory, loadCABundle
-from xmppcert.transports import tcp
 from xmppcert.transports.http import httpsContextFactory
 from xmppcert.transports.tcp import CLOSE_GRACE
 from xmppcert.transports.web import makeWebSite
 from xmppcert.watch import ExpiredCertificatePruner, RevocationWatcher
+from xmppcert.xmlstream import PARSER_IDLE_INTERVAL, IdleParsers
 
 log = Logger(observer=_log.observer)
 
@@ -136,6 +136,31 @@ class RevocationListService(service.Service):
         service.Service.stopService(self)
         for checker in self.checkers:
             checker.stop()
+
+
+class IdleParserService(service.Service):
+    """
+    Parks the parsers of idle streams (L{IdleParsers.sweep}) every
+    L{PARSER_IDLE_INTERVAL} seconds while the server runs.
+    """
+
+    def __init__(self, parsers: IdleParsers, clock: IReactorTime, interval: float = PARSER_IDLE_INTERVAL) -> None:
+        self.parsers = parsers
+        self.clock = clock
+        self.interval = interval
+        self._loop: task.LoopingCall | None = None
+
+    def startService(self) -> None:
+        service.Service.startService(self)
+        self._loop = task.LoopingCall(self.parsers.sweep)
+        self._loop.clock = self.clock
+        self._loop.start(self.interval, now=False)
+
+    def stopService(self) -> None:
+        service.Service.stopService(self)
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
 
 
 class C2SService(service.Service):
@@ -491,7 +516,7 @@ def makeService(
         metrics=tracked,
     )
     server.informationalFeatures.extend(im.features)
-    factory = tcp.streamFactory(server.newStream, clock, lambda: server.tlsFactory, server.stanzaLimits)
+    factory = server.streamFactory()
     backlog = config.limits.listen_backlog
     for description in config.listen.starttls:
         strports.service(withBacklog(description, backlog), factory, reactor=reactor).setServiceParent(root)
@@ -543,6 +568,7 @@ def makeService(
         scramIterations=config.sasl.scram_iterations,
     ).install(commands)
     CertificateCommands(manager, channel, isAdmin).install(commands)
+    IdleParserService(server.idleParsers, clock).setServiceParent(root)
     C2SService(server).setServiceParent(root)
     root.c2s = server
     root.im = im

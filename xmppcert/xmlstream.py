@@ -29,6 +29,8 @@ C{<not-well-formed/>} for anything else expat rejects.
 from __future__ import annotations
 
 import pyexpat
+import re
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -58,6 +60,9 @@ _PIECE_SIZE = 4096
 #: The bytes of text expat hands over at most at once (its buffer on every
 #: stream).
 TEXT_BUFFER_SIZE = 1024
+
+# A start tag as expat accepted it: quoted values may hold ">".
+_START_TAG = re.compile(rb"""<(?:[^>"']|"[^"]*"|'[^']*')*>""")
 
 
 class RestrictedXMLError(domish.ParserError):
@@ -125,8 +130,19 @@ class HardenedElementStream:
         self._windowStart = 0
         # Set once parsing failed: expat must not be fed again afterwards.
         self._error: domish.ParserError | None = None
+        # The root's start tag as it came, to bring a parked stream back
+        # (see park); set once the root started. _ended once it ended.
+        self._rootTag: bytes | None = None
+        self._rootEnd = 0
+        self._ended = False
+        # Stream offset of what expat counts as byte 0: not 0 once a parked
+        # stream resumed with a parser that read the root's tag again.
+        self._indexBase = 0
+        self._priming = False
+        #: Whether data came since the last L{IdleParsers.sweep}.
+        self.active = True
 
-        self.parser = self._createParser()
+        self.parser: pyexpat.XMLParserType | None = self._createParser()
 
     def _createParser(self) -> pyexpat.XMLParserType:
         """
@@ -185,6 +201,8 @@ class HardenedElementStream:
         """
         if self._error is not None:
             raise type(self._error)(f"Parser closed after an earlier error: {self._error}")
+        self.active = True
+        parser = self.parser or self._resume()
         data = memoryview(buffer)
         offset = 0
         try:
@@ -196,7 +214,7 @@ class HardenedElementStream:
                 offset += len(piece)
                 self._window += piece
                 try:
-                    self.parser.Parse(piece, False)
+                    parser.Parse(piece, False)
                 except pyexpat.ExpatError as e:
                     if e.code in _RESTRICTED_EXPAT_ERRORS:
                         raise RestrictedXMLError(str(e)) from e
@@ -211,6 +229,59 @@ class HardenedElementStream:
             # be resumed consistently.
             self._close(domish.ParserError("Parser aborted by an exception"))
             raise
+
+    def park(self) -> bool:
+        """
+        Free the expat parser while the stream is idle between stanzas: it
+        is the largest share of an idle session's memory (several KiB of
+        buffers, name pools and hash tables). The next L{parse} makes a
+        fresh parser and has it read the root's start tag again, so the
+        stream goes on as if nothing happened: the same namespaces in
+        scope, the same offsets for the stanza size limit.
+
+        @return: whether the parser was freed; not when a stanza (or any
+            markup) is only partly received, after an error or after the
+            root ended.
+        """
+        if (
+            self.parser is None
+            or self._error is not None
+            or self._ended
+            or self._rootTag is None
+            or self.currElem is not None
+        ):
+            return False
+        # Nothing but whitespace may follow the root's tag or the last
+        # stanza: no markup is half-read.
+        after = self._window[max(0, self._rootEnd - self._windowStart) :]
+        if after.strip(b" \t\r\n"):
+            return False
+        if self._rootEnd <= self._windowStart:
+            # Whitespace between stanzas: dropped, as expat would report it.
+            self._advanceWindow(self._windowStart + len(self._window))
+        self.parser = None
+        self._text = []
+        self.defaultNsStack = [""]
+        return True
+
+    def _resume(self) -> pyexpat.XMLParserType:
+        """
+        A parser for a parked stream, inside the root element again.
+        """
+        assert self._rootTag is not None
+        parser = self._createParser()
+        self._indexBase = self._windowStart + len(self._window) - len(self._rootTag)
+        self._priming = True
+        try:
+            parser.Parse(self._rootTag, False)
+        finally:
+            self._priming = False
+        self.parser = parser
+        return parser
+
+    def _currentIndex(self) -> int:
+        assert self.parser is not None
+        return self._indexBase + self.parser.CurrentByteIndex
 
     def _close(self, reason: domish.ParserError) -> None:
         """
@@ -241,6 +312,11 @@ class HardenedElementStream:
             elements.
         @raise StanzaTooLargeError: The stanza has too many elements.
         """
+        if self._priming:
+            # A resumed parser re-reading the root's start tag: only its
+            # namespace declarations matter.
+            self.localPrefixes = {}
+            return
         uri, _, local = name.rpartition(" ")
         qname = (uri, local)
 
@@ -261,6 +337,11 @@ class HardenedElementStream:
 
         if not self.documentStarted:
             self.documentStarted = True
+            start = self._currentIndex() - self._windowStart
+            tag = _START_TAG.match(self._window, start)
+            if tag is not None:
+                self._rootTag = bytes(tag.group())
+                self._rootEnd = self._windowStart + tag.end()
             if self.DocumentStartEvent is not None:
                 self.DocumentStartEvent(element)
             return
@@ -281,6 +362,7 @@ class HardenedElementStream:
         @param name: Expat's name of the element.
         """
         if self.currElem is None:
+            self._ended = True
             if self.DocumentEndEvent is not None:
                 self.DocumentEndEvent()
             return
@@ -312,7 +394,7 @@ class HardenedElementStream:
             # counted toward the next stanza. With buffer_text, expat reports
             # it when the next event starts or the input runs out, so the
             # index is never past the end of the text.
-            self._advanceWindow(self.parser.CurrentByteIndex)
+            self._advanceWindow(self._currentIndex())
 
     def _stanzaEnd(self, stanza: domish.Element) -> int:
         """
@@ -325,7 +407,7 @@ class HardenedElementStream:
         @param stanza: The stanza, with its content.
         @return: The stream offset just past the stanza.
         """
-        index = self.parser.CurrentByteIndex
+        index = self._currentIndex()
         relative = index - self._windowStart
         window = self._window
         isEndTag = window.startswith(b"</", relative) and (
@@ -457,6 +539,39 @@ def _peerAddress(transport: Any) -> str | None:
     return str(address)
 
 
+#: Seconds between two L{IdleParsers.sweep}s: a stream that received
+#: nothing for a whole interval gives its parser back.
+PARSER_IDLE_INTERVAL = 10.0
+
+
+class IdleParsers:
+    """
+    The parsers of a server's streams. L{sweep}, run every
+    L{PARSER_IDLE_INTERVAL} seconds, parks those of the streams that received
+    nothing since the previous sweep (L{HardenedElementStream.park}): most
+    sessions are idle most of the time, and an active one never pays for
+    making its parser again.
+    """
+
+    def __init__(self) -> None:
+        self._streams: weakref.WeakSet[HardenedElementStream] = weakref.WeakSet()
+
+    def add(self, stream: HardenedElementStream) -> None:
+        self._streams.add(stream)
+
+    def sweep(self) -> int:
+        """
+        @return: how many parsers were freed.
+        """
+        parked = 0
+        for stream in list(self._streams):
+            if stream.active:
+                stream.active = False
+            elif stream.parser is not None and stream.park():
+                parked += 1
+        return parked
+
+
 class HardenedXmlStream(xmlstream.XmlStream):
     """
     XMPP XML stream that parses with L{HardenedElementStream} and answers
@@ -471,6 +586,8 @@ class HardenedXmlStream(xmlstream.XmlStream):
 
     maxStanzaSize = 256 * 1024
     maxStanzaElements = 2000
+    #: Where new parsers are registered to be parked when idle; none if None.
+    idleParsers: IdleParsers | None = None
 
     _log = Logger(observer=_xmppcertLog.observer)
     # Set once a stream error was sent for bad input: data still in flight
@@ -486,6 +603,8 @@ class HardenedXmlStream(xmlstream.XmlStream):
         stream.ElementEvent = self.onElement
         stream.DocumentEndEvent = self.onDocumentEnd
         self.stream = stream
+        if self.idleParsers is not None:
+            self.idleParsers.add(stream)
 
     def dataReceived(self, data: bytes) -> None:
         """

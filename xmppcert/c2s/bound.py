@@ -102,8 +102,10 @@ class LocalStream(utility.EventDispatcher):
             )
             return
         query = event if isinstance(event, xpath.XPathQuery) else xpath.internQuery(event)
-        if any(entry[1] == query and entry[2] == observerfn for entry in self._observers):
-            return
+        for entry in self._observers:
+            # Queries are interned: identity first, the cheap test.
+            if entry[1] is query and entry[2] == observerfn:
+                return
         index = len(self._observers)
         while index > 0 and self._observers[index - 1][0] < priority:
             index -= 1
@@ -185,8 +187,9 @@ class BoundStream:
         self.streamError = streamError
         self.local = LocalStream(channel)
         self.handlers = StreamHandlers(self.local)
-        # Stanzas waiting for the one before them to be processed.
-        self._queue: deque[domish.Element] = deque()
+        # Stanzas waiting for the one before them to be processed; made on
+        # first use (an empty deque is half a KiB on every idle session).
+        self._queue: deque[domish.Element] | None = None
         self._busy = False
 
     def attach(self, factories: Any, context: StreamContext) -> None:
@@ -199,7 +202,7 @@ class BoundStream:
         self.handlers.initialize()
 
     def lost(self) -> None:
-        self._queue.clear()
+        self._queue = None
         self.handlers.lost(failure.Failure(Exception("connection lost")))
 
     def stanzaReceived(self, stanza: domish.Element) -> None:
@@ -208,13 +211,21 @@ class BoundStream:
         other (RFC 6120 section 10.1): one that waits for the store (a
         subscription updating the roster) holds back those sent after it.
         """
-        self._queue.append(stanza)
-        if not self._busy:
-            self._drain()
+        if self._busy:
+            if self._queue is None:
+                self._queue = deque()
+            self._queue.append(stanza)
+            return
+        self._drain(stanza)
 
-    def _drain(self) -> None:
-        while self._queue and not self.session.closed:
-            pending = self._process(self._queue.popleft())
+    def _drain(self, stanza: domish.Element | None = None) -> None:
+        while not self.session.closed:
+            if stanza is None:
+                if not self._queue:
+                    break
+                stanza = self._queue.popleft()
+            pending = self._process(stanza)
+            stanza = None
             if pending is not None and not pending.called:
                 self._busy = True
                 pending.addBoth(self._resume)

@@ -23,6 +23,7 @@ from xmppcert.sasl import MechanismRegistry
 from xmppcert.sessions import SessionManager
 from xmppcert.store.interfaces import IAccountStore
 from xmppcert.throttle import LoginThrottle
+from xmppcert.xmlstream import IdleParsers
 
 if TYPE_CHECKING:
     from xmppcert.c2s.bound import StreamContext
@@ -101,6 +102,8 @@ class C2SServer:
         #: Stream features offered with bind that need no negotiation
         #: (L{InformationalFeature}s: roster versioning, pre-approval).
         self.informationalFeatures: list[InformationalFeature] = []
+        #: The TCP streams' parsers, parked when idle (swept by the service).
+        self.idleParsers = IdleParsers()
 
     def newStream(self) -> C2SAuthenticator:
         """
@@ -126,7 +129,9 @@ class C2SServer:
         # Imported here: transports sit above c2s.
         from xmppcert.transports import tcp
 
-        return tcp.streamFactory(self.newStream, self.clock, lambda: self.tlsFactory, self.stanzaLimits)
+        return tcp.streamFactory(
+            self.newStream, self.clock, lambda: self.tlsFactory, self.stanzaLimits, self.idleParsers
+        )
 
 
 __all__ = ["C2SServer", "HandlerFactory", "InformationalFeature"]

@@ -536,9 +536,11 @@ class ICertificateStore(Interface):
     def touchCertificate(fingerprint, when):  # type: ignore[no-untyped-def]
         """
         Record that the certificate was used to log in at C{when} (POSIX
-        timestamp). An unknown fingerprint is ignored.
+        timestamp). An unknown fingerprint is ignored. A store may write
+        several logins together a little later (a last-used time changes no
+        state: a crash may lose one, never a revocation).
 
-        @return: Deferred firing with C{None}.
+        @return: Deferred firing with C{None} once written.
         """
 
     def removeCertificate(account, name):  # type: ignore[no-untyped-def]

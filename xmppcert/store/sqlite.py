@@ -36,7 +36,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -44,6 +44,7 @@ from typing import Any, TypeVar
 
 from twisted.internet import defer
 from twisted.internet.threads import deferToThreadPool
+from twisted.python import failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
@@ -94,6 +95,10 @@ _T = TypeVar("_T")
 #: Seconds a connection waits for another process's write lock before an
 #: operation fails with "database is locked".
 BUSY_TIMEOUT = 10.0
+
+#: Seconds between the batched writes of certificates' last-used times
+#: (L{SQLiteStore.touchCertificate}).
+TOUCH_INTERVAL = 2.0
 
 
 class SchemaVersionError(StoreError):
@@ -1277,10 +1282,18 @@ class SQLiteDatabase:
         Record a login with the certificate at C{when}; nothing for an
         unknown fingerprint. Not a state change: the change counter stays.
         """
+        self.touchCertificates([(fingerprint, when)])
+
+    def touchCertificates(self, touches: Iterable[tuple[str, float]]) -> None:
+        """
+        L{touchCertificate} for many logins, in one transaction. A login
+        older than the certificate's record (made before it was removed and
+        added again) leaves the new record alone.
+        """
         with self._transaction() as conn:
-            conn.execute(
-                "UPDATE certificates SET last_used_at = ? WHERE fingerprint = ?",
-                (when, fingerprint),
+            conn.executemany(
+                "UPDATE certificates SET last_used_at = ? WHERE fingerprint = ? AND created_at <= ?",
+                [(when, fingerprint, when) for fingerprint, when in touches],
             )
 
     def removeCertificate(self, account: str, name: str) -> None:
@@ -2129,6 +2142,11 @@ class SQLiteStore:
         self._reader = _Worker(f"xmppcert-sqlite-read {self.path}", self._openReadDatabase)
         self._shutdownTrigger: Any = None
         self._closed = False
+        #: Seconds between writes of last-used times (L{touchCertificate}).
+        self.touchInterval = TOUCH_INTERVAL
+        self._touches: dict[str, float] = {}
+        self._touchWaiters: list[defer.Deferred[None]] = []
+        self._touchCall: Any = None
 
     def _openDatabase(self) -> SQLiteDatabase:
         """
@@ -2156,6 +2174,9 @@ class SQLiteStore:
 
     def _reactorShutdown(self) -> None:
         self._shutdownTrigger = None
+        if not self._closed:
+            # Queued ahead of the database's closing.
+            self._flushTouches()
         self._closed = True
         for worker in (self._writer, self._reader):
             if worker.pool is not None:
@@ -2348,9 +2369,43 @@ class SQLiteStore:
 
     def touchCertificate(self, fingerprint: str, when: float) -> defer.Deferred[None]:
         """
-        See L{ICertificateStore.touchCertificate}.
+        See L{ICertificateStore.touchCertificate}. Logins are written
+        together, at most every L{touchInterval} seconds, in one transaction:
+        one fsync'd write per login was the largest store cost of a login.
+        A crash loses at most that much of last-used times, which change no
+        state; L{close} writes what is pending.
+
+        @return: Deferred firing once the batch with this login is written.
         """
-        return self._run(lambda db: db.touchCertificate(fingerprint, when))
+        if self._closed:
+            return defer.fail(StoreError(f"the store {self.path} is closed"))
+        if when > self._touches.get(fingerprint, when - 1):
+            self._touches[fingerprint] = when
+        waiter: defer.Deferred[None] = defer.Deferred()
+        self._touchWaiters.append(waiter)
+        if self._touchCall is None:
+            self._touchCall = self._reactor.callLater(self.touchInterval, self._flushTouches)
+        return waiter
+
+    def _flushTouches(self) -> defer.Deferred[None]:
+        if self._touchCall is not None and self._touchCall.active():
+            self._touchCall.cancel()
+        self._touchCall = None
+        touches, waiters = self._touches, self._touchWaiters
+        self._touches, self._touchWaiters = {}, []
+        if not waiters:
+            return defer.succeed(None)
+        written = self._run(lambda db: db.touchCertificates(touches.items()))
+
+        def tell(result: object) -> None:
+            for waiter in waiters:
+                if isinstance(result, failure.Failure):
+                    waiter.errback(result)
+                else:
+                    waiter.callback(None)
+
+        written.addBoth(tell)
+        return written
 
     def removeCertificate(self, account: str, name: str) -> defer.Deferred[None]:
         """
@@ -2624,6 +2679,7 @@ class SQLiteStore:
         """
         if self._closed:
             return defer.succeed(None)
+        self._flushTouches()
         self._closed = True
         workers = [worker for worker in (self._writer, self._reader) if worker.pool is not None]
         if not workers:
@@ -2652,6 +2708,7 @@ class SQLiteStore:
 
 __all__ = [
     "BUSY_TIMEOUT",
+    "TOUCH_INTERVAL",
     "MAX_JID_BYTES",
     "MAX_OFFLINE_STANZA_BYTES",
     "MAX_PEP_CONFIG_BYTES",

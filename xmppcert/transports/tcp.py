@@ -28,7 +28,7 @@ from xmppcert import _log
 from xmppcert.c2s.channel import IStreamChannel, IStreamReceiver
 from xmppcert.limits import peerHost
 from xmppcert.tls import peerCertificateChain
-from xmppcert.xmlstream import HardenedXmlStream
+from xmppcert.xmlstream import HardenedXmlStream, IdleParsers
 
 log = Logger(observer=_log.observer, namespace="xmppcert.c2s")
 
@@ -305,6 +305,7 @@ def streamFactory(
     clock: IReactorTime,
     tlsFactory: Callable[[], Any],
     stanzaLimits: Callable[[], tuple[int, int]],
+    idleParsers: IdleParsers | None = None,
 ) -> xmlstream.XmlStreamServerFactory:
     """
     A protocol factory for client streams over TCP. Wrap it with
@@ -315,6 +316,7 @@ def streamFactory(
     @param tlsFactory: returns the TLS context factory STARTTLS uses.
     @param stanzaLimits: the current C{(max_stanza_size,
         max_stanza_elements)}, read for each connection.
+    @param idleParsers: where the streams' parsers are parked when idle.
     """
 
     def build() -> Any:
@@ -325,6 +327,7 @@ def streamFactory(
     factory.clock = clock
     factory.tlsFactory = tlsFactory
     factory.stanzaLimits = stanzaLimits
+    factory.idleParsers = idleParsers
     return factory
 
 
@@ -332,11 +335,13 @@ class _StreamFactory(xmlstream.XmlStreamServerFactory):
     clock: IReactorTime
     tlsFactory: Callable[[], Any]
     stanzaLimits: Callable[[], tuple[int, int]]
+    idleParsers: IdleParsers | None
 
     def buildProtocol(self, addr: Any) -> Any:
         xs = super().buildProtocol(addr)
         xs.maxStanzaSize, xs.maxStanzaElements = self.stanzaLimits()
         xs.clock = self.clock
+        xs.idleParsers = self.idleParsers
         xs.channel.tlsFactory = self.tlsFactory
         return xs
 
