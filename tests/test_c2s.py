@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 from scramp import ScramClient
-from twisted.words.protocols.jabber import error, jid
+from twisted.python import failure
+from twisted.words.protocols.jabber import error, jid, xmlstream
+from wokkel.subprotocols import XMPPHandler
 
 from tests.helpers import (
     ALICE,
@@ -29,7 +31,7 @@ from tests.helpers import (
     makeServer,
     stanzaErrorCondition,
 )
-from xmppcert.c2s import CLOSE_GRACE
+from xmppcert.c2s import CLOSE_GRACE, OnFirstRequest, StreamContext
 from xmppcert.sasl import NS_SASL
 
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
@@ -1544,3 +1546,102 @@ def test_localStreamObservers() -> None:
     assert local.dispatch(domish.Element((None, "message"))) is False
     local.dispatch("payload", "//event/test")
     assert named == ["payload"]
+
+
+# --- handlers made at the first request ---------------------------------------
+
+
+class _Recording(XMPPHandler):
+    """
+    A handler that answers pings and records its life.
+    """
+
+    def __init__(self, log: list[str]) -> None:
+        XMPPHandler.__init__(self)
+        self.log = log
+
+    def connectionInitialized(self) -> None:
+        self.log.append("initialized")
+        self.xmlstream.addObserver(f"/iq[@type='get']/ping[@xmlns='{NS_PING}']", self._onPing)
+
+    def _onPing(self, iq: Any) -> None:
+        iq.handled = True
+        self.log.append("ping")
+        self.xmlstream.send(xmlstream.toResponse(iq, "result"))
+
+    def connectionLost(self, reason: Any) -> None:
+        self.log.append("lost")
+
+
+def _lazyHarness(log: list[str], eager: list[str]) -> ServerHarness:
+    def lazyFactory(context: StreamContext) -> list[XMPPHandler]:
+        log.append("made")
+        return [_Recording(log)]
+
+    def eagerFactory(context: StreamContext) -> list[XMPPHandler]:
+        eager.append("made")
+        return []
+
+    h = harness()
+    h.server.handlerFactories = [OnFirstRequest(lazyFactory), eagerFactory]
+    return h
+
+
+def test_onFirstRequestHandlersMadeAtFirstRequest() -> None:
+    """
+    Memory of idle sessions: the handlers of an OnFirstRequest factory are
+    made when the client first sends an iq to the server, before that iq is
+    dispatched (so they answer it), and only once; a plain factory's at
+    bind.
+    """
+    log: list[str] = []
+    eager: list[str] = []
+    h = _lazyHarness(log, eager)
+    conn = h.connect()
+    full = conn.bound()
+    assert eager == ["made"] and log == []
+    conn.send(f"<presence/><message to='{full.userhost()}' type='chat'><body>hi</body></message>")
+    conn.received()
+    assert log == []
+    conn.send(f"<iq type='get' id='p1' to='{DOMAIN}'><ping xmlns='{NS_PING}'/></iq>")
+    assert conn.received().only("iq")["type"] == "result"
+    conn.send(f"<iq type='get' id='p2' to='{DOMAIN}'><ping xmlns='{NS_PING}'/></iq>")
+    assert conn.received().only("iq")["type"] == "result"
+    assert log == ["made", "initialized", "ping", "ping"]
+    conn.xs.connectionLost(failure.Failure(Exception("gone")))
+    assert log[-1] == "lost"
+
+
+def test_onFirstRequestNeverMade() -> None:
+    """
+    A session that ends before any request to the server never makes the
+    handlers, and ends cleanly; an unanswered request still gets
+    service-unavailable (RFC 6120 section 8.4) once they are made.
+    """
+    log: list[str] = []
+    h = _lazyHarness(log, [])
+    conn = h.connect()
+    conn.bound()
+    conn.xs.connectionLost(failure.Failure(Exception("gone")))
+    assert log == []
+
+    other = h.connect()
+    other.bound(resource="laptop")
+    other.send(f"<iq type='get' id='v1' to='{DOMAIN}'><query xmlns='jabber:iq:version'/></iq>")
+    assert stanzaErrorCondition(other.received().only("iq")) == "service-unavailable"
+    assert log == ["made", "initialized"]
+
+
+def test_onFirstRequestEqualsItsFactory() -> None:
+    """
+    docs/extending.md: a wrapped factory compares equal to the factory it
+    wraps, so handlerFactories.remove(factory) takes it out.
+    """
+
+    def factory(context: StreamContext) -> list[XMPPHandler]:
+        return []
+
+    factories: list[Any] = [OnFirstRequest(factory)]
+    assert factory in factories
+    factories.remove(factory)
+    assert factories == []

@@ -21,7 +21,7 @@ from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
 from tests.helpers import DOMAIN, makeServer
-from xmppcert.c2s import C2SServer
+from xmppcert.c2s import C2SServer, OnFirstRequest
 from xmppcert.config import Config, configFromDict
 from xmppcert.control import ControlService
 from xmppcert.service import C2SService, IdleParserService, ServerService, StoreService, makeService
@@ -118,7 +118,8 @@ def test_makeServiceHandlersAndRegistry(tmp_path: Path) -> None:
     """
     Extra handler factories come after the default ones (core handlers,
     XEP-0257, the IM features: roster, carbons, blocking, offline, ...,
-    then ad-hoc commands); a
+    then ad-hoc commands), which are made at a stream's first request
+    (OnFirstRequest) and the extra ones at bind; a
     given registry is used; the IM stream features are announced with bind.
     """
     from xmppcert.handlers import defaultHandlers
@@ -136,11 +137,13 @@ def test_makeServiceHandlersAndRegistry(tmp_path: Path) -> None:
         registry=registry,
     )
     server = cast(Any, root).c2s
-    assert server.handlerFactories[0] is defaultHandlers
     assert server.handlerFactories[-1] is extra
+    builtIn = server.handlerFactories[:-1]
+    assert all(isinstance(f, OnFirstRequest) for f in builtIn)
+    assert builtIn[0].factory is defaultHandlers
     im = cast(Any, root).im
-    assert server.handlerFactories[2:-2] == im.handlerFactories
-    assert server.handlerFactories[-2] == cast(Any, root).commands.handlerFactory
+    assert [f.factory for f in builtIn[2:-1]] == im.handlerFactories
+    assert builtIn[-1].factory == cast(Any, root).commands.handlerFactory
     assert len(server.handlerFactories) == 4 + len(im.handlerFactories)
     assert [(f.namespace, f.name) for f in server.informationalFeatures] == [
         ("urn:xmpp:features:rosterver", "ver"),

@@ -33,7 +33,7 @@ from xmppcert import _log, checks
 from xmppcert.adhoc.admin import AdminCommands
 from xmppcert.adhoc.certificates import CertificateCommands
 from xmppcert.adhoc.framework import CommandService
-from xmppcert.c2s import C2SServer, HandlerFactory, StreamContext
+from xmppcert.c2s import C2SServer, HandlerFactory, OnFirstRequest, StreamContext
 from xmppcert.certificates import CertificateManager
 from xmppcert.config import Config
 from xmppcert.control import ControlChannel, ControlService
@@ -424,7 +424,9 @@ def makeService(
         store and the rules every certificate login obeys).
     @param handlerFactories: extra per-stream handler factories, each called
         with the stream's L{xmppcert.c2s.StreamContext} once a resource is
-        bound and returning wokkel handlers.
+        bound (or, wrapped in L{xmppcert.c2s.OnFirstRequest}, at the
+        stream's first request to the server) and returning wokkel
+        handlers.
     @param registry: the SASL mechanisms known to the server.
     @param metrics: where to record metrics (an embedding application may
         serve its registry itself); a new L{ServerMetrics} when
@@ -509,8 +511,14 @@ def makeService(
         tlsFactory=tlsFactory,
         registry=registry or defaultRegistry(),
         clock=clock,
+        # The built-in handlers only answer requests: made at a stream's
+        # first request, not for every session at bind.
         handlerFactories=[
-            defaultHandlers, saslcertHandlers, *im.handlerFactories, commands.handlerFactory, *handlerFactories,
+            *(
+                OnFirstRequest(factory)
+                for factory in [defaultHandlers, saslcertHandlers, *im.handlerFactories, commands.handlerFactory]
+            ),
+            *handlerFactories,
         ],
         fakeCredentialSecret=fakeSecret,
         metrics=tracked,

@@ -29,7 +29,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from xmppcert.c2s.bound import BoundStream, LocalStream, StreamContext, StreamHandlers
+from xmppcert.c2s.bound import (
+    BoundStream,
+    LocalStream,
+    OnFirstRequest,
+    StreamContext,
+    StreamHandlers,
+)
 from xmppcert.c2s.channel import IStreamChannel, IStreamReceiver
 from xmppcert.c2s.features import ReceivingBindFeature, ReceivingSASLFeature, ReceivingTLSFeature
 from xmppcert.c2s.negotiation import C2SAuthenticator
@@ -59,6 +65,7 @@ __all__ = [
     "IStreamChannel",
     "IStreamReceiver",
     "LocalStream",
+    "OnFirstRequest",
     "ReceivingBindFeature",
     "ReceivingSASLFeature",
     "ReceivingTLSFeature",

@@ -156,22 +156,46 @@ class StreamHandlers(xmlstream.XMPPHandlerCollection):
     def send(self, obj: Any) -> None:
         self.local.send(obj)
 
-    def initialize(self) -> None:
-        for handler in list(self):
-            handler.makeConnection(self.local)
-            handler.connectionInitialized()
-
     def lost(self, reason: failure.Failure) -> None:
         for handler in list(self):
             handler.connectionLost(reason)
 
 
+class OnFirstRequest:
+    """
+    A handler factory whose handlers a stream makes when the client first
+    sends it a stanza for the server itself (an iq to the server or to its
+    own account), not when the resource is bound: most of a session's time
+    is spent idle, and a session that only exchanges messages and presence
+    never needs them. The built-in handlers are made this way; they only
+    answer requests and keep their state in services, so they cannot tell
+    the difference. A factory not wrapped in this is called at bind, as
+    before (a handler that must act from the start of the session).
+    """
+
+    def __init__(self, factory: Callable[[StreamContext], Any]) -> None:
+        self.factory = factory
+
+    def __call__(self, context: StreamContext) -> Any:
+        return self.factory(context)
+
+    def __eq__(self, other: object) -> bool:
+        # Equal to the factory it wraps: handlerFactories.remove(factory)
+        # takes a built-in feature out (docs/extending.md).
+        if isinstance(other, OnFirstRequest):
+            other = other.factory
+        return bool(self.factory == other)
+
+    def __hash__(self) -> int:
+        return hash(self.factory)
+
+    def __repr__(self) -> str:
+        return f"OnFirstRequest({self.factory!r})"
+
+
 class BoundStream:
     """
     The stanzas of one bound stream: checks, stamping, routing, replies.
-
-    @ivar local: what the stream's handlers see as their C{xmlstream}.
-    @ivar handlers: the stream's handlers, once L{attach} has run.
     """
 
     def __init__(
@@ -185,25 +209,66 @@ class BoundStream:
         self.session = session
         self.sessions = sessions
         self.streamError = streamError
-        self.local = LocalStream(channel)
-        self.handlers = StreamHandlers(self.local)
+        self._local: LocalStream | None = None
+        self._handlers: StreamHandlers | None = None
+        # Factories (OnFirstRequest) whose handlers are not made yet.
+        self._later: list[OnFirstRequest] = []
+        self._context: StreamContext | None = None
         # Stanzas waiting for the one before them to be processed; made on
         # first use (an empty deque is half a KiB on every idle session).
         self._queue: deque[domish.Element] | None = None
         self._busy = False
 
+    @property
+    def local(self) -> LocalStream:
+        """
+        What the stream's handlers see as their C{xmlstream}.
+        """
+        if self._local is None:
+            self._local = LocalStream(self.channel)
+        return self._local
+
+    @property
+    def handlers(self) -> StreamHandlers:
+        """
+        The stream's handlers made so far.
+        """
+        if self._handlers is None:
+            self._handlers = StreamHandlers(self.local)
+        return self._handlers
+
     def attach(self, factories: Any, context: StreamContext) -> None:
         """
-        Make the stream's handlers and start them.
+        Make the stream's handlers and start them; those of
+        L{OnFirstRequest} factories at the first stanza for the server.
         """
+        self._context = context
+        now = []
         for makeHandlers in factories:
-            for handler in makeHandlers(context):
+            if isinstance(makeHandlers, OnFirstRequest):
+                self._later.append(makeHandlers)
+            else:
+                now.append(makeHandlers)
+        self._make(now)
+
+    def _make(self, factories: list[Any]) -> None:
+        if not factories:
+            return
+        assert self._context is not None
+        made = []
+        for makeHandlers in factories:
+            for handler in makeHandlers(self._context):
                 handler.setHandlerParent(self.handlers)
-        self.handlers.initialize()
+                made.append(handler)
+        for handler in made:
+            handler.makeConnection(self.local)
+            handler.connectionInitialized()
 
     def lost(self) -> None:
         self._queue = None
-        self.handlers.lost(failure.Failure(Exception("connection lost")))
+        self._later = []
+        if self._handlers is not None:
+            self._handlers.lost(failure.Failure(Exception("connection lost")))
 
     def stanzaReceived(self, stanza: domish.Element) -> None:
         """
@@ -318,8 +383,12 @@ class BoundStream:
         return None
 
     def _handleLocal(self, stanza: domish.Element) -> None:
+        if self._later:
+            later, self._later = self._later, []
+            self._make(later)
         stanza.handled = False  # type: ignore[attr-defined]
-        self.local.dispatch(stanza)
+        if self._local is not None:
+            self._local.dispatch(stanza)
         if stanza.handled:
             return
         kind = stanza.getAttribute("type")
@@ -336,4 +405,4 @@ class BoundStream:
         self.channel.send(response)
 
 
-__all__ = ["BoundStream", "LocalStream", "StreamContext", "StreamHandlers"]
+__all__ = ["BoundStream", "LocalStream", "OnFirstRequest", "StreamContext", "StreamHandlers"]
