@@ -2,14 +2,19 @@
 Run an xmppcert server for load generators: provision a fresh data
 directory with the users and client certificates that the comparison
 tools' C{mint_certs.py} made (C{userN@localhost}, C{users/userN.crt}), then
-serve on the given STARTTLS and direct-TLS ports until killed.
+serve on the given STARTTLS and direct-TLS ports (and, with
+C{--https-port}, BOSH and WebSocket on an HTTPS port) until killed.
+C{--roster N} gives every user a roster of the N/2 users before it and
+the N/2 after it (cyclically),
+with subscriptions both ways, for the instant messaging benchmark.
 
 It imports C{xmppcert} from wherever Python finds it, so the same script
 serves another checkout too (C{PYTHONPATH=../old python bench/serve.py
 ...}): that is how C{bench.compare} measures before and after in one run.
 Only APIs present since the first release are used.
 
-    python bench/serve.py --certs DIR --data DIR --port 5222 --direct-port 5223
+    python bench/serve.py --certs DIR --data DIR --port 5222 --direct-port 5223 \\
+        [--https-port 5281] [--roster 100]
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import sys
 from pathlib import Path
 
 
-def provision(certs: Path, data: Path, starttls: int, direct: int) -> Path:
+def provision(
+    certs: Path, data: Path, starttls: int, direct: int, https: int | None = None, roster: int = 0
+) -> Path:
     from cryptography import x509 as cx509
     from cryptography.hazmat.primitives import serialization
 
@@ -36,12 +43,17 @@ def provision(certs: Path, data: Path, starttls: int, direct: int) -> Path:
     if "max_unauthenticated_per_address" in configModule.LimitsConfig.__dataclass_fields__:
         # One load generator is one address: let it hold many logins open.
         limits += "max_unauthenticated_per_address = 10000\nhandshake_timeout = 120\n"
+    web = http = ""
+    if https is not None:
+        web = f'https = ["tcp:{https}:interface=127.0.0.1"]\n'
+        # Held BOSH sessions for the memory figure: more than the default cap.
+        http = "[http]\nbosh_max_sessions = 100000\n"
     path = data / "xmppcert.toml"
     path.write_text(
         f'domains = ["{domain}"]\ndata_dir = "."\nlog_level = "warn"\n'
         f'[listen]\nstarttls = ["tcp:{starttls}:interface=127.0.0.1"]\n'
         f'direct_tls = ["tcp:{direct}:interface=127.0.0.1"]\n'
-        f"{limits}"
+        f"{web}{limits}{http}"
     )
     database = SQLiteDatabase.open(data / "xmppcert.sqlite")
     try:
@@ -53,6 +65,18 @@ def provision(certs: Path, data: Path, starttls: int, direct: int) -> Path:
                 account, "bench", certificate.public_bytes(serialization.Encoding.DER),
                 x509.fingerprint(certificate), certificate.not_valid_after_utc.timestamp(),
             )
+        if roster:
+            from xmppcert.store.interfaces import RosterItem
+
+            # The N/2 users before and the N/2 after (cyclically): each
+            # contact has the user in its roster too, so every subscription
+            # "both" is true on both sides and logins change no roster.
+            half = min(roster, count - 1) // 2
+            for n in range(1, count + 1):
+                account = f"{prefix}{n}@{domain}"
+                for k in [*range(1, half + 1), *range(-half, 0)]:
+                    contact = f"{prefix}{(n - 1 + k) % count + 1}@{domain}"
+                    database.putRosterItem(account, RosterItem(contact, subscription="both"))
     finally:
         database.close()
     return path
@@ -64,6 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--port", type=int, default=5222)
     parser.add_argument("--direct-port", type=int, default=5223)
+    parser.add_argument("--https-port", type=int, help="serve BOSH and WebSocket on this HTTPS port")
+    parser.add_argument("--roster", type=int, default=0, help="contacts of every user (the N/2 before and after)")
     parser.add_argument(
         "--reuse", action="store_true", help="serve the data directory as it is (provisioned before)"
     )
@@ -71,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.reuse:
         path = args.data / "xmppcert.toml"
     else:
-        path = provision(args.certs, args.data, args.port, args.direct_port)
+        path = provision(args.certs, args.data, args.port, args.direct_port, args.https_port, args.roster)
 
     from twisted.internet import reactor
 
@@ -81,7 +107,8 @@ def main(argv: list[str] | None = None) -> None:
     root = makeService(loadConfig(path))
     root.startService()
     reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
-    print(f"serving on {args.port} and {args.direct_port}", file=sys.stderr, flush=True)
+    https = f" and HTTPS {args.https_port}" if args.https_port else ""
+    print(f"serving on {args.port} and {args.direct_port}{https}", file=sys.stderr, flush=True)
     reactor.run()
 
 

@@ -749,7 +749,12 @@ def test_notifyStoreFailureOnRoster() -> None:
     friends(t, ALICE, BOB)
     _, aliceClient = t.online(ALICE + "/phone", TUNE)
     _, bobClient = t.online(BOB + "/desk", TUNE)
-    t.world.store.getRoster = lambda account: defer.fail(StoreError("disk on fire"))  # type: ignore[method-assign]
+    # The roster of an account online is read from memory: the failure is
+    # that of the roster service's read.
+    async def failingItems(account: Any) -> list[RosterItem]:
+        raise StoreError("disk on fire")
+
+    t.world.roster.items = failingItems  # type: ignore[method-assign]
     with capturedLogs() as logged:
         publish(t)
         publish(t, itemId="again")

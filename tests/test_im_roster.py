@@ -850,3 +850,101 @@ def test_unknownKind() -> None:
 
 def parse(xml: str) -> domish.Element:
     return parseOutput(xml).only()
+
+
+# --- the rosters of accounts online, in memory -----------------------------------
+
+
+class CountingReads:
+    """
+    Counts the roster reads that reach the store.
+    """
+
+    def __init__(self, store: InMemoryAccountStore) -> None:
+        self.reads = 0
+        for name in ("getRoster", "getRosterItem"):
+            original = getattr(store, name)
+
+            def counted(*args: Any, original: Any = original) -> Any:
+                self.reads += 1
+                return original(*args)
+
+            setattr(store, name, counted)
+
+
+def test_rosterOfAccountOnlineKeptInMemory() -> None:
+    """
+    Presence reads the roster of an account with sessions from memory once
+    read (every probe and broadcast reads one); a change through the
+    service is seen at once; after the last session ends, the store is
+    read again.
+    """
+    world = makeWorld()
+    put(world.store, ALICE, RosterItem(BOB, subscription="both"))
+    session, _ = bindSession(world.manager, ALICE + "/phone")
+    reads = CountingReads(world.store)
+    alice = jid.JID(ALICE)
+    assert [i.contact for i in resultOf(world.roster.items(alice))] == [BOB]
+    assert reads.reads == 1
+    assert resultOf(world.roster.item(alice, BOB)).subscription == "both"
+    resultOf(world.roster.items(alice))
+    assert reads.reads == 1
+    resultOf(world.roster.update(alice, CAROL, lambda item: replace(item, inRoster=True, name="Carol")))
+    assert resultOf(world.roster.item(alice, CAROL)).name == "Carol"
+    assert {i.contact for i in resultOf(world.roster.items(alice))} == {BOB, CAROL}
+    resultOf(world.roster.update(alice, BOB, lambda item: None))
+    assert resultOf(world.roster.item(alice, BOB)) is None
+    assert stored(world.store, ALICE, BOB) is None
+    before = reads.reads
+    world.manager.unbind(session)
+    assert resultOf(world.roster.item(alice, CAROL)).name == "Carol"
+    assert reads.reads == before + 1
+
+
+def test_rosterOfAccountOfflineNotKept() -> None:
+    """
+    The roster of an account without sessions (a probe to a user offline)
+    is read from the store each time.
+    """
+    world = makeWorld()
+    put(world.store, ALICE, RosterItem(BOB, subscription="both"))
+    reads = CountingReads(world.store)
+    for _ in range(2):
+        resultOf(world.roster.items(jid.JID(ALICE)))
+    assert reads.reads == 2
+
+
+def test_rosterChangedDuringReadNotKept() -> None:
+    """
+    A roster read that a change overtook is not kept: the memory never
+    holds a roster older than the store's.
+    """
+    world = makeWorld()
+    put(world.store, ALICE, RosterItem(BOB, subscription="both"))
+    bindSession(world.manager, ALICE + "/phone")
+    pending: defer.Deferred[Any] = defer.Deferred()
+    original = world.store.getRoster
+    world.store.getRoster = lambda account: pending  # type: ignore[method-assign]
+    alice = jid.JID(ALICE)
+    reading = defer.ensureDeferred(world.roster.items(alice))
+    world.store.getRoster = original  # type: ignore[method-assign]
+    resultOf(world.roster.update(alice, BOB, lambda item: None))
+    pending.callback((1, [RosterItem(BOB, subscription="both")]))
+    assert [i.contact for i in resultOf(reading)] == [BOB]
+    assert resultOf(world.roster.item(alice, BOB)) is None
+
+
+def test_clientRosterAlwaysFromStore() -> None:
+    """
+    RFC 6121 section 2.1.3: the roster a client asks for is read from the
+    store every time (a change made elsewhere, such as another node, shows),
+    and presence's copy in memory is refreshed with it.
+    """
+    world = makeWorld()
+    put(world.store, ALICE, RosterItem(BOB, subscription="both"))
+    session, _ = bindSession(world.manager, ALICE + "/phone")
+    resultOf(world.roster.getRoster(session))
+    put(world.store, ALICE, RosterItem(CAROL, subscription="none", inRoster=True))
+    _, items = resultOf(world.roster.getRoster(session))
+    assert {i.contact for i in items} == {BOB, CAROL}
+    assert resultOf(world.roster.item(jid.JID(ALICE), CAROL)) is not None

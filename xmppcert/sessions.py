@@ -21,6 +21,7 @@ from twisted.words.xish import domish
 from zope.interface import Interface, implementer
 
 from xmppcert import _log
+from xmppcert.jids import parseJID
 from xmppcert.routing import (
     DEFAULT_PRIORITY,
     INBOUND_BARE,
@@ -423,7 +424,7 @@ class SessionManager:
             self._bounce(stanza, sender, "internal-server-error")
 
     async def _route(self, stanza: domish.Element, sender: Session) -> None:
-        target = jid.JID(stanza["to"])
+        target = parseJID(stanza["to"])
         if await self.hooks.run(OUTBOUND, Outbound(stanza, sender, target)):
             return
         if not self.isLocal(target):

@@ -381,7 +381,7 @@ class BlockingService:
         cached = self._cache.get(account)
         if cached is not None:
             return cached
-        if changes == self._changes and self.sessions.sessionsOf(jid.JID(account)):
+        if changes == self._changes and self.sessions.sessionsOf(parseJID(account)):
             self._cache[account] = loaded
         return loaded
 

@@ -340,7 +340,7 @@ class PresenceService:
         while len(state.told) > max(1, self.config().max_roster_items):
             oldest, _ = state.told.popitem(last=False)
             unavailable = presenceStanza("unavailable", session.jid.full(), oldest)
-            defer.ensureDeferred(self._deliverQuietly(unavailable, jid.JID(oldest), session))
+            defer.ensureDeferred(self._deliverQuietly(unavailable, parseJID(oldest), session))
 
     def _forgetTold(self, session: Session, contact: jid.JID) -> None:
         self.state(session).told.pop(contact.userhost(), None)
@@ -394,7 +394,7 @@ class PresenceService:
         while len(state.directed) > MAX_DIRECTED:
             oldest, _ = state.directed.popitem(last=False)
             unavailable = presenceStanza("unavailable", session.jid.full(), oldest)
-            defer.ensureDeferred(self._deliverQuietly(unavailable, jid.JID(oldest), session))
+            defer.ensureDeferred(self._deliverQuietly(unavailable, parseJID(oldest), session))
 
     async def _deliverQuietly(self, stanza: domish.Element, target: jid.JID, sender: Session | None) -> None:
         try:
@@ -560,7 +560,7 @@ class PresenceService:
     async def _subscribers(self, account: jid.JID, items: list[RosterItem] | None = None) -> list[jid.JID]:
         if items is None:
             items = await self.roster.items(account)
-        subscribers = [jid.JID(item.contact) for item in items if hasFrom(item)]
+        subscribers = [parseJID(item.contact) for item in items if hasFrom(item)]
         return [contact for contact in subscribers if self._isAccountJID(contact)]
 
     async def _announce(self, session: Session, state: PresenceState) -> None:
@@ -587,7 +587,7 @@ class PresenceService:
             return
         state.initialDone = True
         for item in items:
-            contact = jid.JID(item.contact)
+            contact = parseJID(item.contact)
             if hasTo(item) and self._isAccountJID(contact):
                 # Section 4.3.2, for the probe section 4.3.1 would send: the
                 # contact's roster decides, not the user's (a subscription
@@ -619,10 +619,10 @@ class PresenceService:
         state.directed.clear()
         covered = set(told)
         for contact in told:
-            contactJID = jid.JID(contact)
+            contactJID = parseJID(contact)
             await self.sessions.deliver(_addressed(presence, contactJID), contactJID, session)
         for target in directed:
-            targetJID = jid.JID(target)
+            targetJID = parseJID(target)
             if targetJID.userhost() not in covered:
                 await self.sessions.deliver(_addressed(presence, targetJID), targetJID, session)
 
@@ -658,7 +658,7 @@ class PresenceService:
         RFC 6121 section 2.5.2: removing an item ends both subscriptions
         (and cancels the pending requests) with the contact.
         """
-        contact = jid.JID(item.contact)
+        contact = parseJID(item.contact)
         if not self._isAccountJID(contact):
             return
         if hasTo(item) or item.askOut:

@@ -21,7 +21,7 @@ L{xmppcert.im.presence} routes the presence stanzas around them.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -39,7 +39,7 @@ from xmppcert import _log
 from xmppcert.config import IMConfig
 from xmppcert.iqhandler import OrderedIQHandler
 from xmppcert.jids import parseJID
-from xmppcert.routing import INBOUND_BARE, Inbound
+from xmppcert.routing import INBOUND_BARE, SESSION_ENDED, Ended, Inbound
 from xmppcert.sessions import Session, SessionManager
 from xmppcert.store.interfaces import (
     STORE_FAILURES,
@@ -482,6 +482,12 @@ class RosterService:
         self.listeners: list[Any] = []
         self._locks: dict[str, defer.DeferredLock] = {}
         self._pushIDs = itertools.count(1)
+        # The rosters of accounts with sessions, by bare JID, for presence:
+        # every probe and broadcast reads one, and most are of accounts
+        # online. Kept up to date by update(); a change made while one was
+        # being read (counted by _changes) keeps that one from the cache.
+        self._cache: dict[str, dict[str, RosterItem]] = {}
+        self._changes = 0
         # A broken store is an operator's matter (error), but each request
         # meeting it would be a line: at most one a minute.
         self.storeFailureLog = _log.RateLimitedLog(log, LogLevel.error, clock, STORE_FAILURE_LOG_INTERVAL)
@@ -494,9 +500,20 @@ class RosterService:
         L{ROSTER_PRIORITY} on L{INBOUND_BARE}.
         """
         self.sessions.hooks.add(INBOUND_BARE, self.refuseForeignRequest, ROSTER_PRIORITY)
+        self.sessions.hooks.add(SESSION_ENDED, self.sessionEnded)
 
     def uninstall(self) -> None:
         self.sessions.hooks.remove(INBOUND_BARE, self.refuseForeignRequest)
+        self.sessions.hooks.remove(SESSION_ENDED, self.sessionEnded)
+        self._cache.clear()
+
+    def sessionEnded(self, event: Ended) -> None:
+        """
+        The L{SESSION_ENDED} handler: once an account has no session, its
+        roster is read from the store again when needed.
+        """
+        if not self.sessions.sessionsOf(event.session.jid):
+            self._cache.pop(event.session.jid.userhost(), None)
 
     def addListener(self, listener: Any) -> None:
         """
@@ -564,10 +581,18 @@ class RosterService:
                 after = None
             if after == before:
                 return RosterUpdate(before, after, None)
+            self._changes += 1
             if after is None:
                 version = await self.store.removeRosterItem(owner, contact)
             else:
                 version = await self.store.putRosterItem(owner, after, self.config().max_roster_items)
+            self._changes += 1
+            cached = self._cache.get(owner)
+            if cached is not None:
+                if after is None:
+                    cached.pop(contact, None)
+                else:
+                    cached[contact] = after
             return RosterUpdate(before, after, version)
 
         result = await self._serialized(owner, work)
@@ -582,17 +607,40 @@ class RosterService:
 
     async def items(self, account: jid.JID) -> list[RosterItem]:
         """
-        @return: every item of C{account}, pending requests included.
+        @return: every item of C{account}, pending requests included (from
+            memory while the account has sessions).
         """
-        _, items = await self.store.getRoster(account.userhost())
+        owner = account.userhost()
+        cached = self._cache.get(owner)
+        if cached is not None:
+            return list(cached.values())
+        changes = self._changes
+        _, items = await self.store.getRoster(owner)
+        self._remember(owner, items, changes)
         return list(items)
 
     async def item(self, account: jid.JID, contact: str) -> RosterItem | None:
         """
         @return: C{account}'s item for C{contact}, or C{None}.
         """
+        cached = self._cache.get(account.userhost())
+        if cached is not None:
+            return cached.get(contact)
         found: RosterItem | None = await self.store.getRosterItem(account.userhost(), contact)
         return found
+
+    def _remember(self, owner: str, items: Iterable[RosterItem], changes: int, fresh: bool = False) -> None:
+        """
+        Keep a roster read since C{changes} in memory, if the account has
+        sessions and no roster changed meanwhile.
+
+        @param fresh: replace the copy in memory (the client asked for its
+            roster: a change made elsewhere shows from then on).
+        """
+        if changes != self._changes or (owner in self._cache and not fresh):
+            return
+        if self.sessions.sessionsOf(parseJID(owner)):
+            self._cache[owner] = {item.contact: item for item in items}
 
     # --- pushes ---------------------------------------------------------------
 
@@ -645,7 +693,11 @@ class RosterService:
         return defer.ensureDeferred(self._guarded("get", account, self._getRoster(session, version)))
 
     async def _getRoster(self, session: Session, clientVersion: str | None) -> tuple[str, list[RosterItem] | None]:
+        # The client's roster is always read from the store (whatever
+        # changed it); it also fills the cache that presence reads.
+        changes = self._changes
         version, items = await self.store.getRoster(session.jid.userhost())
+        self._remember(session.jid.userhost(), items, changes, fresh=True)
         # Section 2.1.6: from now on it gets pushes (also when its copy was
         # current: then pushes are how it learns of later changes).
         session.info[INTERESTED_KEY] = True

@@ -282,7 +282,7 @@ class VCardService:
         await self._guarded("store", account, self.store.setVCard(account, xml))
         self._changes += 1
         newHash = photoHash(vcard) if xml is not None else None
-        if self.sessions.sessionsOf(jid.JID(account)):
+        if self.sessions.sessionsOf(parseJID(account)):
             self._hashes[account] = newHash
         else:
             self._hashes.pop(account, None)
@@ -299,7 +299,7 @@ class VCardService:
         changes = self._changes
         vcard = await self._load(account)
         found = photoHash(vcard) if vcard is not None else None
-        if changes == self._changes and self.sessions.sessionsOf(jid.JID(account)):
+        if changes == self._changes and self.sessions.sessionsOf(parseJID(account)):
             self._hashes[account] = found
         return found
 
