@@ -97,7 +97,9 @@ class Harness:
             self.clock,
             scramIterations=4096,
             deferToThread=syncDeferToThread,
+            accountRemoved=lambda: self.removals.append(None),
         )
+        self.removals: list[None] = []
         self.admin.install(self.service)
 
     def client(self, resource: str = "phone", user: str = "alice", password: str = PASSWORD) -> ClientConnection:
@@ -378,6 +380,9 @@ def test_deleteUser() -> None:
     assert resultOf(h.store.getVCard(BOB)) is None
     assert [(e.actor, e.action, e.target) for e in h.audit()] == [(ALICE, "user.delete", BOB)]
     assert not canLogIn(h, "bob", PASSWORD)
+    # The rosters kept in memory for presence are read again (the store
+    # took bob out of them).
+    assert h.removals == [None]
 
 
 def test_deleteSelf() -> None:

@@ -1645,3 +1645,35 @@ def test_onFirstRequestEqualsItsFactory() -> None:
     assert factory in factories
     factories.remove(factory)
     assert factories == []
+
+
+class _CatchAll(XMPPHandler):
+    """
+    An embedder's fallback: answers any iq get no handler before it took.
+    """
+
+    def connectionInitialized(self) -> None:
+        self.xmlstream.addObserver("/iq[@type='get']", self._onGet)
+
+    def _onGet(self, iq: Any) -> None:
+        if not getattr(iq, "handled", False):
+            iq.handled = True
+            self.xmlstream.send(xmlstream.toResponse(iq, "error"))
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_onFirstRequestKeepsFactoryOrder(wrapped: bool) -> None:
+    """
+    docs/embedding.md: extra handler factories come after the built-in
+    ones, also when the built-in handlers are made later (at the first
+    request): one answer to one iq (RFC 6120 section 8.2.3).
+    """
+    from xmppcert.handlers import defaultHandlers
+
+    h = harness()
+    builtIn = OnFirstRequest(defaultHandlers) if wrapped else defaultHandlers
+    h.server.handlerFactories = [builtIn, lambda context: [_CatchAll()]]
+    conn = h.connect()
+    conn.bound()
+    conn.send(f"<iq type='get' id='p1' to='{DOMAIN}'><ping xmlns='{NS_PING}'/></iq>")
+    assert [e.getAttribute("type") for e in conn.received().named("iq")] == ["result"]

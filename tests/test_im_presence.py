@@ -1030,3 +1030,27 @@ def test_handshakeOverStreams() -> None:
     ]
     assert [e.name for e in got if e.name == "iq"] == ["iq"]
     assert stored(h.store, ALICE, BOB) == RosterItem(BOB, subscription="to")
+
+
+def test_removedAccountLeavesRostersInMemory() -> None:
+    """
+    RFC 6121 section 4.2.2 (presence only to subscribers): an account
+    removed takes itself out of its contacts' rosters in the store; once
+    the server forgets the rosters it keeps for presence (it does at the
+    deletion through an administrator, and at each session check for the
+    command line), a new account with the same JID gets none of the old
+    contacts' presence.
+    """
+    world = makeWorld()
+    put(world.store, ALICE, RosterItem(BOB, subscription="both"))
+    put(world.store, BOB, RosterItem(ALICE, subscription="both"))
+    alice, _ = online(world, f"{ALICE}/phone")
+    bob, _ = online(world, f"{BOB}/desk")
+    resultOf(world.store.removeAccount(ALICE))
+    world.manager.unbind(alice)
+    world.roster.forgetRosters()
+    addAccount(world.store, ALICE)
+    _, newAlice = online(world, f"{ALICE}/laptop")
+    clear(newAlice)
+    broadcast(world, bob, show="away")
+    assert presences(newAlice) == []

@@ -1159,8 +1159,8 @@ class SQLiteCertificateStoreTests(CertificateStoreTestsMixin, unittest.TestCase)
 
     async def test_touchBeforeReAddLeavesNewRecord(self) -> None:
         """
-        A login written late, with a certificate removed and added again
-        meanwhile, is not taken for a use of the new record.
+        A login waiting for its batch, with the certificate removed and
+        added again meanwhile, is not taken for a use of the new record.
         """
         await self.addAccounts(ALICE)
         await self.store.addCertificate(ALICE, "laptop", DER1, FP1, 5000.0)

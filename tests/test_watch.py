@@ -555,3 +555,20 @@ def test_checkLockedAccount() -> None:
     ] * 2
     assert bobDesk.closes == []
     watcher.stopService()
+
+
+def test_checkCallsOnCheck() -> None:
+    """
+    Each session check first lets what is kept in memory about accounts
+    online catch up (the rosters presence reads: an account deleted by
+    another process left them in the store).
+    """
+    clock, store, sessions, watcher = checkedSessions()
+    watcher.stopService()
+    calls: list[None] = []
+    watcher = RevocationWatcher(store, sessions, clock, 10 * CHECK, CHECK, onCheck=lambda: calls.append(None))
+    watcher.startService()
+    clock.advance(CHECK)
+    clock.advance(CHECK)
+    assert calls == [None, None]
+    watcher.stopService()

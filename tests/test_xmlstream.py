@@ -785,3 +785,31 @@ def test_streamRegistersParsers() -> None:
     first = xs.stream
     xs.reset()
     assert set(parsers._streams) == {first, xs.stream}
+
+
+def test_noParkInsideCDATA() -> None:
+    """
+    A CDATA section between stanzas (text of the root, reported piece by
+    piece) is never cut by a park: its markup stays text.
+    """
+    stream = hardened()
+    assert parkingFeed(stream, HEADER, b"<![CDATA[ ip", b" <message/> ", b"]]>", b"<presence/>") == [
+        True, False, False, False, True,
+    ]
+    assert [e.name for e in stream.elements] == ["presence"]
+
+
+def test_noParkWithLongHeaderOrTail() -> None:
+    """
+    Memory: a stream header longer than 4 KiB is not kept for the stream's
+    life, so that stream is never parked; a long tail after the last
+    stanza is markup in progress, refused without being copied.
+    """
+    stream = hardened()
+    stream.feed(HEADER[:-1] + b" pad='" + b"x" * 5000 + b"'>")
+    stream.feed(b"<presence/>")
+    assert not stream.stream.park()
+
+    other = hardened()
+    other.feed(HEADER, b"<message to='" + b"a" * 200)
+    assert not other.stream.park()

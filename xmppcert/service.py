@@ -545,7 +545,9 @@ def makeService(
             site = MetricsSite(metrics.registry, reactor=reactor)
             strports.service(description, site, reactor=reactor).setServiceParent(root)
     RevocationWatcher(
-        store, sessions, clock, certs.revocation_poll_interval, certs.session_check_interval, tracked
+        store, sessions, clock, certs.revocation_poll_interval, certs.session_check_interval, tracked,
+        # Removed accounts leave the rosters kept for presence too.
+        onCheck=im.roster.forgetRosters,
     ).setServiceParent(root)
     crls = certificateCheckers.revocationCheckers()
     if crls:
@@ -574,6 +576,7 @@ def makeService(
         isAdmin=isAdmin,
         clock=clock,
         scramIterations=config.sasl.scram_iterations,
+        accountRemoved=im.roster.forgetRosters,
     ).install(commands)
     CertificateCommands(manager, channel, isAdmin).install(commands)
     IdleParserService(server.idleParsers, clock).setServiceParent(root)

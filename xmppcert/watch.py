@@ -10,6 +10,7 @@ made anywhere must end the sessions that logged in with that certificate
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.application import service
@@ -89,11 +90,17 @@ class RevocationWatcher(service.Service):
         interval: float,
         checkInterval: float = 30.0,
         metrics: IMetrics | None = None,
+        onCheck: Callable[[], object] | None = None,
     ) -> None:
         """
         @param metrics: told about the revocations seen and the sessions
             they closed.
+        @param onCheck: called at each session check, before it looks: for
+            what is kept in memory about accounts online and must catch up
+            with removals made outside this process (the rosters presence
+            reads) within the same interval.
         """
+        self.onCheck = onCheck
         self.metrics: IMetrics = metrics if metrics is not None else NullMetrics()
         self.store = store
         self.sessions = sessions
@@ -121,6 +128,8 @@ class RevocationWatcher(service.Service):
         return d
 
     async def _checkSessions(self) -> None:
+        if self.onCheck is not None:
+            self.onCheck()
         live = [s for s in self.sessions.allSessions() if not s.closed]
         accounts = {s.jid.userhostJID() for s in live}
         fingerprints = {s.info["certificate"] for s in live if s.info.get("certificate")}

@@ -64,6 +64,11 @@ TEXT_BUFFER_SIZE = 1024
 # A start tag as expat accepted it: quoted values may hold ">".
 _START_TAG = re.compile(rb"""<(?:[^>"']|"[^"]*"|'[^']*')*>""")
 
+# Streams are parked (HardenedElementStream.park) only with a stream header
+# of at most this many bytes, and at most this much whitespace pending.
+_PARKABLE_HEADER = 4096
+_PARKABLE_TAIL = 64
+
 
 class RestrictedXMLError(domish.ParserError):
     """
@@ -139,6 +144,7 @@ class HardenedElementStream:
         # stream resumed with a parser that read the root's tag again.
         self._indexBase = 0
         self._priming = False
+        self._inCdata = False
         #: Whether data came since the last L{IdleParsers.sweep}.
         self.active = True
 
@@ -167,6 +173,10 @@ class HardenedElementStream:
         parser.StartElementHandler = self._onStartElement
         parser.EndElementHandler = self._onEndElement
         parser.CharacterDataHandler = self._onCdata
+        # Expat reports a CDATA section's text piece by piece: a park must
+        # not fall inside one.
+        parser.StartCdataSectionHandler = self._onStartCdataSection
+        parser.EndCdataSectionHandler = self._onEndCdataSection
         parser.StartNamespaceDeclHandler = self._onStartNamespace
         parser.EndNamespaceDeclHandler = self._onEndNamespace
 
@@ -202,10 +212,10 @@ class HardenedElementStream:
         if self._error is not None:
             raise type(self._error)(f"Parser closed after an earlier error: {self._error}")
         self.active = True
-        parser = self.parser or self._resume()
         data = memoryview(buffer)
         offset = 0
         try:
+            parser = self.parser or self._resume()
             while offset < len(data):
                 # Never feed more than one byte beyond the limit: either the
                 # piece ends the stanza, or we stop right after it.
@@ -249,12 +259,14 @@ class HardenedElementStream:
             or self._ended
             or self._rootTag is None
             or self.currElem is not None
+            or self._inCdata
         ):
             return False
         # Nothing but whitespace may follow the root's tag or the last
-        # stanza: no markup is half-read.
-        after = self._window[max(0, self._rootEnd - self._windowStart) :]
-        if after.strip(b" \t\r\n"):
+        # stanza: no markup is half-read. (Whitespace is reported, and
+        # dropped, as it comes: a long tail is markup, refused uncopied.)
+        start = max(0, self._rootEnd - self._windowStart)
+        if len(self._window) - start > _PARKABLE_TAIL or self._window[start:].strip(b" \t\r\n"):
             return False
         if self._rootEnd <= self._windowStart:
             # Whitespace between stanzas: dropped, as expat would report it.
@@ -274,6 +286,9 @@ class HardenedElementStream:
         self._priming = True
         try:
             parser.Parse(self._rootTag, False)
+        except pyexpat.ExpatError as e:
+            # Read once already: cannot happen, but must not escape raw.
+            raise domish.ParserError(f"Resuming the stream failed: {e}") from e
         finally:
             self._priming = False
         self.parser = parser
@@ -339,7 +354,9 @@ class HardenedElementStream:
             self.documentStarted = True
             start = self._currentIndex() - self._windowStart
             tag = _START_TAG.match(self._window, start)
-            if tag is not None:
+            # A stream whose header is unusually long is never parked: its
+            # header is not worth keeping for the stream's life.
+            if tag is not None and len(tag.group()) <= _PARKABLE_HEADER:
                 self._rootTag = bytes(tag.group())
                 self._rootEnd = self._windowStart + tag.end()
             if self.DocumentStartEvent is not None:
@@ -429,6 +446,12 @@ class HardenedElementStream:
         if position > self._windowStart:
             del self._window[: position - self._windowStart]
             self._windowStart = position
+
+    def _onStartCdataSection(self) -> None:
+        self._inCdata = True
+
+    def _onEndCdataSection(self) -> None:
+        self._inCdata = False
 
     def _onStartNamespace(self, prefix: str | None, uri: str) -> None:
         """

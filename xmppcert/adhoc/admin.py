@@ -121,6 +121,7 @@ class AdminCommands:
         clock: IReactorTime,
         scramIterations: int = 4096,
         deferToThread: _RunInThread = threads.deferToThread,
+        accountRemoved: Callable[[], object] | None = None,
     ) -> None:
         """
         @param store: the account store (L{xmppcert.store.interfaces.IAccountStore}
@@ -132,7 +133,11 @@ class AdminCommands:
             (C{[sasl] scram_iterations}).
         @param deferToThread: runs the PBKDF2 of new passwords off the
             reactor.
+        @param accountRemoved: called once an account is deleted (what
+            is kept in memory about other accounts' rosters is read again:
+            the store took the account out of them).
         """
+        self.accountRemoved = accountRemoved
         self.store = store
         self.control = control
         self.sessions = control.sessions
@@ -304,6 +309,8 @@ class AdminCommands:
             except NoSuchAccount:
                 missing.append(bare)
                 continue
+            if self.accountRemoved is not None:
+                self.accountRemoved()
             # As the session check would at its next round, but now; and
             # a login checked against the store before now does not bind.
             closed = int(self.control.notifier.closeSessionsOf(account, deletedError(), barLogins=True))

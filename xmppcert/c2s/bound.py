@@ -8,6 +8,7 @@ L{StreamContext}.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,9 +80,15 @@ class LocalStream(utility.EventDispatcher):
     def __init__(self, channel: Any) -> None:
         utility.EventDispatcher.__init__(self)
         self._channel = channel
-        # (priority, query, observer, args, kwargs, onetime), sorted by
-        # priority (higher first), stable.
-        self._observers: list[tuple[int, Any, Any, tuple[Any, ...], dict[str, Any], bool]] = []
+        # (priority, rank, query, observer, args, kwargs, onetime), sorted
+        # by priority (higher first), then rank, stable.
+        self._observers: list[tuple[int, float, Any, Any, tuple[Any, ...], dict[str, Any], bool]] = []
+        #: The rank of observers added now: the position of the handler
+        #: factory whose handlers are being started (they may be started
+        #: later than those of factories after it, see OnFirstRequest);
+        #: observers added at any other time come after those of equal
+        #: priority.
+        self.rank: float = math.inf
 
     def send(self, obj: Any) -> None:
         self._channel.send(obj)
@@ -104,12 +111,16 @@ class LocalStream(utility.EventDispatcher):
         query = event if isinstance(event, xpath.XPathQuery) else xpath.internQuery(event)
         for entry in self._observers:
             # Queries are interned: identity first, the cheap test.
-            if entry[1] is query and entry[2] == observerfn:
+            if entry[2] is query and entry[3] == observerfn:
                 return
+        rank = self.rank
         index = len(self._observers)
-        while index > 0 and self._observers[index - 1][0] < priority:
+        while index > 0 and (
+            self._observers[index - 1][0] < priority
+            or (self._observers[index - 1][0] == priority and self._observers[index - 1][1] > rank)
+        ):
             index -= 1
-        self._observers.insert(index, (priority, query, observerfn, args, kwargs, onetime))
+        self._observers.insert(index, (priority, rank, query, observerfn, args, kwargs, onetime))
 
     def removeObserver(self, event: Any, observerfn: Any) -> None:
         if self._isNamedEvent(event):
@@ -119,7 +130,7 @@ class LocalStream(utility.EventDispatcher):
             self._updateQueue.append(lambda: self.removeObserver(event, observerfn))
             return
         query = event if isinstance(event, xpath.XPathQuery) else xpath.internQuery(event)
-        self._observers = [e for e in self._observers if not (e[1] == query and e[2] == observerfn)]
+        self._observers = [e for e in self._observers if not (e[2] == query and e[3] == observerfn)]
 
     def dispatch(self, obj: Any, event: Any = None) -> bool:
         if event is not None:
@@ -128,7 +139,7 @@ class LocalStream(utility.EventDispatcher):
         self._dispatchDepth += 1
         try:
             for entry in tuple(self._observers):
-                priority, query, observerfn, args, kwargs, onetime = entry
+                priority, rank, query, observerfn, args, kwargs, onetime = entry
                 if not query.matches(obj):
                     continue
                 found = True
@@ -211,8 +222,9 @@ class BoundStream:
         self.streamError = streamError
         self._local: LocalStream | None = None
         self._handlers: StreamHandlers | None = None
-        # Factories (OnFirstRequest) whose handlers are not made yet.
-        self._later: list[OnFirstRequest] = []
+        # Factories (OnFirstRequest) whose handlers are not made yet, with
+        # their positions among all factories.
+        self._later: list[tuple[int, OnFirstRequest]] = []
         self._context: StreamContext | None = None
         # Stanzas waiting for the one before them to be processed; made on
         # first use (an empty deque is half a KiB on every idle session).
@@ -244,25 +256,35 @@ class BoundStream:
         """
         self._context = context
         now = []
-        for makeHandlers in factories:
+        for rank, makeHandlers in enumerate(factories):
             if isinstance(makeHandlers, OnFirstRequest):
-                self._later.append(makeHandlers)
+                self._later.append((rank, makeHandlers))
             else:
-                now.append(makeHandlers)
+                now.append((rank, makeHandlers))
         self._make(now)
 
-    def _make(self, factories: list[Any]) -> None:
+    def _make(self, factories: list[tuple[int, Any]]) -> None:
+        """
+        Make and start the handlers of C{factories}; their observers keep
+        the factories' order among those of equal priority, whenever they
+        are made.
+        """
         if not factories:
             return
         assert self._context is not None
         made = []
-        for makeHandlers in factories:
+        for rank, makeHandlers in factories:
             for handler in makeHandlers(self._context):
                 handler.setHandlerParent(self.handlers)
-                made.append(handler)
-        for handler in made:
-            handler.makeConnection(self.local)
-            handler.connectionInitialized()
+                made.append((rank, handler))
+        local = self.local
+        try:
+            for rank, handler in made:
+                local.rank = rank
+                handler.makeConnection(local)
+                handler.connectionInitialized()
+        finally:
+            local.rank = math.inf
 
     def lost(self) -> None:
         self._queue = None

@@ -505,6 +505,18 @@ class RosterService:
     def uninstall(self) -> None:
         self.sessions.hooks.remove(INBOUND_BARE, self.refuseForeignRequest)
         self.sessions.hooks.remove(SESSION_ENDED, self.sessionEnded)
+        self.forgetRosters()
+
+    def forgetRosters(self) -> None:
+        """
+        Read every roster from the store again when next needed. Changes
+        made through this service are in memory at once; an account
+        removed (which takes it out of every roster in the store) or
+        rosters changed by another process are not: the server calls this
+        at each session check (C{certificates.session_check_interval}),
+        which also ends the sessions of removed accounts.
+        """
+        self._changes += 1
         self._cache.clear()
 
     def sessionEnded(self, event: Ended) -> None:

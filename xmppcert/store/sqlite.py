@@ -1286,14 +1286,12 @@ class SQLiteDatabase:
 
     def touchCertificates(self, touches: Iterable[tuple[str, float]]) -> None:
         """
-        L{touchCertificate} for many logins, in one transaction. A login
-        older than the certificate's record (made before it was removed and
-        added again) leaves the new record alone.
+        L{touchCertificate} for many logins, in one transaction.
         """
         with self._transaction() as conn:
             conn.executemany(
-                "UPDATE certificates SET last_used_at = ? WHERE fingerprint = ? AND created_at <= ?",
-                [(when, fingerprint, when) for fingerprint, when in touches],
+                "UPDATE certificates SET last_used_at = ? WHERE fingerprint = ?",
+                [(when, fingerprint) for fingerprint, when in touches],
             )
 
     def removeCertificate(self, account: str, name: str) -> None:
@@ -2302,6 +2300,9 @@ class SQLiteStore:
         See L{ICertificateStore.addCertificate}.
         """
         der = bytes(der)
+        # A login waiting for its batch was made with an earlier record of
+        # this fingerprint (removed since): not a use of the new one.
+        self._touches.pop(fingerprint, None)
         return self._run(
             lambda db: db.addCertificate(
                 account,
