@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -93,11 +94,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="serve the data directory as it is (provisioned before)"
     )
+    parser.add_argument("--provision-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.reuse:
-        path = args.data / "xmppcert.toml"
-    else:
-        path = provision(args.certs, args.data, args.port, args.direct_port, args.https_port, args.roster)
+    if args.provision_only:
+        provision(args.certs, args.data, args.port, args.direct_port, args.https_port, args.roster)
+        return
+    if not args.reuse:
+        # In a child process: what this one holds once it listens is the
+        # server's alone (its memory at start), not the provisioning's.
+        given = sys.argv[1:] if argv is None else argv
+        subprocess.run([sys.executable, __file__, *given, "--provision-only"], check=True)
+    path = args.data / "xmppcert.toml"
 
     from twisted.internet import reactor
 
@@ -109,6 +116,14 @@ def main(argv: list[str] | None = None) -> None:
     reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
     https = f" and HTTPS {args.https_port}" if args.https_port else ""
     print(f"serving on {args.port} and {args.direct_port}{https}", file=sys.stderr, flush=True)
+
+    def started() -> None:
+        with open("/proc/self/status") as status:
+            rss = next((line.split()[1] for line in status if line.startswith("VmRSS:")), None)
+        if rss is not None:
+            print(f"server memory at start (RSS once listening): {int(rss) / 1024:.1f} MiB", file=sys.stderr, flush=True)
+
+    reactor.callWhenRunning(started)
     reactor.run()
 
 
