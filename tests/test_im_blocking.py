@@ -43,7 +43,7 @@ from xmppcert.im.blocking import (
 )
 from xmppcert.im.carbons import CARBONS_PRIORITY, NS_CARBONS, CarbonsService
 from xmppcert.im.offline import IOfflineFilter, OfflineService
-from xmppcert.routing import INBOUND_BARE, INBOUND_FULL, OUTBOUND
+from xmppcert.routing import INBOUND_BARE, INBOUND_FULL, OUTBOUND, SESSION_ENDED
 from xmppcert.store.interfaces import RosterItem, StoreError
 
 CAROL = "carol@example.com"
@@ -222,6 +222,21 @@ def test_hookPriorities() -> None:
     for point in (INBOUND_FULL, INBOUND_BARE, OUTBOUND):
         assert b.service.filterInbound not in hooks.handlers(point)
         assert b.service.filterOutbound not in hooks.handlers(point)
+
+
+def countBlockListReads(monkeypatch: pytest.MonkeyPatch, store: Any) -> list[str]:
+    """
+    The accounts whose block list C{store} is asked for, from now on.
+    """
+    reads: list[str] = []
+    original = store.getBlockList
+
+    def counting(account: str) -> Any:
+        reads.append(account)
+        return original(account)
+
+    monkeypatch.setattr(store, "getBlockList", counting)
+    return reads
 
 
 # --- requests --------------------------------------------------------------------
@@ -736,14 +751,7 @@ def test_presenceToOfflineAccountNotChecked(monkeypatch: pytest.MonkeyPatch) -> 
     """
     world, blocking = presenceWorld()
     resultOf(world.store.blockJIDs(ALICE, [BOB]))
-    reads: list[str] = []
-    original = world.store.getBlockList
-
-    def counting(account: str) -> Any:
-        reads.append(account)
-        return original(account)
-
-    monkeypatch.setattr(world.store, "getBlockList", counting)
+    reads = countBlockListReads(monkeypatch, world.store)
     bob, _ = presenceOnline(world, f"{BOB}/desk")
     for _ in range(3):
         presenceSend(world, bob, f"<presence to='{ALICE}'/>")
@@ -767,14 +775,7 @@ def test_cacheWhileSessions(monkeypatch: pytest.MonkeyPatch) -> None:
     again after its last session ended.
     """
     b = Blocking()
-    reads: list[str] = []
-    original = b.h.store.getBlockList
-
-    def counting(account: str) -> Any:
-        reads.append(account)
-        return original(account)
-
-    monkeypatch.setattr(b.h.store, "getBlockList", counting)
+    reads = countBlockListReads(monkeypatch, b.h.store)
     alice = b.login("alice")
     bob = b.login("bob", "desk")
     for _ in range(3):
@@ -787,6 +788,32 @@ def test_cacheWhileSessions(monkeypatch: pytest.MonkeyPatch) -> None:
     bob.send(f"<message to='{ALICE}' type='chat' id='m'><body>x</body></message>")
     assert reads.count(ALICE) == 2
     assert alice.received().elements == []
+
+
+def test_cacheKeptWhileSessionEnds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    XEP-0191 §3.3 on a session's way out: a block list read while the end
+    of the account's last session is being handled (the unavailable
+    presence to its contacts passes the filters then) is kept in memory
+    until the last L{SESSION_ENDED} handler has run, then forgotten.
+    """
+    b = Blocking()
+    reads = countBlockListReads(monkeypatch, b.h.store)
+    b.login("alice")
+    [session] = b.h.sessions.sessionsOf(jid.JID(ALICE))
+    b.service._cache.clear()
+    during: list[frozenset[str]] = []
+
+    def whileEnding(event: Any) -> None:
+        during.append(resultOf(defer.ensureDeferred(b.service.blockList(ALICE))))
+        during.append(resultOf(defer.ensureDeferred(b.service.blockList(ALICE))))
+
+    b.h.sessions.hooks.add(SESSION_ENDED, whileEnding)
+    b.h.sessions.unbind(session)
+    assert len(during) == 2 and reads.count(ALICE) == 1
+    resultOf(defer.ensureDeferred(b.service.blockList(ALICE)))
+    assert reads.count(ALICE) == 2
+    assert b.service._ending == {}
 
 
 def test_inboundStoreFailure(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -767,6 +767,69 @@ def test_initialPresenceFollowsContactRoster() -> None:
     assert stored(world.store, ALICE, CAROL) == RosterItem(CAROL, subscription="none")
 
 
+def test_initialPresenceReadsOfflineRostersTogether() -> None:
+    """
+    RFC 6121 §4.3.2, for the probes initial presence stands for: the
+    rosters of the contacts without sessions are read from the store in
+    one read, those of the contacts online come from memory, and each
+    contact's roster still decides its answer.
+    """
+    world = makeWorld()
+    addAccount(world.store, DAVE)
+    mutual(world, ALICE, BOB)
+    put(world.store, ALICE, RosterItem(CAROL, subscription="to"))
+    put(world.store, CAROL, RosterItem(ALICE, subscription="from"))
+    put(world.store, ALICE, RosterItem(DAVE, subscription="to"))
+    online(world, f"{BOB}/desk", show="away")
+    reads: list[tuple[str, ...]] = []
+    store = world.store
+    getRosterItem, rosterItemsWith = store.getRosterItem, store.rosterItemsWith
+
+    def countedItem(account: str, contact: str) -> Any:
+        reads.append((account, contact))
+        return getRosterItem(account, contact)
+
+    def countedWith(contact: str) -> Any:
+        reads.append((contact,))
+        return rosterItemsWith(contact)
+
+    store.getRosterItem = countedItem  # type: ignore[method-assign]
+    store.rosterItemsWith = countedWith  # type: ignore[method-assign]
+    _, aliceClient = online(world, f"{ALICE}/phone")
+    received = presences(aliceClient)
+    assert (None, f"{BOB}/desk", f"{ALICE}/phone") in received
+    assert ("unavailable", CAROL, f"{ALICE}/phone") in received
+    assert ("unsubscribed", DAVE, ALICE) in received
+    # Only alice's own item for dave is read alone, to mend it.
+    assert reads == [(ALICE,), (ALICE, DAVE)]
+    assert stored(world.store, ALICE, DAVE) == RosterItem(DAVE, subscription="none")
+
+
+def test_storeFailureInProbeAnswers() -> None:
+    """
+    RFC 6121 §4.2.2 with a failing store for the contacts' rosters: the
+    user's presence still reaches the subscribers online, the probe
+    answers are skipped, with one line at error and no traceback.
+    """
+    world = makeWorld()
+    mutual(world, ALICE, BOB)
+    mutual(world, ALICE, CAROL)
+    _, bobClient = online(world, f"{BOB}/desk")
+    clear(bobClient)
+
+    def broken(*args: Any) -> defer.Deferred[Any]:
+        return defer.fail(sqlite3.OperationalError("disk I/O error"))
+
+    world.store.rosterItemsWith = broken  # type: ignore[method-assign, assignment]
+    world.store.getRosterItem = broken  # type: ignore[method-assign, assignment]
+    with capturedLogs() as events:
+        _, aliceClient = online(world, f"{ALICE}/phone")
+    assert presences(bobClient) == [(None, f"{ALICE}/phone", BOB)]
+    assert not any(p[1] and p[1].startswith("carol@") for p in presences(aliceClient))
+    errors = [e for e in events if e["log_level"] >= LogLevel.error]
+    assert len(errors) == 1 and "log_failure" not in errors[0]
+
+
 def test_pendingRequestRedeliveredThroughBlocking() -> None:
     """
     XEP-0191 §3.3 with RFC 6121 §3.1.3: a pending request from a JID the

@@ -11,16 +11,19 @@ from twisted.internet import defer
 from twisted.logger import LogLevel, capturedLogs
 from twisted.words.protocols.jabber import jid
 
-from tests.helpers import ALICE, BOB, DOMAIN, resultOf, stanzaErrorCondition
+from tests.helpers import ALICE, BOB, DOMAIN, failureOf, resultOf, stanzaErrorCondition
 from tests.test_sessions import available, clear, makeManager, route, stanza
 from xmppcert.routing import (
     INBOUND_BARE,
     INBOUND_FULL,
+    MESSAGES,
     OUTBOUND,
     PRESENCE_BROADCAST,
+    PRESENCES,
     SESSION_ENDED,
     Broadcast,
     Ended,
+    HookFailed,
     Inbound,
     Outbound,
     StanzaHooks,
@@ -62,11 +65,88 @@ def test_asynchronousHandlers() -> None:
 
     hooks.add("p", coroutine, priority=1)
     hooks.add("p", lambda event: pending)
-    d = defer.ensureDeferred(hooks.run("p", None))
-    assert not d.called
+    results: list[bool] = []
+    hooks.run("p", None).addCallback(results.append)
+    assert results == []
     pending.callback(True)
-    assert resultOf(d) is True
+    assert results == [True]
     assert resultOf(defer.ensureDeferred(StanzaHooks().run("nothing", None))) is False
+
+
+def test_namesChooseTheHandlers() -> None:
+    """
+    A handler added with C{names} only runs for events whose stanza has one
+    of those names; one without runs for every event.
+    """
+    hooks = StanzaHooks()
+    ran: list[str] = []
+    hooks.add("p", lambda event: ran.append(f"presence {event.stanza.name}"), names=PRESENCES)
+    hooks.add("p", lambda event: ran.append(f"any {event.stanza.name if event else None}"))
+    target = jid.JID(ALICE)
+    for name in ("presence", "message", "iq"):
+        resultOf(hooks.run("p", Inbound(stanza(f"<{name}/>"), None, target)))
+    resultOf(hooks.run("p", None))
+    assert ran == ["presence presence", "any presence", "any message", "any iq", "any None"]
+    hooks.add("p", lambda event: ran.append("later"), priority=5, names=MESSAGES)
+    ran.clear()
+    resultOf(hooks.run("p", Inbound(stanza("<message/>"), None, target)))
+    assert ran == ["later", "any message"]
+
+
+def test_answersAtOnceWithoutWaiting() -> None:
+    """
+    When every handler answers with a plain value, the run's Deferred has
+    fired when C{run} returns: delivery waits for nothing.
+    """
+    hooks = StanzaHooks()
+    hooks.add("p", lambda event: False, priority=1)
+    hooks.add("p", lambda event: None)
+    results: list[bool] = []
+    hooks.run("p", None).addCallback(results.append)
+    assert results == [False]
+    hooks.add("p", lambda event: True, priority=-1)
+    hooks.run("p", None).addCallback(results.append)
+    assert results == [False, True]
+
+
+def test_runKeepsItsHandlers() -> None:
+    """
+    A handler added while a run waits does not join that run; it runs from
+    the next event on.
+    """
+    hooks = StanzaHooks()
+    ran: list[str] = []
+    pending: defer.Deferred[bool] = defer.Deferred()
+    hooks.add("p", lambda event: pending, priority=1)
+    hooks.add("p", lambda event: ran.append("default"))
+    d = hooks.run("p", None)
+    hooks.add("p", lambda event: ran.append("added"))
+    pending.callback(False)
+    assert resultOf(d) is False
+    assert ran == ["default"]
+
+
+def test_waitingHandlerFails() -> None:
+    """
+    A handler whose Deferred fails is logged once and stops the stanza
+    with L{HookFailed}; in a notification the next handlers still run.
+    """
+    hooks = StanzaHooks()
+    ran: list[str] = []
+
+    async def broken(event: object) -> bool:
+        raise RuntimeError("broken")
+
+    hooks.add("p", broken, priority=1)
+    hooks.add("p", lambda event: ran.append("after"))
+    with capturedLogs() as events:
+        failureOf(hooks.run("p", None), HookFailed)
+        resultOf(hooks.notify("p", None))
+    assert ran == ["after"]
+    assert [e["log_level"] for e in events if e.get("log_namespace") == "xmppcert.routing"] == [
+        LogLevel.critical,
+        LogLevel.critical,
+    ]
 
 
 def test_notifyRunsEveryHandler() -> None:

@@ -7,7 +7,10 @@ registers handlers rather than more lines in the session registry.
 A hook point is a name; its handlers run in order of descending priority
 (ties in the order they were added) until one says it handled the event.
 A handler returns C{True} (handled: stop), C{False}, or a Deferred or
-coroutine of either. The session registry registers its own default
+coroutine of either; one that can decide at once should answer with a
+plain value, so that delivery does not wait. A handler added with
+C{names} (L{MESSAGES}, L{PRESENCES}, L{IQS}) only runs for events whose
+stanza has one of those names. The session registry registers its own default
 behaviour at priority 0 (L{DEFAULT_PRIORITY}), so a feature runs before it
 with a higher priority (blocking, subscriptions) or after it with a lower
 one (offline storage, when no resource took a message).
@@ -31,12 +34,13 @@ Hook points and their events:
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import jid
 from twisted.words.xish import domish
 
@@ -55,6 +59,11 @@ SESSION_ENDED = "session/ended"
 
 #: The priority of the session registry's own handlers.
 DEFAULT_PRIORITY = 0
+
+#: The C{names} of a handler that only acts on one kind of stanza.
+MESSAGES = frozenset({"message"})
+PRESENCES = frozenset({"presence"})
+IQS = frozenset({"iq"})
 
 Handler = Callable[[Any], Any]
 
@@ -118,64 +127,157 @@ class HookFailed(Exception):
 class StanzaHooks:
     """
     The hook points of one server's local delivery.
+
+    Handlers that answer at once (with a plain value) run one after the
+    other without a Deferred or a coroutine in between: most stanzas pass
+    every handler that way, and local delivery is the hottest path of a
+    server with presence.
     """
 
     def __init__(self) -> None:
-        self._handlers: dict[str, list[tuple[int, int, Handler]]] = {}
+        # (-priority, order added, handler, stanza names or None), sorted.
+        self._handlers: dict[str, list[tuple[int, int, Handler, frozenset[str] | None]]] = {}
         self._added = 0
+        # (point, stanza name) -> the handlers to run, in order.
+        self._chains: dict[tuple[str, str | None], tuple[Handler, ...]] = {}
 
-    def add(self, point: str, handler: Handler, priority: int = DEFAULT_PRIORITY) -> None:
+    def add(
+        self,
+        point: str,
+        handler: Handler,
+        priority: int = DEFAULT_PRIORITY,
+        names: Iterable[str] | None = None,
+    ) -> None:
         """
         Run C{handler} at C{point}; higher priorities first.
+
+        @param names: the stanza names (C{message}, C{presence}, C{iq})
+            whose events the handler is for; C{None} for all events.
         """
         self._added += 1
-        handlers = self._handlers.setdefault(point, [])
-        handlers.append((-priority, self._added, handler))
-        handlers.sort(key=lambda entry: (entry[0], entry[1]))
+        entry = (-priority, self._added, handler, None if names is None else frozenset(names))
+        # A new list: a run in progress keeps the chain it started with.
+        self._handlers[point] = sorted([*self._handlers.get(point, []), entry], key=lambda e: (e[0], e[1]))
+        self._chains.clear()
 
     def remove(self, point: str, handler: Handler) -> None:
         """
         Stop running C{handler} at C{point}.
         """
         self._handlers[point] = [e for e in self._handlers.get(point, []) if e[2] != handler]
+        self._chains.clear()
 
     def handlers(self, point: str) -> list[Handler]:
         return [entry[2] for entry in self._handlers.get(point, [])]
 
-    async def run(self, point: str, event: Any) -> bool:
+    def _chain(self, point: str, event: Any) -> tuple[Handler, ...]:
+        stanza = getattr(event, "stanza", None)
+        name = stanza.name if isinstance(stanza, domish.Element) else None
+        key = (point, name if name in _STANZA_NAMES else None)
+        chain = self._chains.get(key)
+        if chain is None:
+            chain = tuple(
+                handler
+                for _, _, handler, names in self._handlers.get(point, [])
+                if names is None or (name is not None and name in names)
+            )
+            if key[1] == name:
+                self._chains[key] = chain
+        return chain
+
+    def run(self, point: str, event: Any) -> defer.Deferred[bool]:
         """
         Run the handlers of C{point} until one handled C{event}.
 
-        @return: whether one did.
-        @raise HookFailed: a handler raised (logged here, with the point);
-            the caller answers the sender.
+        @return: Deferred firing with whether one did; it has fired
+            already when every handler answered at once.
+        @raise HookFailed: (in the Deferred) a handler raised (logged here,
+            with the point); the caller answers the sender.
         """
-        for handler in self.handlers(point):
+        return self._runFrom(point, self._chain(point, event), 0, event)
+
+    def _runFrom(self, point: str, chain: tuple[Handler, ...], start: int, event: Any) -> defer.Deferred[bool]:
+        for index in range(start, len(chain)):
             try:
-                result = handler(event)
-                if inspect.isawaitable(result) or isinstance(result, defer.Deferred):
-                    result = await result
+                result = chain[index](event)
             except Exception as e:
                 # A bug (or a failing store behind a handler that did not
                 # say so): the operator must see it; the stanza stops here.
                 log.failure("A {point} handler failed", point=point)
-                raise HookFailed(point) from e
+                failed = HookFailed(point)
+                failed.__cause__ = e
+                return defer.fail(failed)
+            waiting = _waiting(result)
+            if waiting is not None:
+                return waiting.addCallbacks(
+                    self._continueRun,
+                    self._handlerFailed,
+                    callbackArgs=(point, chain, index + 1, event),
+                    errbackArgs=(point,),
+                )
             if result:
-                return True
-        return False
+                return defer.succeed(True)
+        return defer.succeed(False)
 
-    async def notify(self, point: str, event: Any) -> None:
+    def _continueRun(
+        self, handled: object, point: str, chain: tuple[Handler, ...], start: int, event: Any
+    ) -> bool | defer.Deferred[bool]:
+        if handled:
+            return True
+        return self._runFrom(point, chain, start, event)
+
+    def _handlerFailed(self, failure: Failure, point: str) -> Failure:
+        log.failure("A {point} handler failed", failure, point=point)
+        failed = HookFailed(point)
+        failed.__cause__ = failure.value
+        return Failure(failed)
+
+    def notify(self, point: str, event: Any) -> defer.Deferred[None]:
         """
-        Run every handler of C{point}; one that fails is logged, and the
-        others still run.
+        Run every handler of C{point}, one after the other; one that fails
+        is logged, and the others still run.
+
+        @return: Deferred firing when the last has run.
         """
-        for handler in self.handlers(point):
+        return self._notifyFrom(point, self._chain(point, event), 0, event)
+
+    def _notifyFrom(self, point: str, chain: tuple[Handler, ...], start: int, event: Any) -> defer.Deferred[None]:
+        for index in range(start, len(chain)):
             try:
-                result = handler(event)
-                if inspect.isawaitable(result) or isinstance(result, defer.Deferred):
-                    await result
+                result = chain[index](event)
             except Exception:
                 log.failure("A {point} handler failed", point=point)
+                continue
+            waiting = _waiting(result)
+            if waiting is not None:
+                waiting.addErrback(self._notifyFailed, point)
+                return waiting.addCallback(self._continueNotify, point, chain, index + 1, event)
+        return defer.succeed(None)
+
+    def _notifyFailed(self, failure: Failure, point: str) -> None:
+        log.failure("A {point} handler failed", failure, point=point)
+
+    def _continueNotify(
+        self, ignored: object, point: str, chain: tuple[Handler, ...], start: int, event: Any
+    ) -> defer.Deferred[None]:
+        return self._notifyFrom(point, chain, start, event)
+
+
+def _waiting(result: object) -> defer.Deferred[Any] | None:
+    """
+    The Deferred to wait for when a handler answered with a Deferred or a
+    coroutine; C{None} when it answered at once.
+    """
+    if result is None or result.__class__ is bool:
+        return None
+    if isinstance(result, defer.Deferred):
+        return result
+    if inspect.iscoroutine(result):
+        return defer.Deferred.fromCoroutine(result)
+    return None
+
+
+_STANZA_NAMES = frozenset(("message", "presence", "iq"))
 
 
 __all__ = [
@@ -187,6 +289,9 @@ __all__ = [
     "SESSION_ENDED",
     "Broadcast",
     "Ended",
+    "IQS",
+    "MESSAGES",
+    "PRESENCES",
     "HookFailed",
     "Inbound",
     "Outbound",

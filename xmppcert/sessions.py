@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.words.protocols.jabber import error, jid
 from twisted.words.xish import domish
 from zope.interface import Interface, implementer
@@ -414,27 +415,26 @@ class SessionManager:
 
         The caller has stamped C{from} and checked that C{to} parses.
         """
-        return defer.ensureDeferred(self._routeOrFail(stanza, sender))
-
-    async def _routeOrFail(self, stanza: domish.Element, sender: Session) -> None:
-        try:
-            await self._route(stanza, sender)
-        except HookFailed:
-            # Logged where it failed; the sender is told, not left waiting.
-            self._bounce(stanza, sender, "internal-server-error")
-
-    async def _route(self, stanza: domish.Element, sender: Session) -> None:
         target = parseJID(stanza["to"])
-        if await self.hooks.run(OUTBOUND, Outbound(stanza, sender, target)):
-            return
+        routed = self.hooks.run(OUTBOUND, Outbound(stanza, sender, target)).addCallback(
+            self._routeUnhandled, stanza, target, sender
+        )
+        # Logged where it failed; the sender is told, not left waiting.
+        return routed.addErrback(self._hookFailed, stanza, sender)
+
+    def _routeUnhandled(
+        self, handled: bool, stanza: domish.Element, target: jid.JID, sender: Session
+    ) -> defer.Deferred[None]:
+        if handled:
+            return defer.succeed(None)
         if not self.isLocal(target):
             # No server-to-server yet.
             self._bounce(stanza, sender, "remote-server-not-found")
-            return
+            return defer.succeed(None)
         if target.user is None:
             self._bounce(stanza, sender, "service-unavailable")
-            return
-        await self._deliver(stanza, target, sender)
+            return defer.succeed(None)
+        return self._deliver(stanza, target, sender)
 
     def deliver(self, stanza: domish.Element, target: jid.JID, sender: Session | None = None) -> defer.Deferred[None]:
         """
@@ -442,33 +442,54 @@ class SessionManager:
         section 8.5) through the L{INBOUND_FULL} and L{INBOUND_BARE} hooks;
         C{sender} is the local session it comes from, C{None} when the
         server itself sends it (errors for it are then dropped).
+
+        @return: Deferred firing when it is delivered (at once when no
+            hook had to wait).
         """
-        return defer.ensureDeferred(self._deliverOrFail(stanza, target, sender))
+        return self._deliver(stanza, target, sender).addErrback(self._hookFailed, stanza, sender)
 
-    async def _deliverOrFail(self, stanza: domish.Element, target: jid.JID, sender: Session | None) -> None:
-        try:
-            await self._deliver(stanza, target, sender)
-        except HookFailed:
-            self._bounce(stanza, sender, "internal-server-error")
+    def _hookFailed(self, failure: Failure, stanza: domish.Element, sender: Session | None) -> None:
+        failure.trap(HookFailed)
+        self._bounce(stanza, sender, "internal-server-error")
 
-    async def _deliver(self, stanza: domish.Element, target: jid.JID, sender: Session | None) -> None:
-        kind = stanza.name
+    # The steps of delivery are callbacks rather than a coroutine: most
+    # stanzas pass every hook at once, and then delivery makes no
+    # coroutine and waits for nothing.
+
+    def _deliver(self, stanza: domish.Element, target: jid.JID, sender: Session | None) -> defer.Deferred[None]:
         if target.resource is not None:
-            if await self.hooks.run(INBOUND_FULL, Inbound(stanza, sender, target)):
-                return
-            if kind == "iq":
-                # RFC 6121 section 8.5.3.2.1: no such resource.
-                self._bounce(stanza, sender, "service-unavailable")
-                return
-            if kind == "presence" or stanza.getAttribute("type") == "error":
-                # Section 8.5.3.2.3 (presence), 8.5.3.2.1 (an error message
-                # for a resource that is gone): silently ignored.
-                return
-            # Section 8.5.3.2.1: a message to a full JID with no session is
-            # treated as sent to the bare JID.
-            target = target.userhostJID()
-        if await self.hooks.run(INBOUND_BARE, Inbound(stanza, sender, target)):
+            d = self.hooks.run(INBOUND_FULL, Inbound(stanza, sender, target))
+            return d.addCallback(self._fullUnhandled, stanza, target, sender)
+        return self._deliverToBareJID(stanza, target, sender)
+
+    def _fullUnhandled(
+        self, handled: bool, stanza: domish.Element, target: jid.JID, sender: Session | None
+    ) -> defer.Deferred[None] | None:
+        if handled:
+            return None
+        kind = stanza.name
+        if kind == "iq":
+            # RFC 6121 section 8.5.3.2.1: no such resource.
+            self._bounce(stanza, sender, "service-unavailable")
+            return None
+        if kind == "presence" or stanza.getAttribute("type") == "error":
+            # Section 8.5.3.2.3 (presence), 8.5.3.2.1 (an error message for
+            # a resource that is gone): silently ignored.
+            return None
+        # Section 8.5.3.2.1: a message to a full JID with no session is
+        # treated as sent to the bare JID.
+        return self._deliverToBareJID(stanza, target.userhostJID(), sender)
+
+    def _deliverToBareJID(
+        self, stanza: domish.Element, target: jid.JID, sender: Session | None
+    ) -> defer.Deferred[None]:
+        d = self.hooks.run(INBOUND_BARE, Inbound(stanza, sender, target))
+        return d.addCallback(self._bareUnhandled, stanza, sender)
+
+    def _bareUnhandled(self, handled: bool, stanza: domish.Element, sender: Session | None) -> None:
+        if handled:
             return
+        kind = stanza.name
         stanzaType = stanza.getAttribute("type")
         if kind == "iq" and stanzaType in ("get", "set"):
             # Nothing answered it on the account's behalf (RFC 6120 section
@@ -560,7 +581,7 @@ class SessionManager:
 
     def _notify(self, point: str, event: Any) -> defer.Deferred[None] | None:
         if self.hooks.handlers(point):
-            return defer.ensureDeferred(self.hooks.notify(point, event))
+            return self.hooks.notify(point, event)
         return None
 
     def _broadcastToOwn(self, session: Session, presence: domish.Element) -> None:

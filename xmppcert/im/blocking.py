@@ -94,6 +94,11 @@ UNBLOCK = f"/iq[@type='set']/unblock[@xmlns='{NS_BLOCKING}']"
 #: stored, nor answered on the user's behalf.
 BLOCKING_PRIORITY = 100
 
+#: Around every other L{SESSION_ENDED} handler: the block list of an account
+#: whose session ends is kept in memory from the first to the last.
+SESSION_ENDING_PRIORITY = 10_000
+SESSION_ENDED_PRIORITY = -10_000
+
 #: Where a session's L{Session.info} records that it asked for the block
 #: list, and so gets pushes (section 3.3).
 REQUESTED_KEY = "blocking.requested"
@@ -324,8 +329,12 @@ class BlockingService:
         self.store = store
         self.config = config
         self.clock = clock
-        # Bare JID to block list, for accounts with sessions.
+        # Bare JID to block list, for accounts with sessions (or whose
+        # last session's end is being handled: its unavailable presence
+        # passes the filters then).
         self._cache: dict[str, frozenset[str]] = {}
+        # Bare JID to the number of its sessions whose end is being handled.
+        self._ending: dict[str, int] = {}
         # Counts changes; a load that saw one happen is not cached.
         self._changes = 0
         # Stanzas this service sends on a user's behalf to JIDs it just
@@ -345,7 +354,8 @@ class BlockingService:
         hooks.add(INBOUND_FULL, self.filterInbound, BLOCKING_PRIORITY)
         hooks.add(INBOUND_BARE, self.filterInbound, BLOCKING_PRIORITY)
         hooks.add(OUTBOUND, self.filterOutbound, BLOCKING_PRIORITY)
-        hooks.add(SESSION_ENDED, self.sessionEnded)
+        hooks.add(SESSION_ENDED, self.sessionEnding, SESSION_ENDING_PRIORITY)
+        hooks.add(SESSION_ENDED, self.sessionEnded, SESSION_ENDED_PRIORITY)
 
     def uninstall(self) -> None:
         """
@@ -355,6 +365,7 @@ class BlockingService:
         hooks.remove(INBOUND_FULL, self.filterInbound)
         hooks.remove(INBOUND_BARE, self.filterInbound)
         hooks.remove(OUTBOUND, self.filterOutbound)
+        hooks.remove(SESSION_ENDED, self.sessionEnding)
         hooks.remove(SESSION_ENDED, self.sessionEnded)
 
     def handlersFor(self, context: StreamContext) -> list[XMPPHandler]:
@@ -381,7 +392,7 @@ class BlockingService:
         cached = self._cache.get(account)
         if cached is not None:
             return cached
-        if changes == self._changes and self.sessions.sessionsOf(parseJID(account)):
+        if changes == self._changes and (account in self._ending or self.sessions.sessionsOf(parseJID(account))):
             self._cache[account] = loaded
         return loaded
 
@@ -414,13 +425,26 @@ class BlockingService:
         if cached is not None:
             self._cache[account] = update(cached)
 
+    def sessionEnding(self, event: Ended) -> None:
+        """
+        The first L{SESSION_ENDED} handler: the account's list stays in
+        memory while the others run (the presence service tells the
+        contacts the session is gone, through the filters).
+        """
+        account = event.session.jid.userhost()
+        self._ending[account] = self._ending.get(account, 0) + 1
+
     def sessionEnded(self, event: Ended) -> None:
         """
-        The L{SESSION_ENDED} handler: once an account has no session, its
-        list is read from the store again when needed.
+        The last L{SESSION_ENDED} handler: once an account has no session,
+        its list is read from the store again when needed.
         """
-        if not self.sessions.sessionsOf(event.session.jid):
-            self._cache.pop(event.session.jid.userhost(), None)
+        account = event.session.jid.userhost()
+        ending = self._ending.pop(account, 0) - 1
+        if ending > 0:
+            self._ending[account] = ending
+        elif not self.sessions.sessionsOf(event.session.jid):
+            self._cache.pop(account, None)
 
     def _storeFailed(self, what: str, account: str, e: BaseException) -> None:
         self._storeFailureLog.emit(
@@ -597,12 +621,13 @@ class BlockingService:
 
     # --- filters ------------------------------------------------------------
 
-    async def filterInbound(self, event: Inbound) -> bool:
+    def filterInbound(self, event: Inbound) -> bool | defer.Deferred[bool]:
         """
         The L{INBOUND_FULL} and L{INBOUND_BARE} handler: keep from the
         recipient what comes from a JID it blocked; keep from anyone what
         the server sends on behalf of a local user to a JID that user
-        blocked.
+        blocked. Decided at once when the block lists it needs are in
+        memory (accounts with sessions).
 
         @return: whether the stanza was stopped.
         """
@@ -618,15 +643,37 @@ class BlockingService:
             # Nobody would get it: no need to read a block list (from the
             # store, for an account without sessions).
             return False
+        own = self._cache.get(account.userhost())
+        if own is not None:
+            if isBlockedBy(own, sender):
+                self._refuseInbound(event)
+                return True
+            if not self._checksSender(stanza, sender):
+                return False
+            theirs = self._cache.get(sender.userhost())
+            if theirs is not None:
+                if isBlockedBy(theirs, self._senderTarget(event)):
+                    self._refuseOutbound(stanza, event.sender)
+                    return True
+                return False
+        return defer.ensureDeferred(self._filterInboundFromStore(event, account, sender))
+
+    def _checksSender(self, stanza: domish.Element, sender: jid.JID) -> bool:
+        # What a local user sends (or the server sends for it) is kept
+        # from the JIDs it blocked, unless this service sent it.
+        return stanza not in self._exempt and sender.user is not None and self.sessions.isLocal(sender)
+
+    def _senderTarget(self, event: Inbound) -> jid.JID:
+        return _address(event.stanza.getAttribute("to")) or event.target
+
+    async def _filterInboundFromStore(self, event: Inbound, account: jid.JID, sender: jid.JID) -> bool:
+        stanza = event.stanza
         try:
             if await self._isBlocked(account, sender):
                 self._refuseInbound(event)
                 return True
-            if (
-                stanza not in self._exempt
-                and sender.user is not None
-                and self.sessions.isLocal(sender)
-                and await self._isBlocked(sender.userhostJID(), _address(stanza.getAttribute("to")) or event.target)
+            if self._checksSender(stanza, sender) and await self._isBlocked(
+                sender.userhostJID(), self._senderTarget(event)
             ):
                 self._refuseOutbound(stanza, event.sender)
                 return True

@@ -36,7 +36,7 @@ from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
-from xmppcert.routing import INBOUND_BARE, INBOUND_FULL, OUTBOUND, Inbound, Outbound
+from xmppcert.routing import INBOUND_BARE, INBOUND_FULL, MESSAGES, OUTBOUND, Inbound, Outbound
 from xmppcert.sessions import Session, SessionManager
 
 if TYPE_CHECKING:
@@ -210,9 +210,9 @@ class CarbonsService:
         C{<received/>} copies. The handlers never handle a stanza.
         """
         hooks = self.sessions.hooks
-        hooks.add(OUTBOUND, self.copySent, CARBONS_PRIORITY)
-        hooks.add(INBOUND_FULL, self.copyReceivedByFull, CARBONS_PRIORITY)
-        hooks.add(INBOUND_BARE, self.copyReceivedByBare, CARBONS_PRIORITY)
+        hooks.add(OUTBOUND, self.copySent, CARBONS_PRIORITY, names=MESSAGES)
+        hooks.add(INBOUND_FULL, self.copyReceivedByFull, CARBONS_PRIORITY, names=MESSAGES)
+        hooks.add(INBOUND_BARE, self.copyReceivedByBare, CARBONS_PRIORITY, names=MESSAGES)
 
     def uninstall(self) -> None:
         """

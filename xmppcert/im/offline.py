@@ -38,7 +38,7 @@ from zope.interface import Interface, implementer
 from xmppcert import _log
 from xmppcert.config import IMConfig
 from xmppcert.jids import parseJID
-from xmppcert.routing import INBOUND_BARE, PRESENCE_BROADCAST, Broadcast, Inbound
+from xmppcert.routing import INBOUND_BARE, MESSAGES, PRESENCE_BROADCAST, Broadcast, Inbound
 from xmppcert.sessions import Session, SessionManager
 from xmppcert.store.interfaces import STORE_FAILURES, OfflineMessage
 
@@ -234,7 +234,7 @@ class OfflineService:
         the default delivery, so only messages no resource took are
         stored) and L{PRESENCE_BROADCAST} (to deliver them).
         """
-        self.sessions.hooks.add(INBOUND_BARE, self.storeIfOffline, OFFLINE_PRIORITY)
+        self.sessions.hooks.add(INBOUND_BARE, self.storeIfOffline, OFFLINE_PRIORITY, names=MESSAGES)
         self.sessions.hooks.add(PRESENCE_BROADCAST, self.presenceChanged)
 
     def uninstall(self) -> None:

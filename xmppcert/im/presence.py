@@ -72,6 +72,7 @@ from xmppcert.routing import (
     INBOUND_FULL,
     OUTBOUND,
     PRESENCE_BROADCAST,
+    PRESENCES,
     SESSION_ENDED,
     Broadcast,
     Ended,
@@ -211,12 +212,15 @@ class PresenceService:
         and the roster's removals (L{IRosterListener}).
         """
         hooks = self.sessions.hooks
-        hooks.add(OUTBOUND, self.limitPresence, FLOOD_PRIORITY)
-        hooks.add(OUTBOUND, self.outbound, SUBSCRIPTION_PRIORITY)
-        hooks.add(INBOUND_BARE, self.inbound, SUBSCRIPTION_PRIORITY)
-        hooks.add(INBOUND_FULL, self.inbound, SUBSCRIPTION_PRIORITY)
+        hooks.add(OUTBOUND, self.limitPresence, FLOOD_PRIORITY, names=PRESENCES)
+        hooks.add(OUTBOUND, self.outbound, SUBSCRIPTION_PRIORITY, names=PRESENCES)
+        hooks.add(INBOUND_BARE, self.inbound, SUBSCRIPTION_PRIORITY, names=PRESENCES)
+        hooks.add(INBOUND_FULL, self.inbound, SUBSCRIPTION_PRIORITY, names=PRESENCES)
         hooks.add(PRESENCE_BROADCAST, self.presenceBroadcast)
-        hooks.add(SESSION_ENDED, self.sessionEnded)
+        # First at the end of a session: its unavailable presence passes the
+        # hooks while the account's state (its block list) is still in
+        # memory, before the other services forget it.
+        hooks.add(SESSION_ENDED, self.sessionEnded, SUBSCRIPTION_PRIORITY)
         self.roster.addListener(self)
 
     def uninstall(self) -> None:
@@ -447,7 +451,7 @@ class PresenceService:
 
     # --- stanzas for a local account (INBOUND_BARE, INBOUND_FULL) -------------
 
-    async def inbound(self, event: Inbound) -> bool:
+    def inbound(self, event: Inbound) -> bool | defer.Deferred[bool]:
         """
         L{INBOUND_BARE} and L{INBOUND_FULL}: subscription stanzas (Appendix
         A.3) and probes (section 4.3.2) for a local account; to a full JID
@@ -467,6 +471,9 @@ class PresenceService:
         account = event.target.userhostJID()
         if sender.userhost() == account.userhost():
             return True
+        return defer.ensureDeferred(self._inbound(account, sender, stanza, kind))
+
+    async def _inbound(self, account: jid.JID, sender: jid.JID, stanza: domish.Element, kind: str) -> bool:
         try:
             if kind == "probe":
                 await self._answerProbe(account, sender)
@@ -517,7 +524,12 @@ class PresenceService:
         resource (unavailable presence if none); anyone else is told
         C{unsubscribed}, which also mends a roster that believes otherwise.
         """
-        item = await self.roster.item(account, prober.userhost())
+        await self._answerProbeWith(account, prober, await self.roster.item(account, prober.userhost()))
+
+    async def _answerProbeWith(self, account: jid.JID, prober: jid.JID, item: RosterItem | None) -> None:
+        """
+        L{_answerProbe}, given C{account}'s item for the prober.
+        """
         if hasFrom(item):
             await self._sendPresenceOf(account, prober, unavailableIfNone=True)
         else:
@@ -586,16 +598,19 @@ class PresenceService:
         if state.initialDone:
             return
         state.initialDone = True
-        for item in items:
-            contact = parseJID(item.contact)
-            if hasTo(item) and self._isAccountJID(contact):
-                # Section 4.3.2, for the probe section 4.3.1 would send: the
-                # contact's roster decides, not the user's (a subscription
-                # the contact cancelled is not a licence to see it).
-                try:
-                    await self._answerProbe(contact, session.jid)
-                except STORE_FAILURES as e:
-                    self._storeFailed("a probe answer", contact.userhost(), e)
+        # Section 4.3.2, for the probes section 4.3.1 would send: the
+        # contacts' rosters decide, not the user's (a subscription a contact
+        # cancelled is not a licence to see it). Read together: most
+        # contacts are offline, and their rosters are in the store.
+        contacts = (parseJID(item.contact) for item in items if hasTo(item))
+        probed = [contact for contact in contacts if self._isAccountJID(contact)]
+        try:
+            theirs = await self.roster.itemsFor(account.userhost(), [contact.userhost() for contact in probed])
+        except STORE_FAILURES as e:
+            self._storeFailed("the probe answers", account.userhost(), e)
+            probed = []
+        for contact in probed:
+            await self._answerProbeWith(contact, session.jid, theirs.get(contact.userhost()))
         for item in items:
             if item.pendingIn and not session.closed:
                 # Section 3.1.3: requests the user has not answered, through

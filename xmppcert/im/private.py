@@ -48,7 +48,7 @@ from zope.interface import Interface, implementer
 
 from xmppcert import _log
 from xmppcert.iqhandler import OrderedIQHandler
-from xmppcert.routing import INBOUND_BARE, Inbound
+from xmppcert.routing import INBOUND_BARE, IQS, Inbound
 from xmppcert.sessions import Session, SessionManager
 from xmppcert.store.interfaces import STORE_FAILURES, NoSuchAccount, PrivateStorageFull
 
@@ -192,7 +192,7 @@ class PrivateService:
         Refuse requests addressed to another account with C{forbidden}
         (L{INBOUND_BARE}, L{PRIVATE_PRIORITY}).
         """
-        self.sessions.hooks.add(INBOUND_BARE, self.refuseForeignRequest, PRIVATE_PRIORITY)
+        self.sessions.hooks.add(INBOUND_BARE, self.refuseForeignRequest, PRIVATE_PRIORITY, names=IQS)
 
     def uninstall(self) -> None:
         self.sessions.hooks.remove(INBOUND_BARE, self.refuseForeignRequest)

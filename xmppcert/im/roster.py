@@ -39,7 +39,7 @@ from xmppcert import _log
 from xmppcert.config import IMConfig
 from xmppcert.iqhandler import OrderedIQHandler
 from xmppcert.jids import parseJID
-from xmppcert.routing import INBOUND_BARE, SESSION_ENDED, Ended, Inbound
+from xmppcert.routing import INBOUND_BARE, IQS, SESSION_ENDED, Ended, Inbound
 from xmppcert.sessions import Session, SessionManager
 from xmppcert.store.interfaces import (
     STORE_FAILURES,
@@ -499,7 +499,7 @@ class RosterService:
         account's own resources may read or change its roster), at
         L{ROSTER_PRIORITY} on L{INBOUND_BARE}.
         """
-        self.sessions.hooks.add(INBOUND_BARE, self.refuseForeignRequest, ROSTER_PRIORITY)
+        self.sessions.hooks.add(INBOUND_BARE, self.refuseForeignRequest, ROSTER_PRIORITY, names=IQS)
         self.sessions.hooks.add(SESSION_ENDED, self.sessionEnded)
 
     def uninstall(self) -> None:
@@ -639,6 +639,33 @@ class RosterService:
         if cached is not None:
             return cached.get(contact)
         found: RosterItem | None = await self.store.getRosterItem(account.userhost(), contact)
+        return found
+
+    async def itemsFor(self, contact: str, accounts: Iterable[str]) -> dict[str, RosterItem | None]:
+        """
+        The item for C{contact} in the roster of each of C{accounts} (the
+        answers to the probes a session's initial presence stands for,
+        RFC 6121 section 4.3.2): from memory for the accounts with
+        sessions, the others in one read of the store.
+
+        @return: C{{account: item or None}} for every one of C{accounts}.
+        """
+        found: dict[str, RosterItem | None] = {}
+        missing: list[str] = []
+        for account in accounts:
+            cached = self._cache.get(account)
+            if cached is not None:
+                found[account] = cached.get(contact)
+            else:
+                missing.append(account)
+        if len(missing) == 1:
+            found[missing[0]] = await self.store.getRosterItem(missing[0], contact)
+        elif missing:
+            wanted = dict.fromkeys(missing)
+            for account, item in await self.store.rosterItemsWith(contact):
+                if account in wanted:
+                    wanted[account] = item
+            found.update(wanted)
         return found
 
     def _remember(self, owner: str, items: Iterable[RosterItem], changes: int, fresh: bool = False) -> None:

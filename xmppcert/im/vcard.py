@@ -58,7 +58,15 @@ from zope.interface import implementer
 from xmppcert import _log
 from xmppcert.iqhandler import OrderedIQHandler
 from xmppcert.jids import parseJID
-from xmppcert.routing import INBOUND_BARE, INBOUND_FULL, SESSION_ENDED, Ended, Inbound
+from xmppcert.routing import (
+    INBOUND_BARE,
+    INBOUND_FULL,
+    IQS,
+    PRESENCES,
+    SESSION_ENDED,
+    Ended,
+    Inbound,
+)
 from xmppcert.sessions import Session, SessionManager
 from xmppcert.store.interfaces import STORE_FAILURES, NoSuchAccount
 
@@ -199,9 +207,9 @@ class VCardService:
         session ends (L{SESSION_ENDED}).
         """
         hooks = self.sessions.hooks
-        hooks.add(INBOUND_BARE, self.answerForeignRequest, VCARD_PRIORITY)
-        hooks.add(INBOUND_FULL, self.addPhotoHash, VCARD_UPDATE_PRIORITY)
-        hooks.add(INBOUND_BARE, self.addPhotoHash, VCARD_UPDATE_PRIORITY)
+        hooks.add(INBOUND_BARE, self.answerForeignRequest, VCARD_PRIORITY, names=IQS)
+        hooks.add(INBOUND_FULL, self.addPhotoHash, VCARD_UPDATE_PRIORITY, names=PRESENCES)
+        hooks.add(INBOUND_BARE, self.addPhotoHash, VCARD_UPDATE_PRIORITY, names=PRESENCES)
         hooks.add(SESSION_ENDED, self.sessionEnded)
 
     def uninstall(self) -> None:
@@ -344,12 +352,13 @@ class VCardService:
         sender.send(response)
         return True
 
-    async def addPhotoHash(self, event: Inbound) -> bool:
+    def addPhotoHash(self, event: Inbound) -> bool | defer.Deferred[bool]:
         """
         L{INBOUND_FULL}, L{INBOUND_BARE}: add the XEP-0153 update element
         with the photo hash to available presence from a local account
         whose vCard has a photo, unless it has an update element already.
-        Never handles the stanza.
+        Never handles the stanza; waits only when the hash is not in
+        memory.
         """
         presence = event.stanza
         if presence.name != "presence" or presence.getAttribute("type") is not None or _hasUpdate(presence):
@@ -363,22 +372,23 @@ class VCardService:
             return False
         if address.user is None or not self.sessions.isLocal(address):
             return False
+        account = address.userhost()
+        if account in self._hashes:
+            _addUpdate(presence, self._hashes[account])
+            return False
         if not self.sessions.sessionsOf(address.userhostJID()):
             # Available presence comes from an account with a session.
             return False
-        account = address.userhost()
+        return defer.ensureDeferred(self._addPhotoHashFromStore(presence, account))
+
+    async def _addPhotoHashFromStore(self, presence: domish.Element, account: str) -> bool:
         try:
             found = await self.photoHashOf(account)
         except STORE_FAILURES as e:
             # The presence goes out without the hash rather than not at all.
             self._storeFailed("read", account, e)
             return False
-        if found is None:
-            return False
-        update = domish.Element((NS_VCARD_UPDATE, "x"))
-        update.addElement("photo", content=found)
-        # A new list: the copies of one broadcast share their children.
-        presence.children = [*presence.children, update]
+        _addUpdate(presence, found)
         return False
 
     def sessionEnded(self, event: Ended) -> None:
@@ -388,6 +398,15 @@ class VCardService:
         """
         if not self.sessions.sessionsOf(event.session.jid):
             self._hashes.pop(event.session.jid.userhost(), None)
+
+
+def _addUpdate(presence: domish.Element, photoHash: str | None) -> None:
+    if photoHash is None:
+        return
+    update = domish.Element((NS_VCARD_UPDATE, "x"))
+    update.addElement("photo", content=photoHash)
+    # A new list: the copies of one broadcast share their children.
+    presence.children = [*presence.children, update]
 
 
 @implementer(IDisco)

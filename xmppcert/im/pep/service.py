@@ -115,6 +115,7 @@ from xmppcert.im.roster import IRosterChangeListener, hasFrom, hasTo, isVisible
 from xmppcert.jids import parseJID
 from xmppcert.routing import (
     INBOUND_BARE,
+    IQS,
     PRESENCE_BROADCAST,
     SESSION_ENDED,
     Broadcast,
@@ -412,7 +413,7 @@ class PEPService:
         (L{SESSION_ENDED}).
         """
         hooks = self.sessions.hooks
-        hooks.add(INBOUND_BARE, self.answerForeignRequest, PEP_PRIORITY)
+        hooks.add(INBOUND_BARE, self.answerForeignRequest, PEP_PRIORITY, names=IQS)
         hooks.add(PRESENCE_BROADCAST, self.presenceBroadcast)
         hooks.add(SESSION_ENDED, self.sessionEnded)
         self.caps.onFeatures(self.featuresChanged)
