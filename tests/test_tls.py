@@ -19,7 +19,12 @@ from twisted.internet.interfaces import IOpenSSLServerConnectionCreator, ISSLTra
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
-from xmppcert.tls import ALPN_XMPP_CLIENT, ServerTLSContextFactory, TLSConfigurationError
+from xmppcert.tls import (
+    _TLS_WRAPPER_DECLARATIONS,
+    ALPN_XMPP_CLIENT,
+    ServerTLSContextFactory,
+    TLSConfigurationError,
+)
 from xmppcert.x509 import generateServerCertificate
 
 DOMAIN = "example.com"
@@ -160,6 +165,7 @@ class Probe(protocol.Protocol):
 
     def connectionMade(self) -> None:
         self.factory.secure.append(ISSLTransport.providedBy(self.transport))
+        self.factory.declarations.append(getattr(self.transport, "__provides__", None))
         self.transport.write(b"hello")  # type: ignore[union-attr]
 
 
@@ -168,6 +174,7 @@ class ProbeFactory(protocol.Factory):
 
     def __init__(self) -> None:
         self.secure: list[bool] = []
+        self.declarations: list[object] = []
 
 
 def clientHandshake(port: int, caFile: Path, minimum: ssl.TLSVersion, maximum: ssl.TLSVersion) -> dict[str, Any]:
@@ -225,6 +232,18 @@ class HandshakeTests(unittest.TestCase):
         assert result["alpn"] == ALPN_XMPP_CLIENT.decode()
         assert result["data"] == b"hello"
         assert self.probe.secure == [True]
+
+    async def test_wrapperDeclarationsKept(self) -> None:
+        """
+        Login cost: the interface declarations Twisted's TLS wrapper makes
+        for each connection are the ones held at import, not built again.
+        """
+        port = await self.listen()
+        await threads.deferToThread(
+            clientHandshake, port, self.certPath, ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.MAXIMUM_SUPPORTED
+        )
+        [declaration] = self.probe.declarations
+        assert any(declaration is kept for kept in _TLS_WRAPPER_DECLARATIONS)
 
     async def test_tls12(self) -> None:
         """

@@ -282,6 +282,21 @@ def loadCertificateFile(path: Path) -> x509.Certificate:
         raise CertificateError(f"{path}: {e}") from None
 
 
+#: Certificates whose facts (L{fingerprint}, L{xmppAddrs},
+#: L{clientCertificateProblem}) are kept: a login asks for them several
+#: times (to offer EXTERNAL, to check the login, to describe it), and a
+#: device logs in again and again. Only what the certificate's bytes alone
+#: decide is kept, never validity in time; a failure is not kept.
+CERTIFICATE_FACTS_CACHE_SIZE = 1024
+
+
+def _fingerprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+_cachedFingerprint = lru_cache(maxsize=CERTIFICATE_FACTS_CACHE_SIZE)(_fingerprint)
+
+
 def fingerprint(cert: x509.Certificate) -> str:
     """
     The certificate's SHA-256 fingerprint: the key under which it is
@@ -289,7 +304,7 @@ def fingerprint(cert: x509.Certificate) -> str:
 
     @return: the SHA-256 of the DER, 64 lower-case hex digits.
     """
-    return cert.fingerprint(hashes.SHA256()).hex()
+    return _cachedFingerprint(cert)
 
 
 def displayFingerprint(fp: str) -> str:
@@ -380,13 +395,6 @@ def _xmppAddrs(cert: x509.Certificate) -> tuple[jid.JID, ...]:
             raise CertificateError(f"the certificate's id-on-xmppAddr: {e}") from None
     return tuple(result)
 
-
-#: Certificates whose facts (L{xmppAddrs}, L{clientCertificateProblem}) are
-#: kept: a login asks for them several times (to offer EXTERNAL, to check
-#: the login, to describe it), and a device logs in again and again. Only
-#: what the certificate's bytes alone decide is kept, never validity in
-#: time; a failure is not kept.
-CERTIFICATE_FACTS_CACHE_SIZE = 1024
 
 _cachedXmppAddrs = lru_cache(maxsize=CERTIFICATE_FACTS_CACHE_SIZE)(_xmppAddrs)
 
