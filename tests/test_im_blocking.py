@@ -30,6 +30,7 @@ from tests.test_im_presence import presences as presenceTuples
 from tests.test_im_presence import send as presenceSend
 from tests.test_im_roster import World, makeWorld, put, stored
 from xmppcert.config import IMConfig
+from xmppcert.im import blocking
 from xmppcert.im.blocking import (
     BLOCKING_PRIORITY,
     NS_BLOCKING,
@@ -43,7 +44,7 @@ from xmppcert.im.blocking import (
 )
 from xmppcert.im.carbons import CARBONS_PRIORITY, NS_CARBONS, CarbonsService
 from xmppcert.im.offline import IOfflineFilter, OfflineService
-from xmppcert.routing import INBOUND_BARE, INBOUND_FULL, OUTBOUND, SESSION_ENDED
+from xmppcert.routing import INBOUND_BARE, INBOUND_FULL, OUTBOUND
 from xmppcert.store.interfaces import RosterItem, StoreError
 
 CAROL = "carol@example.com"
@@ -790,30 +791,37 @@ def test_cacheWhileSessions(monkeypatch: pytest.MonkeyPatch) -> None:
     assert alice.received().elements == []
 
 
-def test_cacheKeptWhileSessionEnds(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_offlineListsKeptUntilSessionCheck(monkeypatch: pytest.MonkeyPatch) -> None:
     """
-    XEP-0191 §3.3 on a session's way out: a block list read while the end
-    of the account's last session is being handled (the unavailable
-    presence to its contacts passes the filters then) is kept in memory
-    until the last L{SESSION_ENDED} handler has run, then forgotten.
+    XEP-0191 §3.3 for stanzas sent on behalf of accounts without sessions
+    (answers to probes, a session's unavailable presence): their block
+    lists are read once and kept, the least recently used dropped beyond
+    L{OFFLINE_LISTS_KEPT}, until the next session check forgets them (a
+    change made beside the service, in the store, shows from then on).
     """
     b = Blocking()
     reads = countBlockListReads(monkeypatch, b.h.store)
+    monkeypatch.setattr(blocking, "OFFLINE_LISTS_KEPT", 2)
+
+    def blockList(account: str) -> frozenset[str]:
+        found: frozenset[str] = resultOf(defer.ensureDeferred(b.service.blockList(account)))
+        return found
+
     b.login("alice")
     [session] = b.h.sessions.sessionsOf(jid.JID(ALICE))
-    b.service._cache.clear()
-    during: list[frozenset[str]] = []
-
-    def whileEnding(event: Any) -> None:
-        during.append(resultOf(defer.ensureDeferred(b.service.blockList(ALICE))))
-        during.append(resultOf(defer.ensureDeferred(b.service.blockList(ALICE))))
-
-    b.h.sessions.hooks.add(SESSION_ENDED, whileEnding)
     b.h.sessions.unbind(session)
-    assert len(during) == 2 and reads.count(ALICE) == 1
-    resultOf(defer.ensureDeferred(b.service.blockList(ALICE)))
-    assert reads.count(ALICE) == 2
-    assert b.service._ending == {}
+    for _ in range(2):
+        blockList(ALICE)
+        blockList(BOB)
+    assert reads == [ALICE, BOB]
+    blockList(CAROL)
+    blockList(ALICE)
+    assert reads == [ALICE, BOB, CAROL, ALICE]
+    resultOf(b.h.store.blockJIDs(ALICE, [BOB]))
+    assert blockList(ALICE) == frozenset()
+    b.service.forgetOfflineLists()
+    assert blockList(ALICE) == frozenset({BOB})
+    assert reads == [ALICE, BOB, CAROL, ALICE, ALICE]
 
 
 def test_inboundStoreFailure(monkeypatch: pytest.MonkeyPatch) -> None:

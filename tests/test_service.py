@@ -617,6 +617,24 @@ def test_imLimitsReachTheServices(tmp_path: Path) -> None:
     assert im.private.config().max_private_bytes == 4096
 
 
+def test_sessionCheckForgetsWhatIMKeeps(tmp_path: Path) -> None:
+    """
+    docs/operations.md (more than one server process on a store): each
+    session check forgets the rosters and the block lists of accounts
+    without sessions that the IM services keep, so a change made beside
+    this process shows within C{certificates.session_check_interval}.
+    """
+    root = makeService(makeTestConfig(tmp_path), store=InMemoryAccountStore(), reactor=task.Clock())
+    im = cast(Any, root).im
+    [watcher] = [child for child in root if isinstance(child, RevocationWatcher)]
+    im.roster._cache["alice@example.com"] = {}
+    im.blocking._offline["bob@example.com"] = frozenset()
+    assert watcher.onCheck is not None
+    watcher.onCheck()
+    assert im.roster._cache == {}
+    assert dict(im.blocking._offline) == {}
+
+
 def test_idleParserServiceSweeps() -> None:
     """
     Memory of idle sessions: while the server runs, a stream that received

@@ -547,7 +547,7 @@ def makeService(
     RevocationWatcher(
         store, sessions, clock, certs.revocation_poll_interval, certs.session_check_interval, tracked,
         # Removed accounts leave the rosters kept for presence too.
-        onCheck=im.roster.forgetRosters,
+        onCheck=im.forgetStored,
     ).setServiceParent(root)
     crls = certificateCheckers.revocationCheckers()
     if crls:
@@ -576,7 +576,7 @@ def makeService(
         isAdmin=isAdmin,
         clock=clock,
         scramIterations=config.sasl.scram_iterations,
-        accountRemoved=im.roster.forgetRosters,
+        accountRemoved=im.forgetStored,
     ).install(commands)
     CertificateCommands(manager, channel, isAdmin).install(commands)
     IdleParserService(server.idleParsers, clock).setServiceParent(root)

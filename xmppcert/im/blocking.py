@@ -43,6 +43,7 @@ they send their current presence (section 3.3, 3.4).
 from __future__ import annotations
 
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
@@ -94,10 +95,12 @@ UNBLOCK = f"/iq[@type='set']/unblock[@xmlns='{NS_BLOCKING}']"
 #: stored, nor answered on the user's behalf.
 BLOCKING_PRIORITY = 100
 
-#: Around every other L{SESSION_ENDED} handler: the block list of an account
-#: whose session ends is kept in memory from the first to the last.
-SESSION_ENDING_PRIORITY = 10_000
-SESSION_ENDED_PRIORITY = -10_000
+#: Block lists of accounts without sessions kept in memory (the least
+#: recently used go first), until the next session check: a login's
+#: presence reaches every contact of the user through the filters, and
+#: each offline contact's answer to its probe is sent on that contact's
+#: behalf.
+OFFLINE_LISTS_KEPT = 10_000
 
 #: Where a session's L{Session.info} records that it asked for the block
 #: list, and so gets pushes (section 3.3).
@@ -329,12 +332,10 @@ class BlockingService:
         self.store = store
         self.config = config
         self.clock = clock
-        # Bare JID to block list, for accounts with sessions (or whose
-        # last session's end is being handled: its unavailable presence
-        # passes the filters then).
+        # Bare JID to block list, for accounts with sessions.
         self._cache: dict[str, frozenset[str]] = {}
-        # Bare JID to the number of its sessions whose end is being handled.
-        self._ending: dict[str, int] = {}
+        # Bare JID to block list, for accounts without sessions (a few).
+        self._offline: OrderedDict[str, frozenset[str]] = OrderedDict()
         # Counts changes; a load that saw one happen is not cached.
         self._changes = 0
         # Stanzas this service sends on a user's behalf to JIDs it just
@@ -354,8 +355,7 @@ class BlockingService:
         hooks.add(INBOUND_FULL, self.filterInbound, BLOCKING_PRIORITY)
         hooks.add(INBOUND_BARE, self.filterInbound, BLOCKING_PRIORITY)
         hooks.add(OUTBOUND, self.filterOutbound, BLOCKING_PRIORITY)
-        hooks.add(SESSION_ENDED, self.sessionEnding, SESSION_ENDING_PRIORITY)
-        hooks.add(SESSION_ENDED, self.sessionEnded, SESSION_ENDED_PRIORITY)
+        hooks.add(SESSION_ENDED, self.sessionEnded)
 
     def uninstall(self) -> None:
         """
@@ -365,7 +365,6 @@ class BlockingService:
         hooks.remove(INBOUND_FULL, self.filterInbound)
         hooks.remove(INBOUND_BARE, self.filterInbound)
         hooks.remove(OUTBOUND, self.filterOutbound)
-        hooks.remove(SESSION_ENDED, self.sessionEnding)
         hooks.remove(SESSION_ENDED, self.sessionEnded)
 
     def handlersFor(self, context: StreamContext) -> list[XMPPHandler]:
@@ -380,21 +379,59 @@ class BlockingService:
     async def blockList(self, account: str) -> frozenset[str]:
         """
         The block list of C{account} (a bare JID): from memory while the
-        account has sessions, else from the store.
+        account has sessions, or when it was read since the last session
+        check (L{OFFLINE_LISTS_KEPT}), else from the store.
 
         @raise Exception: one of L{STORE_FAILURES} when the store fails.
         """
-        cached = self._cache.get(account)
+        cached = self._inMemory(account)
         if cached is not None:
             return cached
         changes = self._changes
         loaded = frozenset(await self.store.getBlockList(account))
+        cached = self._inMemory(account)
+        if cached is not None:
+            return cached
+        if changes != self._changes:
+            return loaded
+        if self.sessions.sessionsOf(parseJID(account)):
+            self._cache[account] = loaded
+        else:
+            self._keepOffline(account, loaded)
+        return loaded
+
+    def _inMemory(self, account: str) -> frozenset[str] | None:
         cached = self._cache.get(account)
         if cached is not None:
             return cached
-        if changes == self._changes and (account in self._ending or self.sessions.sessionsOf(parseJID(account))):
-            self._cache[account] = loaded
-        return loaded
+        cached = self._offline.get(account)
+        if cached is None:
+            return None
+        if self.sessions.sessionsOf(parseJID(account)):
+            # The account has sessions again: its list is read afresh once
+            # (it may have changed through another server process).
+            del self._offline[account]
+            return None
+        self._offline.move_to_end(account)
+        return cached
+
+    def _keepOffline(self, account: str, blocked: frozenset[str]) -> None:
+        self._offline[account] = blocked
+        self._offline.move_to_end(account)
+        while len(self._offline) > OFFLINE_LISTS_KEPT:
+            self._offline.popitem(last=False)
+
+    def forgetOfflineLists(self) -> None:
+        """
+        Read the block lists of accounts without sessions from the store
+        again when next needed. Changes made through this service are in
+        memory at once; others (another server process on the same store,
+        an account removed) are not: the server calls this at each session
+        check (C{certificates.session_check_interval}) and when an
+        administrator removes an account.
+        """
+        self._changes += 1
+        self._offline.clear()
 
     def isBlocked(self, account: jid.JID, address: jid.JID) -> defer.Deferred[bool]:
         """
@@ -424,27 +461,20 @@ class BlockingService:
         cached = self._cache.get(account)
         if cached is not None:
             self._cache[account] = update(cached)
-
-    def sessionEnding(self, event: Ended) -> None:
-        """
-        The first L{SESSION_ENDED} handler: the account's list stays in
-        memory while the others run (the presence service tells the
-        contacts the session is gone, through the filters).
-        """
-        account = event.session.jid.userhost()
-        self._ending[account] = self._ending.get(account, 0) + 1
+        cached = self._offline.get(account)
+        if cached is not None:
+            self._offline[account] = update(cached)
 
     def sessionEnded(self, event: Ended) -> None:
         """
-        The last L{SESSION_ENDED} handler: once an account has no session,
-        its list is read from the store again when needed.
+        The L{SESSION_ENDED} handler: once an account has no session, its
+        list joins those of the accounts without sessions.
         """
         account = event.session.jid.userhost()
-        ending = self._ending.pop(account, 0) - 1
-        if ending > 0:
-            self._ending[account] = ending
-        elif not self.sessions.sessionsOf(event.session.jid):
-            self._cache.pop(account, None)
+        if not self.sessions.sessionsOf(event.session.jid):
+            blocked = self._cache.pop(account, None)
+            if blocked is not None:
+                self._keepOffline(account, blocked)
 
     def _storeFailed(self, what: str, account: str, e: BaseException) -> None:
         self._storeFailureLog.emit(
@@ -643,14 +673,14 @@ class BlockingService:
             # Nobody would get it: no need to read a block list (from the
             # store, for an account without sessions).
             return False
-        own = self._cache.get(account.userhost())
+        own = self._inMemory(account.userhost())
         if own is not None:
             if isBlockedBy(own, sender):
                 self._refuseInbound(event)
                 return True
             if not self._checksSender(stanza, sender):
                 return False
-            theirs = self._cache.get(sender.userhost())
+            theirs = self._inMemory(sender.userhost())
             if theirs is not None:
                 if isBlockedBy(theirs, self._senderTarget(event)):
                     self._refuseOutbound(stanza, event.sender)

@@ -68,6 +68,16 @@ class IMServices:
     handlerFactories: list[HandlerFactory]
     features: list[InformationalFeature]
 
+    def forgetStored(self) -> None:
+        """
+        Read again from the store, when next needed, what the services keep
+        of it for presence (rosters, the block lists of accounts without
+        sessions): called at each session check and when an administrator
+        removes an account.
+        """
+        self.roster.forgetRosters()
+        self.blocking.forgetOfflineLists()
+
 
 def installIM(
     sessions: SessionManager, store: Any, clock: IReactorTime, config: Callable[[], IMConfig]
