@@ -397,7 +397,8 @@ def _rosterItemFromRow(row: Sequence[Any]) -> RosterItem:
     return RosterItem(
         contact=contact,
         name=name,
-        groups=tuple(json.loads(groupsJSON)),
+        # Most items have no group: no JSON to decode for them.
+        groups=() if groupsJSON == "[]" else tuple(json.loads(groupsJSON)),
         subscription=subscription,
         askOut=bool(askOut),
         pendingIn=bool(pendingIn),
