@@ -609,7 +609,7 @@ class BlockListFull(StoreError):
     """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RosterItem:
     """
     One contact of an account (RFC 6121 section 2.1.2), with the
