@@ -657,7 +657,7 @@ class BlockingService:
         recipient what comes from a JID it blocked; keep from anyone what
         the server sends on behalf of a local user to a JID that user
         blocked. Decided at once when the block lists it needs are in
-        memory (accounts with sessions).
+        memory (see L{blockList}).
 
         @return: whether the stanza was stopped.
         """

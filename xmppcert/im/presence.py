@@ -230,10 +230,7 @@ class PresenceService:
         hooks.add(INBOUND_BARE, self.inbound, SUBSCRIPTION_PRIORITY, names=PRESENCES)
         hooks.add(INBOUND_FULL, self.inbound, SUBSCRIPTION_PRIORITY, names=PRESENCES)
         hooks.add(PRESENCE_BROADCAST, self.presenceBroadcast)
-        # First at the end of a session: its unavailable presence passes the
-        # hooks while the account's state (its block list) is still in
-        # memory, before the other services forget it.
-        hooks.add(SESSION_ENDED, self.sessionEnded, SUBSCRIPTION_PRIORITY)
+        hooks.add(SESSION_ENDED, self.sessionEnded)
         self.roster.addListener(self)
 
     def uninstall(self) -> None:
